@@ -1,0 +1,37 @@
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::credentials;
+use crate::db;
+use crate::error::{ApiError, Scheme};
+use crate::secret;
+use crate::state::AppState;
+use crate::tokens::ApiToken;
+use crate::tokens::store::{self, TokenRow};
+
+/// Extractor for `Authorization: Bearer mt_…`. Every request reads the token's row,
+/// so a revoked or expired token is refused on its very next use.
+#[derive(Debug, Clone)]
+pub struct TokenAuth(pub TokenRow);
+
+const INVALID: ApiError = ApiError::Unauthorized("invalid or revoked token", Scheme::Bearer);
+
+impl FromRequestParts<AppState> for TokenAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = credentials(&parts.headers, "Bearer")
+            .ok_or(ApiError::Unauthorized("Bearer authentication with an mt_ token required", Scheme::Bearer))?;
+        let token = ApiToken::parse(value).ok_or(INVALID)?;
+        let hash = token.hash();
+        let row = store::find_by_hash(&state.db, &hash).await?.ok_or(INVALID)?;
+        // The index lookup found it; compare once more in constant time for good measure.
+        if !secret::constant_time_eq(&row.token_hash, &hash) {
+            return Err(INVALID);
+        }
+        if row.expires_at.is_some_and(|at| at <= db::now()) {
+            return Err(ApiError::Unauthorized("token expired", Scheme::Bearer));
+        }
+        Ok(Self(row))
+    }
+}

@@ -1,0 +1,85 @@
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use mxgate::config::{ApiConfig, DatabaseConfig, SetupConfig};
+use mxgate::db::Db;
+use mxgate::{server, setup};
+
+/// mxgate — a REST API for WhatsApp whose plumbing is Matrix.
+///
+/// Every flag can also be given as the environment variable shown in its help, or in `.env`.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and the bridge in one process.
+    Serve(ApiConfig),
+    /// Run the HTTP API only.
+    Api(ApiConfig),
+    /// Run the appservice bridge only.
+    Bridge,
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseConfig),
+    /// Write `.env` (keeping existing values), render the homeserver config and the
+    /// two appservice registrations, and migrate the database.
+    Setup {
+        #[command(flatten)]
+        setup: SetupConfig,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `.env` fills in what the environment does not already set.
+    let _ = dotenvy::dotenv();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("MXGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+
+    match Cli::parse().command {
+        Command::Serve(config) => {
+            tracing::warn!("the bridge is not part of this build yet; serving the API only");
+            run_api(config).await
+        }
+        Command::Api(config) => run_api(config).await,
+        Command::Bridge => mxgate_bridge::run().await.context("bridge"),
+        Command::Migrate(database) => {
+            migrated(&database.database_url).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Setup { setup, database } => {
+            setup::run(&setup)?;
+            // Setup may just have written DATABASE_URL's default into .env; read it again.
+            let _ = dotenvy::from_path_override(&setup.env_file);
+            let url = std::env::var("DATABASE_URL").unwrap_or(database.database_url);
+            migrated(&url).await?;
+            tracing::info!(env_file = %setup.env_file.display(), "setup complete");
+            Ok(())
+        }
+    }
+}
+
+async fn migrated(url: &str) -> anyhow::Result<Db> {
+    let db = Db::connect(url).await.context("connecting to the database")?;
+    db.migrate().await.context("migrating the database")?;
+    Ok(db)
+}
+
+async fn run_api(config: ApiConfig) -> anyhow::Result<()> {
+    let db = migrated(&config.database.database_url).await?;
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .with_context(|| format!("binding {}", config.listen_addr))?;
+    server::serve(listener, config, db, server::shutdown_signal()).await?;
+    Ok(())
+}

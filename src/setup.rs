@@ -1,0 +1,247 @@
+//! `mxgate setup`: secrets into `.env`, and the homeserver's configuration rendered
+//! from the templates in `config/`. Re-running keeps every existing value.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use url::Url;
+
+use crate::config::SetupConfig;
+use crate::secret::{random_hex, random_string};
+
+/// Secrets `setup` generates when `.env` lacks them.
+const SECRETS: [&str; 9] = [
+    "CLIENT_SECRET",
+    "MXGATE_API_AS_TOKEN",
+    "MXGATE_API_HS_TOKEN",
+    "MXGATE_BRIDGE_AS_TOKEN",
+    "MXGATE_BRIDGE_HS_TOKEN",
+    "MXGATE_TICKET_KEY",
+    "MXGATE_REGISTRATION_SHARED_SECRET",
+    "SYNAPSE_MACAROON_SECRET_KEY",
+    "SYNAPSE_FORM_SECRET",
+];
+
+/// Plain settings `setup` writes with their defaults, so `.env` shows what can be changed.
+const DEFAULTS: [(&str, &str); 6] = [
+    ("LISTEN_ADDR", "127.0.0.1:8080"),
+    ("DATABASE_URL", "sqlite://data/mxgate.db"),
+    ("MXGATE_SERVER_NAME", "localhost"),
+    ("MXGATE_HOMESERVER_URL", "http://127.0.0.1:8008"),
+    ("MXGATE_BRIDGE_LISTEN_ADDR", "127.0.0.1:29318"),
+    ("MXGATE_IDENTITY_PREFIX", "mt_"),
+];
+
+pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
+    let mut env = read_env(&setup.env_file)?;
+    let before = env.len();
+    env.entry("CLIENT_ID".into()).or_insert_with(|| format!("mxg_{}", random_hex(8)));
+    for key in SECRETS {
+        env.entry(key.into()).or_insert_with(|| random_string(32));
+    }
+    for (key, default) in DEFAULTS {
+        // A value already in the environment (e.g. DATABASE_URL=postgres://…) is the user's choice.
+        let value = std::env::var(key).unwrap_or_else(|_| default.to_owned());
+        env.entry(key.into()).or_insert(value);
+    }
+    write_env(&setup.env_file, &env)?;
+    if env.len() > before {
+        tracing::info!(added = env.len() - before, file = %setup.env_file.display(), "wrote new settings");
+    }
+
+    let homeserver_url: Url = env["MXGATE_HOMESERVER_URL"].parse().context("MXGATE_HOMESERVER_URL")?;
+    let api_url = format!("http://{}", env["LISTEN_ADDR"]);
+    let bridge_url = format!("http://{}", env["MXGATE_BRIDGE_LISTEN_ADDR"]);
+    let synapse_dir = absolute(&setup.data_dir.join("synapse"))?;
+    let params = SynapseParams {
+        server_name: env["MXGATE_SERVER_NAME"].clone(),
+        homeserver_url,
+        synapse_dir,
+        database: SynapseDatabase::Sqlite,
+        registration_shared_secret: env["MXGATE_REGISTRATION_SHARED_SECRET"].clone(),
+        macaroon_secret_key: env["SYNAPSE_MACAROON_SECRET_KEY"].clone(),
+        form_secret: env["SYNAPSE_FORM_SECRET"].clone(),
+        api: Registration {
+            url: api_url,
+            as_token: env["MXGATE_API_AS_TOKEN"].clone(),
+            hs_token: env["MXGATE_API_HS_TOKEN"].clone(),
+            sender_localpart: "mxgate".into(),
+            prefix: env["MXGATE_IDENTITY_PREFIX"].clone(),
+        },
+        bridge: Registration {
+            url: bridge_url,
+            as_token: env["MXGATE_BRIDGE_AS_TOKEN"].clone(),
+            hs_token: env["MXGATE_BRIDGE_HS_TOKEN"].clone(),
+            sender_localpart: "whatsappbot".into(),
+            prefix: "whatsapp_".into(),
+        },
+    };
+    render_synapse(&setup.config_dir, &params)?;
+    tracing::info!(dir = %params.synapse_dir.display(), "rendered the homeserver configuration");
+    Ok(())
+}
+
+/// One appservice registration's values.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub url: String,
+    pub as_token: String,
+    pub hs_token: String,
+    pub sender_localpart: String,
+    /// Localpart prefix of the users (and, for the bridge, aliases) it owns exclusively.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum SynapseDatabase {
+    Sqlite,
+}
+
+/// Everything the Synapse templates need.
+#[derive(Debug, Clone)]
+pub struct SynapseParams {
+    pub server_name: String,
+    pub homeserver_url: Url,
+    pub synapse_dir: PathBuf,
+    pub database: SynapseDatabase,
+    pub registration_shared_secret: String,
+    pub macaroon_secret_key: String,
+    pub form_secret: String,
+    pub api: Registration,
+    pub bridge: Registration,
+}
+
+impl SynapseParams {
+    pub fn config_path(&self) -> PathBuf {
+        self.synapse_dir.join("homeserver.yaml")
+    }
+}
+
+/// Writes `homeserver.yaml` and the two registrations into `params.synapse_dir`.
+pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Result<()> {
+    let dir = &params.synapse_dir;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let port = params.homeserver_url.port_or_known_default().context("homeserver URL without a port")?;
+    let database = match params.database {
+        SynapseDatabase::Sqlite => {
+            format!("  name: sqlite3\n  args:\n    database: \"{}\"", dir.join("homeserver.db").display())
+        }
+    };
+    let server_name_regex = params.server_name.replace('.', "\\\\.");
+    let api_path = dir.join("api-registration.yaml");
+    let bridge_path = dir.join("bridge-registration.yaml");
+    let vars: Vec<(&str, String)> = vec![
+        ("server_name", params.server_name.clone()),
+        ("server_name_regex", server_name_regex),
+        ("homeserver_url", params.homeserver_url.as_str().trim_end_matches('/').to_owned()),
+        ("synapse_dir", dir.display().to_string()),
+        ("synapse_port", port.to_string()),
+        ("synapse_database", database),
+        ("registration_shared_secret", params.registration_shared_secret.clone()),
+        ("macaroon_secret_key", params.macaroon_secret_key.clone()),
+        ("form_secret", params.form_secret.clone()),
+        ("max_upload_size", "100M".into()),
+        ("api_registration_path", api_path.display().to_string()),
+        ("bridge_registration_path", bridge_path.display().to_string()),
+        ("api_appservice_url", params.api.url.clone()),
+        ("api_as_token", params.api.as_token.clone()),
+        ("api_hs_token", params.api.hs_token.clone()),
+        ("api_sender_localpart", params.api.sender_localpart.clone()),
+        ("identity_prefix", params.api.prefix.clone()),
+        ("bridge_appservice_url", params.bridge.url.clone()),
+        ("bridge_as_token", params.bridge.as_token.clone()),
+        ("bridge_hs_token", params.bridge.hs_token.clone()),
+        ("bridge_bot_localpart", params.bridge.sender_localpart.clone()),
+        ("puppet_prefix", params.bridge.prefix.clone()),
+    ];
+    for (template, target) in [
+        ("homeserver.yaml", params.config_path()),
+        ("api-registration.yaml", api_path),
+        ("bridge-registration.yaml", bridge_path),
+    ] {
+        let source = config_dir.join(template);
+        let text = fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
+        write_private(&target, &render(&text, &vars).with_context(|| format!("rendering {template}"))?)?;
+    }
+    Ok(())
+}
+
+/// Replaces `{{name}}` placeholders; a placeholder without a value is an error.
+fn render(template: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
+    let mut out = template.to_owned();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    if let Some(start) = out.find("{{") {
+        let name: String = out[start..].chars().take_while(|&c| c != '}').collect();
+        bail!("no value for placeholder {name}}}}}");
+    }
+    Ok(out)
+}
+
+fn read_env(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    dotenvy::from_path_iter(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .map(|item| item.with_context(|| format!("parsing {}", path.display())))
+        .collect()
+}
+
+fn write_env(path: &Path, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    let mut text = String::from("# Written by `mxgate setup`. Keep it private: it holds every secret of this deployment.\n");
+    for (key, value) in env {
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    write_private(path, &text)
+}
+
+/// Writes a file readable by its owner only: these files hold secrets.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    fs::create_dir_all(path)?;
+    Ok(fs::canonicalize(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_fills_placeholders_and_reports_missing_ones() {
+        let vars = [("a", "1".to_owned())];
+        assert_eq!(render("x={{a}} y={{a}}", &vars).unwrap(), "x=1 y=1");
+        let error = render("{{a}} {{b}}", &vars).unwrap_err().to_string();
+        assert!(error.contains("{{b}}"), "{error}");
+    }
+
+    #[test]
+    fn rerunning_setup_keeps_existing_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = SetupConfig {
+            env_file: dir.path().join(".env"),
+            data_dir: dir.path().join("data"),
+            config_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        };
+        run(&setup).unwrap();
+        let first = read_env(&setup.env_file).unwrap();
+        run(&setup).unwrap();
+        assert_eq!(first, read_env(&setup.env_file).unwrap());
+        assert!(SECRETS.iter().all(|key| first[*key].len() >= 43));
+        let registration = fs::read_to_string(dir.path().join("data/synapse/api-registration.yaml")).unwrap();
+        assert!(registration.contains(&first["MXGATE_API_AS_TOKEN"]));
+    }
+}

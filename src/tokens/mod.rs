@@ -1,0 +1,7 @@
+//! `mt_` API tokens and the Matrix identities they act as.
+
+pub mod routes;
+pub mod service;
+pub mod store;
+
+pub use service::ApiToken;

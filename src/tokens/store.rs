@@ -1,0 +1,89 @@
+use sqlx::{Any, Transaction};
+
+use crate::db::Db;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: String,
+    pub token_hash: String,
+    pub client_id: Option<String>,
+    pub is_admin: bool,
+    pub use_host: bool,
+    pub matrix_user_id: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+pub async fn find_by_hash(db: &Db, token_hash: &str) -> Result<Option<TokenRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+/// Tokens owned by `owner`; `None` is the super admin, who owns the tokens without a credential.
+pub async fn list_owned(db: &Db, owner: Option<&str>) -> Result<Vec<TokenRow>, sqlx::Error> {
+    let query = match owner {
+        Some(_) => "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id = $1 ORDER BY created_at, id",
+        None => "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id IS NULL ORDER BY created_at, id",
+    };
+    let query = sqlx::query_as(query);
+    match owner {
+        Some(owner) => query.bind(owner),
+        None => query,
+    }
+    .fetch_all(&db.pool)
+    .await
+}
+
+pub async fn delete_owned(db: &Db, id: &str, owner: Option<&str>) -> Result<bool, sqlx::Error> {
+    let query = match owner {
+        Some(_) => "DELETE FROM tokens WHERE id = $1 AND client_id = $2",
+        None => "DELETE FROM tokens WHERE id = $1 AND client_id IS NULL",
+    };
+    let query = sqlx::query(query).bind(id);
+    let done = match owner {
+        Some(owner) => query.bind(owner),
+        None => query,
+    }
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn insert(tx: &mut Transaction<'_, Any>, row: &TokenRow) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO tokens (id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&row.id)
+        .bind(&row.token_hash)
+        .bind(&row.client_id)
+        .bind(row.is_admin)
+        .bind(row.use_host)
+        .bind(&row.matrix_user_id)
+        .bind(row.created_at)
+        .bind(row.expires_at)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+}
+
+pub async fn host_identity(db: &Db) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM host_identity WHERE id = 1").fetch_optional(&db.pool).await
+}
+
+pub async fn insert_identity(tx: &mut Transaction<'_, Any>, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO matrix_identities (user_id, created_at) VALUES ($1, $2)")
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+}
+
+/// Fails with a unique violation when another request made the host first.
+pub async fn insert_host(tx: &mut Transaction<'_, Any>, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO host_identity (id, user_id) VALUES (1, $1)")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+}

@@ -1,0 +1,130 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AddressPolicy;
+use super::store::{self, WebhookRow};
+use crate::db;
+use crate::error::{ApiError, ApiResult};
+use crate::secret;
+use crate::state::AppState;
+use crate::time::Timestamp;
+use crate::tokens::store::TokenRow;
+
+/// Webhooks one token may have; more is almost certainly a client bug.
+pub const MAX_PER_TOKEN: usize = 10;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// http(s) URL that receives the JSON POSTs.
+    #[schema(example = "https://example.com/mxgate/webhook")]
+    pub url: String,
+    /// Defaults to `true`.
+    #[serde(default = "enabled")]
+    pub active: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookChange {
+    pub url: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    pub active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl From<WebhookRow> for Webhook {
+    fn from(row: WebhookRow) -> Self {
+        Self {
+            id: row.id,
+            url: row.url,
+            active: row.active,
+            created_at: Timestamp(row.created_at),
+            updated_at: Timestamp(row.updated_at),
+        }
+    }
+}
+
+fn policy(state: &AppState) -> AddressPolicy {
+    AddressPolicy {
+        allow_loopback: state.config.webhook_allow_loopback,
+        allow_private: state.config.webhook_allow_private,
+    }
+}
+
+async fn checked_url(state: &AppState, url: &str) -> ApiResult<String> {
+    let url = policy(state).check(url).await.map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    Ok(url.into())
+}
+
+fn ensure_unique_url(existing: &[WebhookRow], url: &str, except: Option<&str>) -> ApiResult<()> {
+    if existing.iter().any(|w| w.url == url && Some(w.id.as_str()) != except) {
+        return Err(ApiError::Conflict("this token already has a webhook with that url".into()));
+    }
+    Ok(())
+}
+
+/// Returns the webhook and its signing secret, which is never shown again.
+pub async fn create(state: &AppState, token: &TokenRow, new: NewWebhook) -> ApiResult<(Webhook, String)> {
+    let url = checked_url(state, &new.url).await?;
+    let existing = store::list_for_token(&state.db, &token.id).await?;
+    if existing.len() >= MAX_PER_TOKEN {
+        return Err(ApiError::Conflict(format!("a token has at most {MAX_PER_TOKEN} webhooks")));
+    }
+    ensure_unique_url(&existing, &url, None)?;
+    let now = db::now();
+    let row = WebhookRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        token_id: token.id.clone(),
+        url,
+        active: new.active,
+        secret: secret::random_string(32),
+        created_at: now,
+        updated_at: now,
+    };
+    store::insert(&state.db, &row).await?;
+    let signing_secret = row.secret.clone();
+    Ok((row.into(), signing_secret))
+}
+
+pub async fn list(state: &AppState, token: &TokenRow) -> ApiResult<Vec<Webhook>> {
+    Ok(store::list_for_token(&state.db, &token.id).await?.into_iter().map(Webhook::from).collect())
+}
+
+pub async fn update(state: &AppState, token: &TokenRow, id: &str, change: WebhookChange) -> ApiResult<Webhook> {
+    if change.url.is_none() && change.active.is_none() {
+        return Err(ApiError::unprocessable("give at least one of url, active"));
+    }
+    let mut row = store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
+    if let Some(url) = change.url {
+        let url = checked_url(state, &url).await?;
+        ensure_unique_url(&store::list_for_token(&state.db, &token.id).await?, &url, Some(id))?;
+        row.url = url;
+    }
+    if let Some(active) = change.active {
+        row.active = active;
+    }
+    row.updated_at = db::now();
+    if !store::update(&state.db, &row).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    Ok(row.into())
+}
+
+pub async fn delete(state: &AppState, token: &TokenRow, id: &str) -> ApiResult<()> {
+    if !store::delete_for_token(&state.db, id, &token.id).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    Ok(())
+}
