@@ -21,7 +21,11 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Args)]
 pub struct HomeserverConfig {
     /// Client-server API base URL of the homeserver.
-    #[arg(long, env = "MXGATE_HOMESERVER_URL", default_value = "http://127.0.0.1:8008")]
+    #[arg(
+        long,
+        env = "MXGATE_HOMESERVER_URL",
+        default_value = "http://127.0.0.1:8008"
+    )]
     pub homeserver_url: Url,
 
     /// The homeserver's server name (the part after `:` in user ids).
@@ -37,7 +41,11 @@ pub struct HomeserverConfig {
     pub api_hs_token: Secret,
 
     /// Synapse's `registration_shared_secret`, used to set the password a person logs in with.
-    #[arg(long, env = "MXGATE_REGISTRATION_SHARED_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "MXGATE_REGISTRATION_SHARED_SECRET",
+        hide_env_values = true
+    )]
     pub registration_shared_secret: Option<Secret>,
 
     /// Localpart prefix of token identities; must match the API registration's user namespace.
@@ -94,7 +102,8 @@ pub struct ApiConfig {
 impl ApiConfig {
     pub fn public_url(&self) -> Url {
         self.public_url.clone().unwrap_or_else(|| {
-            Url::parse(&format!("http://{}", self.listen_addr)).expect("a socket address is a valid host")
+            Url::parse(&format!("http://{}", self.listen_addr))
+                .expect("a socket address is a valid host")
         })
     }
 }

@@ -111,7 +111,10 @@ impl IntoResponse for ApiError {
             // The detail goes to the log only; the client sees the generic message.
             tracing::error!(error = ?self, "request failed");
         }
-        let body = ErrorBody { error: self.code(), message: self.to_string() };
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
@@ -120,7 +123,10 @@ impl IntoResponse for ApiError {
                     Scheme::Basic => r#"Basic realm="mxgate", charset="UTF-8""#,
                     Scheme::Bearer => r#"Bearer realm="mxgate""#,
                 };
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
             }
             Self::TooManyRequests { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

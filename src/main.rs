@@ -42,7 +42,9 @@ async fn main() -> anyhow::Result<()> {
     // `.env` fills in what the environment does not already set.
     let _ = dotenvy::dotenv();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("MXGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("MXGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
 
     match Cli::parse().command {
@@ -70,7 +72,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn migrated(url: &str) -> anyhow::Result<Db> {
-    let db = Db::connect(url).await.context("connecting to the database")?;
+    let db = Db::connect(url)
+        .await
+        .context("connecting to the database")?;
     db.migrate().await.context("migrating the database")?;
     Ok(db)
 }

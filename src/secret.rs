@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -65,7 +65,11 @@ pub fn hash_password(secret: &str) -> String {
 /// Argon2's verification compares in constant time.
 pub fn verify_password(secret: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &hash)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

@@ -20,9 +20,12 @@ pub async fn serve(
     crate::health::prometheus();
     let (router, _) = routes::app(AppState::new(config, db));
     tracing::info!(addr = %listener.local_addr()?, "API listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -21,7 +21,12 @@ impl AppState {
     pub fn new(config: ApiConfig, db: Db) -> Self {
         let homeserver = Homeserver::new(config.homeserver.clone());
         let throttle = AuthThrottle::per_minute(config.auth_failures_per_minute);
-        Self(Arc::new(Inner { config, db, homeserver, throttle }))
+        Self(Arc::new(Inner {
+            config,
+            db,
+            homeserver,
+            throttle,
+        }))
     }
 }
 

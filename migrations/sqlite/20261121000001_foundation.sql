@@ -1,9 +1,10 @@
+-- Flags are INTEGER 0/1 here: sqlx's Any driver reads SQLite booleans only as integers (see db::Flag).
 -- Credentials issued by the super admin. The super admin itself lives in .env only.
 CREATE TABLE credentials (
     client_id   TEXT PRIMARY KEY NOT NULL,
     description TEXT NOT NULL,
     secret_hash TEXT NOT NULL,
-    active      BOOLEAN NOT NULL,
+    active      INTEGER NOT NULL,
     scopes      TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL
@@ -25,8 +26,8 @@ CREATE TABLE tokens (
     id             TEXT PRIMARY KEY NOT NULL,
     token_hash     TEXT NOT NULL UNIQUE,
     client_id      TEXT REFERENCES credentials (client_id) ON DELETE CASCADE,
-    is_admin       BOOLEAN NOT NULL,
-    use_host       BOOLEAN NOT NULL,
+    is_admin       INTEGER NOT NULL,
+    use_host       INTEGER NOT NULL,
     matrix_user_id TEXT NOT NULL REFERENCES matrix_identities (user_id),
     created_at     BIGINT NOT NULL,
     expires_at     BIGINT
@@ -37,7 +38,7 @@ CREATE TABLE webhooks (
     id         TEXT PRIMARY KEY NOT NULL,
     token_id   TEXT NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
     url        TEXT NOT NULL,
-    active     BOOLEAN NOT NULL,
+    active     INTEGER NOT NULL,
     secret     TEXT NOT NULL,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL

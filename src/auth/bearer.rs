@@ -20,11 +20,15 @@ impl FromRequestParts<AppState> for TokenAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = credentials(&parts.headers, "Bearer")
-            .ok_or(ApiError::Unauthorized("Bearer authentication with an mt_ token required", Scheme::Bearer))?;
+        let value = credentials(&parts.headers, "Bearer").ok_or(ApiError::Unauthorized(
+            "Bearer authentication with an mt_ token required",
+            Scheme::Bearer,
+        ))?;
         let token = ApiToken::parse(value).ok_or(INVALID)?;
         let hash = token.hash();
-        let row = store::find_by_hash(&state.db, &hash).await?.ok_or(INVALID)?;
+        let row = store::find_by_hash(&state.db, &hash)
+            .await?
+            .ok_or(INVALID)?;
         // The index lookup found it; compare once more in constant time for good measure.
         if !secret::constant_time_eq(&row.token_hash, &hash) {
             return Err(INVALID);

@@ -7,7 +7,9 @@ pub struct TokenRow {
     pub id: String,
     pub token_hash: String,
     pub client_id: Option<String>,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub is_admin: bool,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub use_host: bool,
     pub matrix_user_id: String,
     pub created_at: i64,
@@ -24,8 +26,12 @@ pub async fn find_by_hash(db: &Db, token_hash: &str) -> Result<Option<TokenRow>,
 /// Tokens owned by `owner`; `None` is the super admin, who owns the tokens without a credential.
 pub async fn list_owned(db: &Db, owner: Option<&str>) -> Result<Vec<TokenRow>, sqlx::Error> {
     let query = match owner {
-        Some(_) => "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id = $1 ORDER BY created_at, id",
-        None => "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id IS NULL ORDER BY created_at, id",
+        Some(_) => {
+            "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id = $1 ORDER BY created_at, id"
+        }
+        None => {
+            "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id IS NULL ORDER BY created_at, id"
+        }
     };
     let query = sqlx::query_as(query);
     match owner {
@@ -67,10 +73,16 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, row: &TokenRow) -> Result<(),
 }
 
 pub async fn host_identity(db: &Db) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT user_id FROM host_identity WHERE id = 1").fetch_optional(&db.pool).await
+    sqlx::query_scalar("SELECT user_id FROM host_identity WHERE id = 1")
+        .fetch_optional(&db.pool)
+        .await
 }
 
-pub async fn insert_identity(tx: &mut Transaction<'_, Any>, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn insert_identity(
+    tx: &mut Transaction<'_, Any>,
+    user_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO matrix_identities (user_id, created_at) VALUES ($1, $2)")
         .bind(user_id)
         .bind(now)

@@ -41,13 +41,23 @@ async fn create_webhook(
     Json(new): Json<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
     let (webhook, secret) = service::create(&state, &token, new).await?;
-    Ok((StatusCode::CREATED, Json(WebhookCreated { message: "Webhook created".into(), webhook, secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookCreated {
+            message: "Webhook created".into(),
+            webhook,
+            secret,
+        }),
+    ))
 }
 
 /// List this token's webhooks.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = Vec<Webhook>), (status = 401, body = ErrorBody)))]
-async fn list_webhooks(State(state): State<AppState>, TokenAuth(token): TokenAuth) -> ApiResult<Json<Vec<Webhook>>> {
+async fn list_webhooks(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+) -> ApiResult<Json<Vec<Webhook>>> {
     Ok(Json(service::list(&state, &token).await?))
 }
 

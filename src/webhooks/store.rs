@@ -5,6 +5,7 @@ pub struct WebhookRow {
     pub id: String,
     pub token_id: String,
     pub url: String,
+    #[sqlx(try_from = "crate::db::Flag")]
     pub active: bool,
     /// HMAC key for signing deliveries; kept in clear because signing needs it.
     pub secret: String,
@@ -19,7 +20,11 @@ pub async fn list_for_token(db: &Db, token_id: &str) -> Result<Vec<WebhookRow>, 
         .await
 }
 
-pub async fn find_for_token(db: &Db, id: &str, token_id: &str) -> Result<Option<WebhookRow>, sqlx::Error> {
+pub async fn find_for_token(
+    db: &Db,
+    id: &str,
+    token_id: &str,
+) -> Result<Option<WebhookRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, token_id, url, active, secret, created_at, updated_at FROM webhooks WHERE id = $1 AND token_id = $2")
         .bind(id)
         .bind(token_id)

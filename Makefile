@@ -1,0 +1,42 @@
+# mxgate — `make run` brings up the whole stack, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SYNAPSE_VERSION := 1.163.2
+VENV := .venv
+SYNAPSE_STAMP := $(VENV)/.synapse-$(SYNAPSE_VERSION)
+RELEASE_BIN := target/release/mxgate
+
+.PHONY: help synapse build setup run stop test migrate-up
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(SYNAPSE_STAMP):
+	@echo "==> installing matrix-synapse $(SYNAPSE_VERSION) into $(VENV)"
+	@python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check "matrix-synapse==$(SYNAPSE_VERSION)"
+	@touch $@
+
+synapse: $(SYNAPSE_STAMP) ## Install the pinned Synapse into .venv
+
+build: ## Build the release binary
+	@cargo build -q --release --bin mxgate
+
+setup: synapse build ## Write .env and secrets, render Synapse's config, migrate (keeps existing values)
+	@$(RELEASE_BIN) setup
+	@$(VENV)/bin/python -m synapse.app.homeserver -c data/synapse/homeserver.yaml --generate-keys >/dev/null
+
+run: setup ## Start Synapse in the background and mxgate in the foreground
+	@scripts/synapse.sh start
+	@echo $$$$ > data/mxgate.pid; exec $(RELEASE_BIN) serve
+
+stop: ## Stop what `make run` started
+	@if [ -f data/mxgate.pid ] && kill $$(cat data/mxgate.pid) 2>/dev/null; then echo "mxgate stopped"; fi; rm -f data/mxgate.pid
+	@scripts/synapse.sh stop
+
+migrate-up: build ## Apply database migrations (DATABASE_URL or .env)
+	@$(RELEASE_BIN) migrate
+
+test: synapse ## Run every test on SQLite and on PostgreSQL (started from Debian's packages if none answers)
+	@scripts/test.sh

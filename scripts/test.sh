@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make test`: every test on SQLite, then the store-backed tests again on PostgreSQL.
+# Each test run starts one Synapse of its own (tests/common); nothing here mocks Matrix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+# cargo test, minus the blank lines, banners and progress dots; its status is kept.
+quiet_test() { "$@" 2>&1 | { grep -vE '^\s*$|^running [0-9]+ tests?$|^\.+$' || true; }; }
+
+# A PostgreSQL to test against: the machine's own on 5432 when it answers, otherwise a
+# throwaway cluster from Debian's packages on a port of our own.
+postgres_url() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "postgres://postgres@127.0.0.1:5432/postgres"; return
+  fi
+  local port=55432 dir=/tmp/mxgate-test-pg
+  if ! pg_isready -q -h 127.0.0.1 -p "$port" 2>/dev/null; then
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+      log "installing PostgreSQL from Debian's packages" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq >&2 && apt-get install -y -qq postgresql >/dev/null
+    fi
+    local bin; bin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+    rm -rf "$dir"; mkdir -p "$dir"; chown postgres "$dir"
+    log "starting a throwaway PostgreSQL on 127.0.0.1:$port" >&2
+    su postgres -c "$bin/initdb -q -A trust -U postgres -D $dir/data" >&2
+    su postgres -c "$bin/pg_ctl -s -w -D $dir/data -l $dir/log -o '-h 127.0.0.1 -p $port -k $dir'" start >&2
+  fi
+  echo "postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+log "cargo fmt and clippy"
+cargo fmt --all -- --check
+cargo clippy -q --all-targets -- -D warnings
+
+log "tests on SQLite"
+quiet_test cargo test -q --workspace
+
+pg=$(postgres_url)
+log "store tests on PostgreSQL ($pg)"
+MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --test api

@@ -1,0 +1,11 @@
+//! Stories against a real mxgate, a real Synapse and a real database.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod credentials;
+mod http;
+mod matrix_login;
+mod openapi;
+mod tokens;
+mod webhooks;

@@ -1,0 +1,146 @@
+//! One real Synapse per test process, started on first use and stopped when the
+//! process exits (a watchdog shell kills it, so even a panicking run leaves none behind).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mxgate::secret::random_string;
+use mxgate::setup::{Registration, SynapseDatabase, SynapseParams, render_synapse};
+use url::Url;
+
+pub struct Synapse {
+    pub url: Url,
+    pub server_name: String,
+    pub registration_shared_secret: String,
+    pub api: Registration,
+    pub log: PathBuf,
+}
+
+pub fn synapse() -> &'static Synapse {
+    static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+    SYNAPSE.get_or_init(start)
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn start() -> Synapse {
+    let python = std::env::var("MXGATE_SYNAPSE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: run `make synapse` (make test does)",
+        python.display()
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("mxgate-synapse-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let url: Url = format!("http://127.0.0.1:{}", free_port()).parse().unwrap();
+    let registration = |prefix: &str, localpart: &str| Registration {
+        // No appservice endpoint is needed until events must be pushed to one.
+        url: format!("http://127.0.0.1:{}", free_port()),
+        as_token: random_string(32),
+        hs_token: random_string(32),
+        sender_localpart: localpart.into(),
+        prefix: prefix.into(),
+    };
+    let params = SynapseParams {
+        server_name: "mxgate.test".into(),
+        homeserver_url: url.clone(),
+        synapse_dir: dir.clone(),
+        database: SynapseDatabase::Sqlite,
+        registration_shared_secret: random_string(32),
+        macaroon_secret_key: random_string(32),
+        form_secret: random_string(32),
+        api: registration("mt_", "mxgate"),
+        bridge: registration("whatsapp_", "whatsappbot"),
+    };
+    render_synapse(&repo().join("config"), &params).unwrap();
+    let config = params.config_path();
+    let status = Command::new(&python)
+        .args(["-m", "synapse.app.homeserver", "-c"])
+        .arg(&config)
+        .arg("--generate-keys")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "synapse --generate-keys failed");
+
+    let log = dir.join("homeserver.log");
+    let watchdog = format!(
+        r#""$0" -m synapse.app.homeserver -c "$1" >"$2" 2>&1 & child=$!
+        while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done
+        kill $child 2>/dev/null; wait $child; rm -rf "$3""#,
+        parent = std::process::id()
+    );
+    // The watchdog must outlive this process to clean up after it, so it is never waited on.
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh")
+        .args(["-c", &watchdog])
+        .arg(&python)
+        .arg(&config)
+        .arg(&log)
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !healthy(&url) {
+        assert!(
+            Instant::now() < deadline,
+            "Synapse did not start; log:\n{}",
+            tail(&log)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Synapse {
+        url,
+        server_name: params.server_name,
+        registration_shared_secret: params.registration_shared_secret,
+        api: params.api,
+        log,
+    }
+}
+
+fn healthy(url: &Url) -> bool {
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let Ok(mut stream) = TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
