@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*"; }
 # cargo test, minus the blank lines, banners and progress dots; its status is kept.
-quiet_test() { "$@" 2>&1 | { grep -vE '^\s*$|^running [0-9]+ tests?$|^\.+$' || true; }; }
+quiet_test() { "$@" 2>&1 | { grep -vE '^\s*$|^running [0-9]+ tests?$|^\.+$|^test result: ok\. 0 passed' || true; }; }
 
 # A PostgreSQL to test against: the machine's own on 5432 when it answers, otherwise a
 # throwaway cluster from Debian's packages on a port of our own.
@@ -35,8 +35,12 @@ cargo fmt --all -- --check
 cargo clippy -q --all-targets -- -D warnings
 
 log "tests on SQLite"
-quiet_test cargo test -q --workspace
+quiet_test cargo test -q --workspace --all-targets
 
 pg=$(postgres_url)
+# Every test makes its own database; the ones a previous run left are dropped first.
+for db in $(psql "$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'mxgate_test_%'"); do
+  psql "$pg" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+done
 log "store tests on PostgreSQL ($pg)"
 MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --test api
