@@ -7,30 +7,15 @@ use std::path::PathBuf;
 use clap::Args;
 use url::Url;
 
-use crate::secret::Secret;
+pub use mxgate_bridge::config::{BridgeConfig, DatabaseConfig, NetworkKind, ProvisioningConfig, ServerConfig};
 
-/// Where the store lives.
-#[derive(Debug, Clone, Args)]
-pub struct DatabaseConfig {
-    /// sqlx URL of mxgate's store: `sqlite://path` or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mxgate.db")]
-    pub database_url: String,
-}
+use crate::secret::Secret;
 
 /// The homeserver and the API's appservice registration on it.
 #[derive(Debug, Clone, Args)]
 pub struct HomeserverConfig {
-    /// Client-server API base URL of the homeserver.
-    #[arg(
-        long,
-        env = "MXGATE_HOMESERVER_URL",
-        default_value = "http://127.0.0.1:8008"
-    )]
-    pub homeserver_url: Url,
-
-    /// The homeserver's server name (the part after `:` in user ids).
-    #[arg(long, env = "MXGATE_SERVER_NAME", default_value = "localhost")]
-    pub server_name: String,
+    #[command(flatten)]
+    pub server: ServerConfig,
 
     /// `as_token` of the API's appservice registration.
     #[arg(long, env = "MXGATE_API_AS_TOKEN", hide_env_values = true)]
@@ -41,11 +26,7 @@ pub struct HomeserverConfig {
     pub api_hs_token: Secret,
 
     /// Synapse's `registration_shared_secret`, used to set the password a person logs in with.
-    #[arg(
-        long,
-        env = "MXGATE_REGISTRATION_SHARED_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MXGATE_REGISTRATION_SHARED_SECRET", hide_env_values = true)]
     pub registration_shared_secret: Option<Secret>,
 
     /// Localpart prefix of token identities; must match the API registration's user namespace.
@@ -97,13 +78,35 @@ pub struct ApiConfig {
 
     #[command(flatten)]
     pub homeserver: HomeserverConfig,
+
+    #[command(flatten)]
+    pub provisioning: ProvisioningConfig,
+
+    /// Seconds a per-recipient send waits for WhatsApp to accept the message.
+    #[arg(long, env = "MXGATE_SEND_TIMEOUT_SECS", default_value_t = 30)]
+    pub send_timeout_secs: u64,
+
+    /// Largest file accepted by `POST /devices/{id}/message`, in bytes.
+    #[arg(long, env = "MXGATE_MAX_FILE_SIZE", default_value_t = 16 * 1024 * 1024)]
+    pub max_file_size: usize,
+
+    /// Key that signs the WebSocket tickets of device linking (HS256).
+    #[arg(long, env = "MXGATE_TICKET_KEY", hide_env_values = true)]
+    pub ticket_key: Secret,
+
+    /// Delivery attempts per webhook event before it is given up.
+    #[arg(long, env = "MXGATE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
+    pub webhook_max_attempts: u32,
+
+    /// First retry delay of webhook deliveries, in milliseconds; it doubles per attempt, with jitter.
+    #[arg(long, env = "MXGATE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
+    pub webhook_retry_base_ms: u64,
 }
 
 impl ApiConfig {
     pub fn public_url(&self) -> Url {
         self.public_url.clone().unwrap_or_else(|| {
-            Url::parse(&format!("http://{}", self.listen_addr))
-                .expect("a socket address is a valid host")
+            Url::parse(&format!("http://{}", self.listen_addr)).expect("a socket address is a valid host")
         })
     }
 }

@@ -45,6 +45,8 @@ pub enum ApiError {
     Homeserver(#[from] HomeserverError),
     #[error("{0}")]
     NotSupported(String),
+    #[error("the bridge is unavailable: {0}")]
+    BridgeUnavailable(String),
     #[error("internal error")]
     Database(#[from] sqlx::Error),
     #[error("internal error")]
@@ -77,6 +79,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Homeserver(_) => StatusCode::BAD_GATEWAY,
             Self::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::BridgeUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +98,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Homeserver(_) => "homeserver_unavailable",
             Self::NotSupported(_) => "not_supported",
+            Self::BridgeUnavailable(_) => "bridge_unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -111,10 +115,7 @@ impl IntoResponse for ApiError {
             // The detail goes to the log only; the client sees the generic message.
             tracing::error!(error = ?self, "request failed");
         }
-        let body = ErrorBody {
-            error: self.code(),
-            message: self.to_string(),
-        };
+        let body = ErrorBody { error: self.code(), message: self.to_string() };
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match &self {
@@ -123,10 +124,7 @@ impl IntoResponse for ApiError {
                     Scheme::Basic => r#"Basic realm="mxgate", charset="UTF-8""#,
                     Scheme::Bearer => r#"Bearer realm="mxgate""#,
                 };
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
             Self::TooManyRequests { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

@@ -15,9 +15,7 @@ use crate::extract::Json;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,14 +38,8 @@ pub struct Check {
 impl<E: std::fmt::Display> From<Result<(), E>> for Check {
     fn from(result: Result<(), E>) -> Self {
         match result {
-            Ok(()) => Self {
-                ok: true,
-                error: None,
-            },
-            Err(e) => Self {
-                ok: false,
-                error: Some(e.to_string()),
-            },
+            Ok(()) => Self { ok: true, error: None },
+            Err(e) => Self { ok: false, error: Some(e.to_string()) },
         }
     }
 }
@@ -59,37 +51,19 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let (database, homeserver) = tokio::join!(state.db.ping(), state.homeserver.ping());
     let (database, homeserver) = (Check::from(database), Check::from(homeserver));
     let healthy = database.ok && homeserver.ok;
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(Health {
-            status: if healthy { "ok" } else { "degraded" },
-            database,
-            homeserver,
-        }),
-    )
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Health { status: if healthy { "ok" } else { "degraded" }, database, homeserver }))
 }
 
 /// The process-wide Prometheus recorder; installed once, whatever the number of apps.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        PrometheusBuilder::new()
-            .install_recorder()
-            .expect("no other metrics recorder is installed")
-    })
+    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().expect("no other metrics recorder is installed"))
 }
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        prometheus().render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
 }

@@ -2,18 +2,23 @@
 //!
 //! HTTP layer (`*/routes.rs`) → services (`*/service.rs`) → storage (`*/store.rs`).
 
+pub mod appservice;
 pub mod auth;
+pub mod bridge_client;
 pub mod config;
 pub mod credentials;
-pub mod db;
+pub use mxgate_bridge::db;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod matrix;
+pub mod messages;
 pub mod routes;
 pub mod secret;
 pub mod server;
 pub mod setup;
+pub mod sim;
 pub mod state;
 pub mod time;
 pub mod tokens;

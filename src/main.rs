@@ -3,7 +3,8 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use mxgate::config::{ApiConfig, DatabaseConfig, SetupConfig};
+use clap::Args;
+use mxgate::config::{ApiConfig, BridgeConfig, DatabaseConfig, SetupConfig};
 use mxgate::db::Db;
 use mxgate::{server, setup};
 
@@ -20,8 +21,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the bridge in one process.
-    Serve(ApiConfig),
-    /// Run the HTTP API only.
+    Serve(ServeArgs),
+    /// Run the HTTP API only (the bridge runs elsewhere, at MXGATE_BRIDGE_URL).
     Api(ApiConfig),
     /// Run the appservice bridge only.
     Bridge,
@@ -37,23 +38,33 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    api: ApiConfig,
+    #[command(flatten)]
+    bridge: BridgeConfig,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `.env` fills in what the environment does not already set.
     let _ = dotenvy::dotenv();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("MXGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env("MXGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
     match Cli::parse().command {
-        Command::Serve(config) => {
-            tracing::warn!("the bridge is not part of this build yet; serving the API only");
-            run_api(config).await
+        Command::Serve(ServeArgs { api, bridge }) => {
+            let listener = TcpListener::bind(bridge.bridge_listen_addr)
+                .await
+                .with_context(|| format!("binding {}", bridge.bridge_listen_addr))?;
+            run_api(api, Some(server::BridgePart { config: bridge, listener })).await
         }
-        Command::Api(config) => run_api(config).await,
-        Command::Bridge => mxgate_bridge::run().await.context("bridge"),
+        Command::Api(config) => run_api(config, None).await,
+        Command::Bridge => {
+            anyhow::bail!("the bridge runs inside `mxgate serve` in this build; a separate bridge process is not supported yet")
+        }
         Command::Migrate(database) => {
             migrated(&database.database_url).await?;
             tracing::info!("migrations applied");
@@ -72,18 +83,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn migrated(url: &str) -> anyhow::Result<Db> {
-    let db = Db::connect(url)
-        .await
-        .context("connecting to the database")?;
+    let db = Db::connect(url).await.context("connecting to the database")?;
     db.migrate().await.context("migrating the database")?;
     Ok(db)
 }
 
-async fn run_api(config: ApiConfig) -> anyhow::Result<()> {
+async fn run_api(config: ApiConfig, bridge: Option<server::BridgePart>) -> anyhow::Result<()> {
     let db = migrated(&config.database.database_url).await?;
-    let listener = TcpListener::bind(config.listen_addr)
-        .await
-        .with_context(|| format!("binding {}", config.listen_addr))?;
-    server::serve(listener, config, db, server::shutdown_signal()).await?;
-    Ok(())
+    let listener =
+        TcpListener::bind(config.listen_addr).await.with_context(|| format!("binding {}", config.listen_addr))?;
+    server::serve(listener, config, bridge, db, server::shutdown_signal()).await
 }

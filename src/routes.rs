@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, Method, Uri};
 use axum::middleware::{self, Next};
@@ -22,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{credentials, health, matrix, tokens, webhooks};
+use crate::{appservice, credentials, devices, health, matrix, messages, sim, tokens, webhooks};
 
 /// A response that only says what happened.
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,9 +34,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
+        Self { message: message.into() }
     }
 }
 
@@ -48,6 +47,10 @@ impl Message {
         (name = "tokens", description = "mt_ tokens (Basic auth)"),
         (name = "webhooks", description = "Where incoming messages are delivered (Bearer)"),
         (name = "matrix", description = "Opening a token's identity in a Matrix client (Bearer)"),
+        (name = "devices", description = "Linking WhatsApp accounts by QR code (Bearer)"),
+        (name = "messages", description = "Sending from a linked device (Bearer)"),
+        (name = "appservice", description = "The homeserver's pushes to the API (hs_token)"),
+        (name = "sim", description = "The simulator's control surface, only with --network sim"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -63,32 +66,47 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
         components.add_security_scheme(
+            "homeserver",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("hs_token").build()),
+        );
+        components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("mt_…")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("mt_…").build()),
         );
     }
 }
+
+/// Homeserver transactions carry up to 100 events with their content.
+const APPSERVICE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application, with its OpenAPI document.
 pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let body_limit = state.config.body_limit;
+    // Files travel only to the message route; everything else keeps the small limit.
+    let file_limit = state.config.max_file_size + 1024 * 1024;
     let api = OpenApiRouter::new()
         .merge(credentials::routes::router())
         .merge(tokens::routes::router())
         .merge(webhooks::routes::router())
-        .merge(matrix::routes::router());
-    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(matrix::routes::router())
+        .merge(devices::routes::router())
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .merge(
+            messages::routes::router()
+                .layer(RequestBodyLimitLayer::new(file_limit))
+                .layer(DefaultBodyLimit::max(file_limit)),
+        );
+    let mut root = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .merge(health::router())
-        .split_for_parts();
+        .merge(appservice::router().layer(RequestBodyLimitLayer::new(APPSERVICE_BODY_LIMIT)));
+    if state.sim.is_some() {
+        root = root.merge(sim::router().layer(RequestBodyLimitLayer::new(file_limit)));
+    }
+    let (router, openapi) = root.split_for_parts();
 
-    let body_limit = state.config.body_limit;
     let router = router
         .route_layer(middleware::from_fn(record_metrics))
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi.clone()))
@@ -106,7 +124,6 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
                 .layer(middleware::from_fn(json_limit_errors))
-                .layer(RequestBodyLimitLayer::new(body_limit))
                 .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(60))),
         );
     (router, openapi)
@@ -124,10 +141,7 @@ async fn method_not_allowed() -> ApiError {
 async fn json_limit_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
-        && !response
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+        && !response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
     {
         return ApiError::PayloadTooLarge.into_response();
     }
@@ -138,15 +152,11 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     // The route template, not the raw path, so ids do not explode the label set.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("mxgate_http_requests_total", &labels).increment(1);
-    metrics::histogram!("mxgate_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("mxgate_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
 }

@@ -65,11 +65,7 @@ pub fn hash_password(secret: &str) -> String {
 /// Argon2's verification compares in constant time.
 pub fn verify_password(secret: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|hash| {
-            Argon2::default()
-                .verify_password(secret.as_bytes(), &hash)
-                .is_ok()
-        })
+        .map(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
         .unwrap_or(false)
 }
 

@@ -1,8 +1,14 @@
-//! Running the API on a listener until shutdown.
+//! Running the API, and the bridge beside it, until shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use mxgate_bridge::Bridge;
+use mxgate_bridge::config::{BridgeConfig, NetworkKind};
+use mxgate_bridge::network::Network;
+use mxgate_bridge::network::sim::SimNetwork;
 use tokio::net::TcpListener;
 
 use crate::config::ApiConfig;
@@ -10,22 +16,47 @@ use crate::db::Db;
 use crate::routes;
 use crate::state::AppState;
 
-/// Serves the API on `listener` until `shutdown` completes. The database must be migrated.
+/// The bridge half of `serve`: its configuration and the listener for its appservice.
+pub struct BridgePart {
+    pub config: BridgeConfig,
+    pub listener: TcpListener,
+}
+
+/// Serves the API (and the bridge, when given) until `shutdown` completes.
+/// The database must be migrated.
 pub async fn serve(
     listener: TcpListener,
     config: ApiConfig,
+    bridge: Option<BridgePart>,
     db: Db,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> anyhow::Result<()> {
     crate::health::prometheus();
-    let (router, _) = routes::app(AppState::new(config, db));
+    let mut sim = None;
+    if let Some(BridgePart { config: bridge_config, listener: bridge_listener }) = bridge {
+        let network: Arc<dyn Network> = match bridge_config.network {
+            NetworkKind::Sim => {
+                let network = Arc::new(SimNetwork::new(Duration::from_millis(bridge_config.sim_qr_interval_ms)));
+                sim = Some(network.clone());
+                network
+            }
+            NetworkKind::Whatsapp => anyhow::bail!(
+                "the whatsapp connector is not part of this build yet; run with --network sim (MXGATE_NETWORK=sim)"
+            ),
+        };
+        let server = config.homeserver.server.clone();
+        let bridge = Bridge::start(bridge_config, config.provisioning.clone(), &server, db.clone(), network).await?;
+        tracing::info!(addr = %bridge_listener.local_addr()?, "bridge listening");
+        tokio::spawn(async move { axum::serve(bridge_listener, bridge.router()).await });
+    }
+    let state = AppState::new(config, db, sim);
+    crate::webhooks::delivery::spawn_worker(state.clone());
+    let (router, _) = routes::app(state);
     tracing::info!(addr = %listener.local_addr()?, "API listening");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -38,8 +38,7 @@ const DEFAULTS: [(&str, &str); 6] = [
 pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
     let mut env = read_env(&setup.env_file)?;
     let before = env.len();
-    env.entry("CLIENT_ID".into())
-        .or_insert_with(|| format!("mxg_{}", random_hex(8)));
+    env.entry("CLIENT_ID".into()).or_insert_with(|| format!("mxg_{}", random_hex(8)));
     for key in SECRETS {
         env.entry(key.into()).or_insert_with(|| random_string(32));
     }
@@ -53,9 +52,7 @@ pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
         tracing::info!(added = env.len() - before, file = %setup.env_file.display(), "wrote new settings");
     }
 
-    let homeserver_url: Url = env["MXGATE_HOMESERVER_URL"]
-        .parse()
-        .context("MXGATE_HOMESERVER_URL")?;
+    let homeserver_url: Url = env["MXGATE_HOMESERVER_URL"].parse().context("MXGATE_HOMESERVER_URL")?;
     let api_url = format!("http://{}", env["LISTEN_ADDR"]);
     let bridge_url = format!("http://{}", env["MXGATE_BRIDGE_LISTEN_ADDR"]);
     let synapse_dir = absolute(&setup.data_dir.join("synapse"))?;
@@ -127,16 +124,10 @@ impl SynapseParams {
 pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Result<()> {
     let dir = &params.synapse_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let port = params
-        .homeserver_url
-        .port_or_known_default()
-        .context("homeserver URL without a port")?;
+    let port = params.homeserver_url.port_or_known_default().context("homeserver URL without a port")?;
     let database = match params.database {
         SynapseDatabase::Sqlite => {
-            format!(
-                "  name: sqlite3\n  args:\n    database: \"{}\"",
-                dir.join("homeserver.db").display()
-            )
+            format!("  name: sqlite3\n  args:\n    database: \"{}\"", dir.join("homeserver.db").display())
         }
     };
     let server_name_regex = params.server_name.replace('.', "\\\\.");
@@ -145,29 +136,16 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
     let vars: Vec<(&str, String)> = vec![
         ("server_name", params.server_name.clone()),
         ("server_name_regex", server_name_regex),
-        (
-            "homeserver_url",
-            params
-                .homeserver_url
-                .as_str()
-                .trim_end_matches('/')
-                .to_owned(),
-        ),
+        ("homeserver_url", params.homeserver_url.as_str().trim_end_matches('/').to_owned()),
         ("synapse_dir", dir.display().to_string()),
         ("synapse_port", port.to_string()),
         ("synapse_database", database),
-        (
-            "registration_shared_secret",
-            params.registration_shared_secret.clone(),
-        ),
+        ("registration_shared_secret", params.registration_shared_secret.clone()),
         ("macaroon_secret_key", params.macaroon_secret_key.clone()),
         ("form_secret", params.form_secret.clone()),
         ("max_upload_size", "100M".into()),
         ("api_registration_path", api_path.display().to_string()),
-        (
-            "bridge_registration_path",
-            bridge_path.display().to_string(),
-        ),
+        ("bridge_registration_path", bridge_path.display().to_string()),
         ("api_appservice_url", params.api.url.clone()),
         ("api_as_token", params.api.as_token.clone()),
         ("api_hs_token", params.api.hs_token.clone()),
@@ -176,10 +154,7 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
         ("bridge_appservice_url", params.bridge.url.clone()),
         ("bridge_as_token", params.bridge.as_token.clone()),
         ("bridge_hs_token", params.bridge.hs_token.clone()),
-        (
-            "bridge_bot_localpart",
-            params.bridge.sender_localpart.clone(),
-        ),
+        ("bridge_bot_localpart", params.bridge.sender_localpart.clone()),
         ("puppet_prefix", params.bridge.prefix.clone()),
     ];
     for (template, target) in [
@@ -188,12 +163,8 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
         ("bridge-registration.yaml", bridge_path),
     ] {
         let source = config_dir.join(template);
-        let text =
-            fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
-        write_private(
-            &target,
-            &render(&text, &vars).with_context(|| format!("rendering {template}"))?,
-        )?;
+        let text = fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
+        write_private(&target, &render(&text, &vars).with_context(|| format!("rendering {template}"))?)?;
     }
     Ok(())
 }
@@ -222,9 +193,8 @@ fn read_env(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 fn write_env(path: &Path, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
-    let mut text = String::from(
-        "# Written by `mxgate setup`. Keep it private: it holds every secret of this deployment.\n",
-    );
+    let mut text =
+        String::from("# Written by `mxgate setup`. Keep it private: it holds every secret of this deployment.\n");
     for (key, value) in env {
         text.push_str(&format!("{key}={value}\n"));
     }
@@ -237,9 +207,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     Ok(())
 }
@@ -274,8 +242,7 @@ mod tests {
         run(&setup).unwrap();
         assert_eq!(first, read_env(&setup.env_file).unwrap());
         assert!(SECRETS.iter().all(|key| first[*key].len() >= 43));
-        let registration =
-            fs::read_to_string(dir.path().join("data/synapse/api-registration.yaml")).unwrap();
+        let registration = fs::read_to_string(dir.path().join("data/synapse/api-registration.yaml")).unwrap();
         assert!(registration.contains(&first["MXGATE_API_AS_TOKEN"]));
     }
 }

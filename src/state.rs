@@ -1,10 +1,15 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use mxgate_bridge::network::sim::SimNetwork;
+
 use crate::auth::AuthThrottle;
+use crate::bridge_client::BridgeClient;
 use crate::config::ApiConfig;
 use crate::db::Db;
+use crate::devices::Tickets;
 use crate::matrix::Homeserver;
+use crate::messages::SendStatuses;
 
 /// Everything a handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -14,19 +19,25 @@ pub struct Inner {
     pub config: ApiConfig,
     pub db: Db,
     pub homeserver: Homeserver,
+    pub bridge: BridgeClient,
     pub throttle: AuthThrottle,
+    pub tickets: Tickets,
+    pub send_statuses: SendStatuses,
+    /// Wakes the webhook delivery worker when deliveries are queued.
+    pub deliveries: Arc<tokio::sync::Notify>,
+    /// The simulated network, when mxgate runs on it; enables `/sim/*`.
+    pub sim: Option<Arc<SimNetwork>>,
 }
 
 impl AppState {
-    pub fn new(config: ApiConfig, db: Db) -> Self {
+    pub fn new(config: ApiConfig, db: Db, sim: Option<Arc<SimNetwork>>) -> Self {
         let homeserver = Homeserver::new(config.homeserver.clone());
+        let bridge = BridgeClient::new(&config.provisioning);
         let throttle = AuthThrottle::per_minute(config.auth_failures_per_minute);
-        Self(Arc::new(Inner {
-            config,
-            db,
-            homeserver,
-            throttle,
-        }))
+        let tickets = Tickets::new(&config.ticket_key);
+        let send_statuses = SendStatuses::default();
+        let deliveries = Arc::new(tokio::sync::Notify::new());
+        Self(Arc::new(Inner { config, db, homeserver, bridge, throttle, tickets, send_statuses, deliveries, sim }))
     }
 }
 

@@ -1,13 +1,72 @@
-//! mxgate's appservice bridge between Matrix and WhatsApp: puppets, portals,
-//! logins and network connectors. Its parts arrive with the bridge issue; until
-//! then running it says so instead of pretending.
+//! mxgate's appservice bridge between Matrix and WhatsApp, shaped like mautrix's
+//! bridgev2: a core between the Matrix side (`appservice`, `provisioning`, `commands`)
+//! and one network connector (`network::{sim, …}`), with portals, puppets and logins
+//! as their own parts.
 
-#[derive(Debug, thiserror::Error)]
-pub enum BridgeError {
-    #[error("the bridge is not part of this build yet")]
-    NotBuilt,
+mod appservice;
+mod commands;
+pub mod config;
+mod core;
+pub mod db;
+pub mod ids;
+mod incoming;
+mod login;
+pub mod matrix;
+pub mod media;
+pub mod network;
+mod outgoing;
+mod portal;
+pub mod provisioning;
+mod puppet;
+pub mod qr;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use crate::appservice::check_hs_token;
+use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
+pub use crate::core::BridgeError;
+use crate::core::Core;
+use crate::db::Db;
+use crate::network::Network;
+pub use crate::outgoing::{NETWORK_ID_FIELD, SEND_STATUS};
+
+/// A running bridge: its HTTP surface and the task relaying network events.
+pub struct Bridge {
+    core: Arc<Core>,
 }
 
-pub async fn run() -> Result<(), BridgeError> {
-    Err(BridgeError::NotBuilt)
+impl Bridge {
+    /// Registers the bot, restores linked devices and starts relaying network events.
+    pub async fn start(
+        config: BridgeConfig,
+        provisioning: ProvisioningConfig,
+        server: &ServerConfig,
+        db: Db,
+        network: Arc<dyn Network>,
+    ) -> Result<Self, BridgeError> {
+        let core = Arc::new(Core::new(config, provisioning, server, db, network));
+        core.start().await?;
+        if let Some(mut events) = core.network.take_events() {
+            let relay = core.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    incoming::handle(&relay, event).await;
+                }
+            });
+        }
+        tracing::info!(network = core.network.name(), bot = %core.bot, "bridge started");
+        Ok(Self { core })
+    }
+
+    /// The appservice and provisioning endpoints, to serve on the bridge's address.
+    pub fn router(&self) -> Router {
+        appservice::router().merge(provisioning::router()).with_state(self.core.clone())
+    }
+
+    pub fn network(&self) -> &Arc<dyn Network> {
+        &self.core.network
+    }
 }

@@ -35,18 +35,16 @@ impl ClientAuth {
         match &self.principal {
             Principal::SuperAdmin => Ok(()),
             Principal::Credential { scopes, .. } if scopes.allows(scope) => Ok(()),
-            Principal::Credential { .. } => Err(ApiError::Forbidden(format!(
-                "this credential lacks the `{scope}` scope"
-            ))),
+            Principal::Credential { .. } => {
+                Err(ApiError::Forbidden(format!("this credential lacks the `{scope}` scope")))
+            }
         }
     }
 
     pub fn require_super_admin(&self) -> Result<(), ApiError> {
         match self.principal {
             Principal::SuperAdmin => Ok(()),
-            Principal::Credential { .. } => Err(ApiError::Forbidden(
-                "only the super admin manages credentials".into(),
-            )),
+            Principal::Credential { .. } => Err(ApiError::Forbidden("only the super admin manages credentials".into())),
         }
     }
 
@@ -65,8 +63,7 @@ impl ClientAuth {
 
 /// A hash to verify against when the client id is unknown, so that an unknown id
 /// costs the same time as a wrong secret and ids cannot be enumerated.
-static DUMMY_HASH: LazyLock<String> =
-    LazyLock::new(|| secret::hash_password("mxgate-dummy-secret"));
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| secret::hash_password("mxgate-dummy-secret"));
 
 const UNAUTHORIZED: ApiError = ApiError::Unauthorized("invalid client credentials", Scheme::Basic);
 
@@ -77,10 +74,7 @@ impl FromRequestParts<AppState> for ClientAuth {
         let (client_id, client_secret) = credentials(&parts.headers, "Basic")
             .and_then(|encoded| STANDARD.decode(encoded).ok())
             .and_then(|decoded| String::from_utf8(decoded).ok())
-            .and_then(|pair| {
-                pair.split_once(':')
-                    .map(|(id, secret)| (id.to_owned(), secret.to_owned()))
-            })
+            .and_then(|pair| pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned())))
             .ok_or(ApiError::Unauthorized(
                 "Basic authentication with client_id:client_secret required",
                 Scheme::Basic,
@@ -91,42 +85,27 @@ impl FromRequestParts<AppState> for ClientAuth {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        state
-            .throttle
-            .check(ip)
-            .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+        state.throttle.check(ip).map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
 
         let config = &state.config;
         let super_admin_id = config.client_id.clone();
         let is_super_admin = secret::constant_time_eq(&client_id, &config.client_id)
             & secret::constant_time_eq(&client_secret, config.client_secret.expose());
         if is_super_admin {
-            return Ok(Self {
-                principal: Principal::SuperAdmin,
-                super_admin_id,
-            });
+            return Ok(Self { principal: Principal::SuperAdmin, super_admin_id });
         }
 
         let row = store::find(&state.db, &client_id).await?;
-        let hash = row
-            .as_ref()
-            .map_or_else(|| DUMMY_HASH.clone(), |r| r.secret_hash.clone());
-        let verified =
-            tokio::task::spawn_blocking(move || secret::verify_password(&client_secret, &hash))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
+        let hash = row.as_ref().map_or_else(|| DUMMY_HASH.clone(), |r| r.secret_hash.clone());
+        let verified = tokio::task::spawn_blocking(move || secret::verify_password(&client_secret, &hash))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
         match row {
             Some(row) if verified && row.active => Ok(Self {
-                principal: Principal::Credential {
-                    client_id: row.client_id,
-                    scopes: Scopes::from_stored(&row.scopes),
-                },
+                principal: Principal::Credential { client_id: row.client_id, scopes: Scopes::from_stored(&row.scopes) },
                 super_admin_id,
             }),
-            Some(_) if verified => Err(ApiError::Unauthorized(
-                "this credential is inactive",
-                Scheme::Basic,
-            )),
+            Some(_) if verified => Err(ApiError::Unauthorized("this credential is inactive", Scheme::Basic)),
             _ => {
                 state.throttle.record_failure(ip);
                 Err(UNAUTHORIZED)

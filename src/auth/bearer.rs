@@ -1,4 +1,5 @@
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
 use super::credentials;
@@ -20,22 +21,23 @@ impl FromRequestParts<AppState> for TokenAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = credentials(&parts.headers, "Bearer").ok_or(ApiError::Unauthorized(
-            "Bearer authentication with an mt_ token required",
-            Scheme::Bearer,
-        ))?;
-        let token = ApiToken::parse(value).ok_or(INVALID)?;
-        let hash = token.hash();
-        let row = store::find_by_hash(&state.db, &hash)
-            .await?
-            .ok_or(INVALID)?;
-        // The index lookup found it; compare once more in constant time for good measure.
-        if !secret::constant_time_eq(&row.token_hash, &hash) {
-            return Err(INVALID);
-        }
-        if row.expires_at.is_some_and(|at| at <= db::now()) {
-            return Err(ApiError::Unauthorized("token expired", Scheme::Bearer));
-        }
-        Ok(Self(row))
+        authenticate_bearer(&parts.headers, state).await.map(Self)
     }
+}
+
+/// The token row behind `Authorization: Bearer mt_…`, if it is valid now.
+pub async fn authenticate_bearer(headers: &HeaderMap, state: &AppState) -> Result<TokenRow, ApiError> {
+    let value = credentials(headers, "Bearer")
+        .ok_or(ApiError::Unauthorized("Bearer authentication with an mt_ token required", Scheme::Bearer))?;
+    let token = ApiToken::parse(value).ok_or(INVALID)?;
+    let hash = token.hash();
+    let row = store::find_by_hash(&state.db, &hash).await?.ok_or(INVALID)?;
+    // Found by index; the final equality is constant-time as SECURITY.md promises.
+    if !secret::constant_time_eq(&row.token_hash, &hash) {
+        return Err(INVALID);
+    }
+    if row.expires_at.is_some_and(|at| at <= db::now()) {
+        return Err(ApiError::Unauthorized("token expired", Scheme::Bearer));
+    }
+    Ok(row)
 }

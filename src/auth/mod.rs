@@ -7,7 +7,7 @@ mod scope;
 mod throttle;
 
 pub use basic::{ClientAuth, Principal};
-pub use bearer::TokenAuth;
+pub use bearer::{TokenAuth, authenticate_bearer};
 pub use scope::{Scope, Scopes};
 pub use throttle::AuthThrottle;
 

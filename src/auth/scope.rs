@@ -48,15 +48,7 @@ pub struct UnknownScope(String);
 impl Scopes {
     /// What a new credential gets when it names none: everything about its own tokens.
     pub fn default_for_new_credential() -> Self {
-        Self(
-            [
-                "tokens:read:*",
-                "tokens:write:create",
-                "tokens:write:delete",
-            ]
-            .map(String::from)
-            .to_vec(),
-        )
+        Self(["tokens:read:*", "tokens:write:create", "tokens:write:delete"].map(String::from).to_vec())
     }
 
     pub fn allows(&self, scope: Scope) -> bool {
@@ -86,9 +78,7 @@ impl TryFrom<Vec<String>> for Scopes {
     fn try_from(patterns: Vec<String>) -> Result<Self, Self::Error> {
         let mut valid = Vec::with_capacity(patterns.len());
         for pattern in patterns {
-            let wildcard_ok = pattern
-                .strip_suffix('*')
-                .is_some_and(|p| p.is_empty() || p.ends_with(':'));
+            let wildcard_ok = pattern.strip_suffix('*').is_some_and(|p| p.is_empty() || p.ends_with(':'));
             let known = Scope::ALL.iter().any(|&s| matches(&pattern, s));
             if !known || (pattern.contains('*') && !wildcard_ok) {
                 return Err(UnknownScope(pattern));

@@ -23,11 +23,7 @@ const MAX_TRACKED: usize = 10_000;
 
 impl AuthThrottle {
     pub fn per_minute(limit: u32) -> Self {
-        Self {
-            limit,
-            window: Duration::from_secs(60),
-            failures: Mutex::new(HashMap::new()),
-        }
+        Self { limit, window: Duration::from_secs(60), failures: Mutex::new(HashMap::new()) }
     }
 
     /// `Err(seconds)` when `ip` must wait before trying again.
@@ -46,15 +42,9 @@ impl AuthThrottle {
         if failures.len() >= MAX_TRACKED {
             failures.retain(|_, w| w.started.elapsed() < self.window);
         }
-        let window = failures.entry(ip).or_insert(Window {
-            started: Instant::now(),
-            count: 0,
-        });
+        let window = failures.entry(ip).or_insert(Window { started: Instant::now(), count: 0 });
         if window.started.elapsed() >= self.window {
-            *window = Window {
-                started: Instant::now(),
-                count: 0,
-            };
+            *window = Window { started: Instant::now(), count: 0 };
         }
         window.count += 1;
     }

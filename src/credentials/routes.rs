@@ -43,23 +43,13 @@ async fn create_credential(
 ) -> ApiResult<(StatusCode, Json<CredentialCreated>)> {
     let (credential, client_secret) = service::create(&state.db, &auth, new).await?;
     let message = "Credential created".into();
-    Ok((
-        StatusCode::CREATED,
-        Json(CredentialCreated {
-            message,
-            credential,
-            client_secret,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(CredentialCreated { message, credential, client_secret })))
 }
 
 /// List client credentials (super admin only).
 #[utoipa::path(get, path = "/credentials", tag = "credentials", security(("basic" = [])),
     responses((status = 200, body = Vec<Credential>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list_credentials(
-    State(state): State<AppState>,
-    auth: ClientAuth,
-) -> ApiResult<Json<Vec<Credential>>> {
+async fn list_credentials(State(state): State<AppState>, auth: ClientAuth) -> ApiResult<Json<Vec<Credential>>> {
     Ok(Json(service::list(&state.db, &auth).await?))
 }
 
@@ -78,9 +68,7 @@ async fn update_credential(
     Path(client_id): Path<String>,
     Json(change): Json<CredentialChange>,
 ) -> ApiResult<Json<Credential>> {
-    Ok(Json(
-        service::update(&state.db, &auth, &client_id, change).await?,
-    ))
+    Ok(Json(service::update(&state.db, &auth, &client_id, change).await?))
 }
 
 /// Delete a credential and revoke its tokens (super admin only; never the super admin).

@@ -55,22 +55,16 @@ impl From<CredentialRow> for Credential {
 const MAX_DESCRIPTION: usize = 512;
 
 fn validate_client_id(client_id: &str) -> ApiResult<()> {
-    let ok_chars = client_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let ok_chars = client_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !(3..=64).contains(&client_id.len()) || !ok_chars {
-        return Err(ApiError::unprocessable(
-            "client_id must be 3-64 characters of letters, digits, `_`, `-` or `.`",
-        ));
+        return Err(ApiError::unprocessable("client_id must be 3-64 characters of letters, digits, `_`, `-` or `.`"));
     }
     Ok(())
 }
 
 fn validate_description(description: &str) -> ApiResult<()> {
     if description.chars().count() > MAX_DESCRIPTION {
-        return Err(ApiError::unprocessable(format!(
-            "description is longer than {MAX_DESCRIPTION} characters"
-        )));
+        return Err(ApiError::unprocessable(format!("description is longer than {MAX_DESCRIPTION} characters")));
     }
     Ok(())
 }
@@ -78,27 +72,18 @@ fn validate_description(description: &str) -> ApiResult<()> {
 fn protect_super_admin(auth: &ClientAuth, client_id: &str, verb: &str) -> ApiResult<()> {
     auth.require_super_admin()?;
     if secret::constant_time_eq(client_id, auth.super_admin_id()) {
-        return Err(ApiError::Forbidden(format!(
-            "the super admin credential cannot be {verb}"
-        )));
+        return Err(ApiError::Forbidden(format!("the super admin credential cannot be {verb}")));
     }
     Ok(())
 }
 
 /// Returns the new credential and its secret, which is never shown again.
-pub async fn create(
-    db: &Db,
-    auth: &ClientAuth,
-    new: NewCredential,
-) -> ApiResult<(Credential, String)> {
+pub async fn create(db: &Db, auth: &ClientAuth, new: NewCredential) -> ApiResult<(Credential, String)> {
     auth.require_super_admin()?;
     validate_client_id(&new.client_id)?;
     validate_description(&new.description)?;
     if new.client_id == auth.super_admin_id() {
-        return Err(ApiError::Conflict(format!(
-            "client_id `{}` is already taken",
-            new.client_id
-        )));
+        return Err(ApiError::Conflict(format!("client_id `{}` is already taken", new.client_id)));
     }
     let client_secret = secret::random_string(32);
     let secret_hash = {
@@ -113,19 +98,13 @@ pub async fn create(
         description: new.description,
         secret_hash,
         active: true,
-        scopes: new
-            .scopes
-            .unwrap_or_else(Scopes::default_for_new_credential)
-            .to_stored(),
+        scopes: new.scopes.unwrap_or_else(Scopes::default_for_new_credential).to_stored(),
         created_at: now,
         updated_at: now,
     };
     match store::insert(db, &row).await {
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!(
-                "client_id `{}` is already taken",
-                row.client_id
-            )));
+            return Err(ApiError::Conflict(format!("client_id `{}` is already taken", row.client_id)));
         }
         other => other?,
     }
@@ -134,28 +113,15 @@ pub async fn create(
 
 pub async fn list(db: &Db, auth: &ClientAuth) -> ApiResult<Vec<Credential>> {
     auth.require_super_admin()?;
-    Ok(store::list(db)
-        .await?
-        .into_iter()
-        .map(Credential::from)
-        .collect())
+    Ok(store::list(db).await?.into_iter().map(Credential::from).collect())
 }
 
-pub async fn update(
-    db: &Db,
-    auth: &ClientAuth,
-    client_id: &str,
-    change: CredentialChange,
-) -> ApiResult<Credential> {
+pub async fn update(db: &Db, auth: &ClientAuth, client_id: &str, change: CredentialChange) -> ApiResult<Credential> {
     protect_super_admin(auth, client_id, "changed")?;
     if change.description.is_none() && change.active.is_none() && change.scopes.is_none() {
-        return Err(ApiError::unprocessable(
-            "give at least one of description, active, scopes",
-        ));
+        return Err(ApiError::unprocessable("give at least one of description, active, scopes"));
     }
-    let mut row = store::find(db, client_id)
-        .await?
-        .ok_or(ApiError::NotFound("credential"))?;
+    let mut row = store::find(db, client_id).await?.ok_or(ApiError::NotFound("credential"))?;
     if let Some(description) = change.description {
         validate_description(&description)?;
         row.description = description;

@@ -55,9 +55,6 @@ pub async fn update(db: &Db, row: &CredentialRow) -> Result<bool, sqlx::Error> {
 
 /// Deleting a credential revokes its tokens (and their webhooks) by cascade.
 pub async fn delete(db: &Db, client_id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM credentials WHERE client_id = $1")
-        .bind(client_id)
-        .execute(&db.pool)
-        .await?;
+    let done = sqlx::query("DELETE FROM credentials WHERE client_id = $1").bind(client_id).execute(&db.pool).await?;
     Ok(done.rows_affected() == 1)
 }

@@ -39,25 +39,15 @@ async fn matrix_credentials(
     State(state): State<AppState>,
     TokenAuth(token): TokenAuth,
 ) -> ApiResult<Json<MatrixCredentials>> {
-    let user_id =
-        ruma::UserId::parse(&token.matrix_user_id).map_err(|e| ApiError::Internal(e.into()))?;
+    let user_id = ruma::UserId::parse(&token.matrix_user_id).map_err(|e| ApiError::Internal(e.into()))?;
     let password = Secret::new(secret::random_string(24));
-    state
-        .homeserver
-        .set_password(&user_id, &password)
-        .await
-        .map_err(|e| match e {
-            crate::matrix::HomeserverError::NoSharedSecret => ApiError::NotSupported(e.to_string()),
-            e => e.into(),
-        })?;
+    state.homeserver.set_password(&user_id, &password).await.map_err(|e| match e {
+        crate::matrix::HomeserverError::NoSharedSecret => ApiError::NotSupported(e.to_string()),
+        e => e.into(),
+    })?;
     Ok(Json(MatrixCredentials {
         message: "Use these in any Matrix client; the password replaces any earlier one".into(),
-        homeserver_url: state
-            .homeserver
-            .url()
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned(),
+        homeserver_url: state.homeserver.url().as_str().trim_end_matches('/').to_owned(),
         user_id: user_id.to_string(),
         username: user_id.localpart().to_owned(),
         password: password.expose().to_owned(),

@@ -13,9 +13,7 @@ use crate::routes::Message;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(create_token, list_tokens))
-        .routes(routes!(delete_token))
+    OpenApiRouter::new().routes(routes!(create_token, list_tokens)).routes(routes!(delete_token))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,21 +41,14 @@ async fn create_token(
     Json(new): Json<NewToken>,
 ) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     let (token, info) = service::issue(&state, &auth, new).await?;
-    let created = TokenCreated {
-        message: "Token created".into(),
-        token: token.reveal(),
-        info,
-    };
+    let created = TokenCreated { message: "Token created".into(), token: token.reveal(), info };
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// List the calling credential's tokens (the super admin: tokens without a credential).
 #[utoipa::path(get, path = "/tokens", tag = "tokens", security(("basic" = [])),
     responses((status = 200, body = Vec<TokenInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list_tokens(
-    State(state): State<AppState>,
-    auth: ClientAuth,
-) -> ApiResult<Json<Vec<TokenInfo>>> {
+async fn list_tokens(State(state): State<AppState>, auth: ClientAuth) -> ApiResult<Json<Vec<TokenInfo>>> {
     Ok(Json(service::list(&state, &auth).await?))
 }
 

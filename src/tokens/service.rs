@@ -26,10 +26,7 @@ impl ApiToken {
 
     pub fn parse(value: &str) -> Option<Self> {
         let body = value.strip_prefix(PREFIX)?;
-        let well_formed = body.len() == 43
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let well_formed = body.len() == 43 && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         well_formed.then(|| Self(value.to_owned()))
     }
 
@@ -91,11 +88,7 @@ impl From<TokenRow> for TokenInfo {
 
 /// Issues a token. The first token ever becomes the admin token and creates the host
 /// identity; later ones share it (`use_host`) or get a fresh identity.
-pub async fn issue(
-    state: &AppState,
-    auth: &ClientAuth,
-    new: NewToken,
-) -> ApiResult<(ApiToken, TokenInfo)> {
+pub async fn issue(state: &AppState, auth: &ClientAuth, new: NewToken) -> ApiResult<(ApiToken, TokenInfo)> {
     auth.require(Scope::TokensCreate)?;
     let now = db::now();
     let expires_at = new.expires_at.map(Timestamp::from_datetime);
@@ -117,18 +110,14 @@ pub async fn issue(
         if is_admin {
             match store::insert_host(&mut tx, identity).await {
                 Err(e) if is_unique_violation(&e) => {
-                    return Err(ApiError::Conflict(
-                        "another request created the admin token just now; retry".into(),
-                    ));
+                    return Err(ApiError::Conflict("another request created the admin token just now; retry".into()));
                 }
                 other => other?,
             }
         }
     }
     let use_host = shared_host.is_some();
-    let matrix_user_id = shared_host
-        .or(new_identity)
-        .expect("one of the two is set above");
+    let matrix_user_id = shared_host.or(new_identity).expect("one of the two is set above");
     let token = ApiToken::generate();
     let row = TokenRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -148,11 +137,7 @@ pub async fn issue(
 
 pub async fn list(state: &AppState, auth: &ClientAuth) -> ApiResult<Vec<TokenInfo>> {
     auth.require(Scope::TokensRead)?;
-    Ok(store::list_owned(&state.db, auth.owner())
-        .await?
-        .into_iter()
-        .map(TokenInfo::from)
-        .collect())
+    Ok(store::list_owned(&state.db, auth.owner()).await?.into_iter().map(TokenInfo::from).collect())
 }
 
 pub async fn revoke(state: &AppState, auth: &ClientAuth, id: &str) -> ApiResult<()> {

@@ -73,16 +73,10 @@ pub async fn insert(tx: &mut Transaction<'_, Any>, row: &TokenRow) -> Result<(),
 }
 
 pub async fn host_identity(db: &Db) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT user_id FROM host_identity WHERE id = 1")
-        .fetch_optional(&db.pool)
-        .await
+    sqlx::query_scalar("SELECT user_id FROM host_identity WHERE id = 1").fetch_optional(&db.pool).await
 }
 
-pub async fn insert_identity(
-    tx: &mut Transaction<'_, Any>,
-    user_id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+pub async fn insert_identity(tx: &mut Transaction<'_, Any>, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO matrix_identities (user_id, created_at) VALUES ($1, $2)")
         .bind(user_id)
         .bind(now)

@@ -34,9 +34,7 @@ impl AddressPolicy {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(ForbiddenAddress::Credentials);
         }
-        let port = parsed
-            .port_or_known_default()
-            .ok_or(ForbiddenAddress::Invalid)?;
+        let port = parsed.port_or_known_default().ok_or(ForbiddenAddress::Invalid)?;
         let addresses: Vec<IpAddr> = match parsed.host().ok_or(ForbiddenAddress::Invalid)? {
             Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
             Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
@@ -123,25 +121,14 @@ mod tests {
             "http://0.0.0.0/",
             "http://localhost:8080/",
         ] {
-            assert!(
-                matches!(policy.check(url).await, Err(ForbiddenAddress::Range(..))),
-                "{url}"
-            );
+            assert!(matches!(policy.check(url).await, Err(ForbiddenAddress::Range(..))), "{url}");
         }
     }
 
     #[tokio::test]
     async fn public_addresses_and_allowed_ranges_pass() {
-        assert!(
-            AddressPolicy::default()
-                .check("https://93.184.216.34/hook")
-                .await
-                .is_ok()
-        );
-        let loopback = AddressPolicy {
-            allow_loopback: true,
-            allow_private: false,
-        };
+        assert!(AddressPolicy::default().check("https://93.184.216.34/hook").await.is_ok());
+        let loopback = AddressPolicy { allow_loopback: true, allow_private: false };
         assert!(loopback.check("http://127.0.0.1:9/hook").await.is_ok());
         assert!(loopback.check("http://10.0.0.1/").await.is_err());
     }
@@ -149,17 +136,8 @@ mod tests {
     #[tokio::test]
     async fn malformed_urls_say_why() {
         let policy = AddressPolicy::default();
-        assert_eq!(
-            policy.check("ftp://93.184.216.34/").await,
-            Err(ForbiddenAddress::Scheme)
-        );
-        assert_eq!(
-            policy.check("not a url").await,
-            Err(ForbiddenAddress::Invalid)
-        );
-        assert_eq!(
-            policy.check("http://u:p@93.184.216.34/").await,
-            Err(ForbiddenAddress::Credentials)
-        );
+        assert_eq!(policy.check("ftp://93.184.216.34/").await, Err(ForbiddenAddress::Scheme));
+        assert_eq!(policy.check("not a url").await, Err(ForbiddenAddress::Invalid));
+        assert_eq!(policy.check("http://u:p@93.184.216.34/").await, Err(ForbiddenAddress::Credentials));
     }
 }

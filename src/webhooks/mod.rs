@@ -1,6 +1,7 @@
 //! Webhooks: where a token's incoming messages are delivered.
 
 mod address;
+pub mod delivery;
 pub mod routes;
 pub mod service;
 pub mod store;

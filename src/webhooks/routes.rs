@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::delivery::Delivery;
 use super::service::{self, NewWebhook, Webhook, WebhookChange};
 use crate::auth::TokenAuth;
 use crate::error::{ApiResult, ErrorBody};
@@ -16,6 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_webhook, list_webhooks))
         .routes(routes!(update_webhook, delete_webhook))
+        .routes(routes!(list_deliveries))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,23 +43,13 @@ async fn create_webhook(
     Json(new): Json<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<WebhookCreated>)> {
     let (webhook, secret) = service::create(&state, &token, new).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(WebhookCreated {
-            message: "Webhook created".into(),
-            webhook,
-            secret,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(WebhookCreated { message: "Webhook created".into(), webhook, secret })))
 }
 
 /// List this token's webhooks.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = Vec<Webhook>), (status = 401, body = ErrorBody)))]
-async fn list_webhooks(
-    State(state): State<AppState>,
-    TokenAuth(token): TokenAuth,
-) -> ApiResult<Json<Vec<Webhook>>> {
+async fn list_webhooks(State(state): State<AppState>, TokenAuth(token): TokenAuth) -> ApiResult<Json<Vec<Webhook>>> {
     Ok(Json(service::list(&state, &token).await?))
 }
 
@@ -90,4 +82,16 @@ async fn delete_webhook(
 ) -> ApiResult<Json<Message>> {
     service::delete(&state, &token, &id).await?;
     Ok(Json(Message::new("Webhook deleted")))
+}
+
+/// The delivery log of a webhook: every queued event, its attempts and outcome.
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Delivery>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Delivery>>> {
+    Ok(Json(service::deliveries(&state, &token, &id).await?))
 }

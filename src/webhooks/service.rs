@@ -64,37 +64,23 @@ fn policy(state: &AppState) -> AddressPolicy {
 }
 
 async fn checked_url(state: &AppState, url: &str) -> ApiResult<String> {
-    let url = policy(state)
-        .check(url)
-        .await
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let url = policy(state).check(url).await.map_err(|e| ApiError::unprocessable(e.to_string()))?;
     Ok(url.into())
 }
 
 fn ensure_unique_url(existing: &[WebhookRow], url: &str, except: Option<&str>) -> ApiResult<()> {
-    if existing
-        .iter()
-        .any(|w| w.url == url && Some(w.id.as_str()) != except)
-    {
-        return Err(ApiError::Conflict(
-            "this token already has a webhook with that url".into(),
-        ));
+    if existing.iter().any(|w| w.url == url && Some(w.id.as_str()) != except) {
+        return Err(ApiError::Conflict("this token already has a webhook with that url".into()));
     }
     Ok(())
 }
 
 /// Returns the webhook and its signing secret, which is never shown again.
-pub async fn create(
-    state: &AppState,
-    token: &TokenRow,
-    new: NewWebhook,
-) -> ApiResult<(Webhook, String)> {
+pub async fn create(state: &AppState, token: &TokenRow, new: NewWebhook) -> ApiResult<(Webhook, String)> {
     let url = checked_url(state, &new.url).await?;
     let existing = store::list_for_token(&state.db, &token.id).await?;
     if existing.len() >= MAX_PER_TOKEN {
-        return Err(ApiError::Conflict(format!(
-            "a token has at most {MAX_PER_TOKEN} webhooks"
-        )));
+        return Err(ApiError::Conflict(format!("a token has at most {MAX_PER_TOKEN} webhooks")));
     }
     ensure_unique_url(&existing, &url, None)?;
     let now = db::now();
@@ -113,32 +99,17 @@ pub async fn create(
 }
 
 pub async fn list(state: &AppState, token: &TokenRow) -> ApiResult<Vec<Webhook>> {
-    Ok(store::list_for_token(&state.db, &token.id)
-        .await?
-        .into_iter()
-        .map(Webhook::from)
-        .collect())
+    Ok(store::list_for_token(&state.db, &token.id).await?.into_iter().map(Webhook::from).collect())
 }
 
-pub async fn update(
-    state: &AppState,
-    token: &TokenRow,
-    id: &str,
-    change: WebhookChange,
-) -> ApiResult<Webhook> {
+pub async fn update(state: &AppState, token: &TokenRow, id: &str, change: WebhookChange) -> ApiResult<Webhook> {
     if change.url.is_none() && change.active.is_none() {
         return Err(ApiError::unprocessable("give at least one of url, active"));
     }
-    let mut row = store::find_for_token(&state.db, id, &token.id)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
+    let mut row = store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
     if let Some(url) = change.url {
         let url = checked_url(state, &url).await?;
-        ensure_unique_url(
-            &store::list_for_token(&state.db, &token.id).await?,
-            &url,
-            Some(id),
-        )?;
+        ensure_unique_url(&store::list_for_token(&state.db, &token.id).await?, &url, Some(id))?;
         row.url = url;
     }
     if let Some(active) = change.active {
@@ -156,4 +127,11 @@ pub async fn delete(state: &AppState, token: &TokenRow, id: &str) -> ApiResult<(
         return Err(ApiError::NotFound("webhook"));
     }
     Ok(())
+}
+
+/// The delivery log of one of this token's webhooks, oldest first.
+pub async fn deliveries(state: &AppState, token: &TokenRow, id: &str) -> ApiResult<Vec<super::delivery::Delivery>> {
+    store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
+    let rows = super::delivery::list_for_webhook(&state.db, id).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
 }

@@ -20,11 +20,7 @@ pub async fn list_for_token(db: &Db, token_id: &str) -> Result<Vec<WebhookRow>, 
         .await
 }
 
-pub async fn find_for_token(
-    db: &Db,
-    id: &str,
-    token_id: &str,
-) -> Result<Option<WebhookRow>, sqlx::Error> {
+pub async fn find_for_token(db: &Db, id: &str, token_id: &str) -> Result<Option<WebhookRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, token_id, url, active, secret, created_at, updated_at FROM webhooks WHERE id = $1 AND token_id = $2")
         .bind(id)
         .bind(token_id)
@@ -47,14 +43,15 @@ pub async fn insert(db: &Db, row: &WebhookRow) -> Result<(), sqlx::Error> {
 }
 
 pub async fn update(db: &Db, row: &WebhookRow) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE webhooks SET url = $3, active = $4, updated_at = $5 WHERE id = $1 AND token_id = $2")
-        .bind(&row.id)
-        .bind(&row.token_id)
-        .bind(&row.url)
-        .bind(row.active)
-        .bind(row.updated_at)
-        .execute(&db.pool)
-        .await?;
+    let done =
+        sqlx::query("UPDATE webhooks SET url = $3, active = $4, updated_at = $5 WHERE id = $1 AND token_id = $2")
+            .bind(&row.id)
+            .bind(&row.token_id)
+            .bind(&row.url)
+            .bind(row.active)
+            .bind(row.updated_at)
+            .execute(&db.pool)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

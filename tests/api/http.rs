@@ -9,45 +9,23 @@ async fn every_response_carries_a_request_id_and_echoes_the_clients() {
     let generated = app.request(Method::GET, "/health").send().await.unwrap();
     let id = generated.headers()["x-request-id"].to_str().unwrap();
     assert_eq!(id.len(), 36, "a UUID: {id}");
-    let echoed = app
-        .request(Method::GET, "/nowhere")
-        .header("x-request-id", "client-chosen-42")
-        .send()
-        .await
-        .unwrap();
+    let echoed = app.request(Method::GET, "/nowhere").header("x-request-id", "client-chosen-42").send().await.unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "client-chosen-42");
-    let failed = app
-        .request(Method::GET, "/api/v1/tokens")
-        .send()
-        .await
-        .unwrap();
+    let failed = app.request(Method::GET, "/api/v1/tokens").send().await.unwrap();
     assert!(failed.headers().contains_key("x-request-id"));
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_in_the_envelope() {
     let app = TestApp::start().await;
-    expect_error(
-        app.request(Method::GET, "/api/v1/nothing-here"),
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.request(Method::PATCH, "/api/v1/tokens"),
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-    )
-    .await;
+    expect_error(app.request(Method::GET, "/api/v1/nothing-here"), StatusCode::NOT_FOUND, "not_found").await;
+    expect_error(app.request(Method::PATCH, "/api/v1/tokens"), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+        .await;
 }
 
 #[tokio::test]
 async fn oversized_bodies_get_413_and_change_nothing() {
-    let app = TestApp::with(Options {
-        body_limit: 1024,
-        ..Options::default()
-    })
-    .await;
+    let app = TestApp::with(Options { body_limit: 1024, ..Options::default() }).await;
     let description = "x".repeat(4096);
     let body = json!({ "client_id": "too-big", "description": description });
     expect_error(
@@ -57,28 +35,16 @@ async fn oversized_bodies_get_413_and_change_nothing() {
     )
     .await;
     // Declared length over the limit, without a JSON content type: still 413 first.
-    let raw = app
-        .admin(Method::POST, "/api/v1/tokens")
-        .body(vec![b' '; 2048]);
+    let raw = app.admin(Method::POST, "/api/v1/tokens").body(vec![b' '; 2048]);
     expect_error(raw, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
-    assert_eq!(
-        expect(
-            app.admin(Method::GET, "/api/v1/credentials"),
-            StatusCode::OK
-        )
-        .await,
-        json!([])
-    );
+    assert_eq!(expect(app.admin(Method::GET, "/api/v1/credentials"), StatusCode::OK).await, json!([]));
 }
 
 #[tokio::test]
 async fn health_reports_the_database_and_the_homeserver() {
     let app = TestApp::start().await;
     let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
-    assert_eq!(
-        health,
-        json!({ "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true } })
-    );
+    assert_eq!(health, json!({ "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true } }));
 }
 
 #[tokio::test]

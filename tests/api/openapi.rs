@@ -24,17 +24,10 @@ const CONTRACT: &[(&str, &str)] = &[
 #[tokio::test]
 async fn the_spec_documents_the_contract_and_every_documented_route_is_served() {
     let app = TestApp::start().await;
-    let spec = expect(
-        app.request(Method::GET, "/docs/openapi.json"),
-        StatusCode::OK,
-    )
-    .await;
+    let spec = expect(app.request(Method::GET, "/docs/openapi.json"), StatusCode::OK).await;
     let paths = spec["paths"].as_object().unwrap();
     for (method, path) in CONTRACT {
-        assert!(
-            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
-            "{method} {path} missing from the spec"
-        );
+        assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} missing from the spec");
     }
 
     let mut documented = 0;
@@ -44,41 +37,23 @@ async fn the_spec_documents_the_contract_and_every_documented_route_is_served() 
                 continue;
             };
             documented += 1;
-            assert!(
-                operation["responses"]
-                    .as_object()
-                    .is_some_and(|r| !r.is_empty()),
-                "{method} {path}"
-            );
+            assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
             let concrete = path.replace(['{', '}'], "");
             let response = app.request(method.clone(), &concrete).send().await.unwrap();
             let status = response.status();
             let body: Value = response.json().await.unwrap_or(Value::Null);
             let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
-                || body["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("no route"));
-            assert!(
-                !unrouted,
-                "{method} {path} is documented but not served ({status} {body})"
-            );
+                || body["message"].as_str().is_some_and(|m| m.starts_with("no route"));
+            assert!(!unrouted, "{method} {path} is documented but not served ({status} {body})");
             let secured = operation.get("security").is_some();
             if secured {
-                assert_eq!(
-                    status,
-                    StatusCode::UNAUTHORIZED,
-                    "{method} {path} answers without credentials"
-                );
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} answers without credentials");
             }
         }
     }
     assert!(documented >= CONTRACT.len());
 
-    let ui = app
-        .request(Method::GET, "/docs/index.html")
-        .send()
-        .await
-        .unwrap();
+    let ui = app.request(Method::GET, "/docs/index.html").send().await.unwrap();
     assert_eq!(ui.status(), StatusCode::OK);
     assert!(ui.text().await.unwrap().contains("swagger"));
 }

@@ -13,10 +13,7 @@ async fn the_first_token_is_the_admin_token_and_creates_the_host_identity() {
     assert!(token.starts_with("mt_") && token.len() == 46, "{token}");
     assert_eq!(first["is_admin"], true);
     let host = first["matrix_user_id"].as_str().unwrap().to_owned();
-    assert!(
-        host.starts_with("@mt_") && host.ends_with(":mxgate.test"),
-        "{host}"
-    );
+    assert!(host.starts_with("@mt_") && host.ends_with(":mxgate.test"), "{host}");
 
     let shared = app.admin_token(true).await;
     assert_eq!(shared["is_admin"], false);
@@ -33,19 +30,8 @@ async fn the_first_token_is_the_admin_token_and_creates_the_host_identity() {
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 3);
     for entry in listed {
-        assert!(
-            entry.get("token").is_none() && entry.get("token_hash").is_none(),
-            "{entry}"
-        );
-        for field in [
-            "id",
-            "created_at",
-            "expires_at",
-            "is_admin",
-            "use_host",
-            "matrix_user_id",
-            "client_id",
-        ] {
+        assert!(entry.get("token").is_none() && entry.get("token_hash").is_none(), "{entry}");
+        for field in ["id", "created_at", "expires_at", "is_admin", "use_host", "matrix_user_id", "client_id"] {
             assert!(entry.get(field).is_some(), "{field} missing in {entry}");
         }
     }
@@ -59,60 +45,28 @@ async fn a_credential_sees_and_deletes_only_its_own_tokens() {
     let alice = app.credential("alice", None).await;
     let bob = app.credential("bob", None).await;
     let alices = expect(
-        app.basic(Method::POST, "/api/v1/tokens", &alice)
-            .json(&json!({ "use_host": true })),
+        app.basic(Method::POST, "/api/v1/tokens", &alice).json(&json!({ "use_host": true })),
         StatusCode::CREATED,
     )
     .await;
     assert_eq!(alices["client_id"], "alice");
     assert_eq!(alices["matrix_user_id"], admins["matrix_user_id"]);
 
-    let bobs_view = expect(
-        app.basic(Method::GET, "/api/v1/tokens", &bob),
-        StatusCode::OK,
-    )
-    .await;
+    let bobs_view = expect(app.basic(Method::GET, "/api/v1/tokens", &bob), StatusCode::OK).await;
     assert_eq!(bobs_view, json!([]));
-    let alices_view = expect(
-        app.basic(Method::GET, "/api/v1/tokens", &alice),
-        StatusCode::OK,
-    )
-    .await;
+    let alices_view = expect(app.basic(Method::GET, "/api/v1/tokens", &alice), StatusCode::OK).await;
     assert_eq!(alices_view.as_array().unwrap().len(), 1);
     let admin_view = expect(app.admin(Method::GET, "/api/v1/tokens"), StatusCode::OK).await;
-    assert_eq!(
-        admin_view.as_array().unwrap().len(),
-        1,
-        "the super admin sees tokens without a credential"
-    );
+    assert_eq!(admin_view.as_array().unwrap().len(), 1, "the super admin sees tokens without a credential");
     assert_eq!(admin_view[0]["client_id"], serde_json::Value::Null);
 
     let path = format!("/api/v1/tokens/{}", alices["id"].as_str().unwrap());
-    expect_error(
-        app.basic(Method::DELETE, &path, &bob),
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.admin(Method::DELETE, &path),
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    expect_error(app.basic(Method::DELETE, &path, &bob), StatusCode::NOT_FOUND, "not_found").await;
+    expect_error(app.admin(Method::DELETE, &path), StatusCode::NOT_FOUND, "not_found").await;
     let token = alices["token"].as_str().unwrap();
-    expect(
-        app.bearer(Method::GET, "/api/v1/webhooks", token),
-        StatusCode::OK,
-    )
-    .await;
+    expect(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::OK).await;
     expect(app.basic(Method::DELETE, &path, &alice), StatusCode::OK).await;
-    expect_error(
-        app.basic(Method::DELETE, &path, &alice),
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    expect_error(app.basic(Method::DELETE, &path, &alice), StatusCode::NOT_FOUND, "not_found").await;
 }
 
 #[tokio::test]
@@ -120,31 +74,12 @@ async fn a_deleted_token_is_refused_on_its_very_next_request() {
     let app = TestApp::start().await;
     let issued = app.admin_token(false).await;
     let token = issued["token"].as_str().unwrap();
-    expect(
-        app.bearer(Method::GET, "/api/v1/webhooks", token),
-        StatusCode::OK,
-    )
-    .await;
-    expect(
-        app.admin(
-            Method::DELETE,
-            &format!("/api/v1/tokens/{}", issued["id"].as_str().unwrap()),
-        ),
-        StatusCode::OK,
-    )
-    .await;
-    let response = app
-        .bearer(Method::GET, "/api/v1/webhooks", token)
-        .send()
-        .await
-        .unwrap();
+    expect(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::OK).await;
+    expect(app.admin(Method::DELETE, &format!("/api/v1/tokens/{}", issued["id"].as_str().unwrap())), StatusCode::OK)
+        .await;
+    let response = app.bearer(Method::GET, "/api/v1/webhooks", token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
-    );
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
 }
 
 #[tokio::test]
@@ -153,30 +88,21 @@ async fn an_expired_token_is_refused() {
     app.admin_token(false).await;
     let expires_at = (Utc::now() + Duration::seconds(2)).to_rfc3339();
     let issued = expect(
-        app.admin(Method::POST, "/api/v1/tokens")
-            .json(&json!({ "use_host": true, "expires_at": expires_at })),
+        app.admin(Method::POST, "/api/v1/tokens").json(&json!({ "use_host": true, "expires_at": expires_at })),
         StatusCode::CREATED,
     )
     .await;
     let token = issued["token"].as_str().unwrap();
     assert!(issued["expires_at"].is_string());
-    expect(
-        app.bearer(Method::GET, "/api/v1/webhooks", token),
-        StatusCode::OK,
-    )
-    .await;
+    expect(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::OK).await;
     // Wait until the expiry instant has passed; the assertion is about the refusal, not the time.
-    let expiry =
-        chrono::DateTime::parse_from_rfc3339(issued["expires_at"].as_str().unwrap()).unwrap();
+    let expiry = chrono::DateTime::parse_from_rfc3339(issued["expires_at"].as_str().unwrap()).unwrap();
     while Utc::now() <= expiry {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let refused = expect_error(
-        app.bearer(Method::GET, "/api/v1/webhooks", token),
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    let refused =
+        expect_error(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::UNAUTHORIZED, "unauthorized")
+            .await;
     assert_eq!(refused["message"], "token expired");
 }
 
@@ -197,30 +123,12 @@ async fn bad_token_requests_get_clear_errors() {
         "validation_failed",
     )
     .await;
+    expect_error(post(json!({ "use_host": "yes" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_error(post(json!({})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let no_type = app.admin(Method::POST, "/api/v1/tokens").body("{\"use_host\":false}");
+    expect_error(no_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
     expect_error(
-        post(json!({ "use_host": "yes" })),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        post(json!({})),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    let no_type = app
-        .admin(Method::POST, "/api/v1/tokens")
-        .body("{\"use_host\":false}");
-    expect_error(
-        no_type,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    )
-    .await;
-    expect_error(
-        app.request(Method::POST, "/api/v1/tokens")
-            .json(&json!({ "use_host": false })),
+        app.request(Method::POST, "/api/v1/tokens").json(&json!({ "use_host": false })),
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     )
@@ -235,14 +143,9 @@ async fn bad_token_requests_get_clear_errors() {
         "mt_abc",
         "Bearer mt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     ] {
-        let request = app
-            .request(Method::GET, "/api/v1/webhooks")
-            .header("authorization", header);
+        let request = app.request(Method::GET, "/api/v1/webhooks").header("authorization", header);
         let body = expect_error(request, StatusCode::UNAUTHORIZED, "unauthorized").await;
         let text = body.to_string();
-        assert!(
-            !text.contains("mt_nope") && !text.contains("AAAAAAAA"),
-            "the error echoes the token: {text}"
-        );
+        assert!(!text.contains("mt_nope") && !text.contains("AAAAAAAA"), "the error echoes the token: {text}");
     }
 }

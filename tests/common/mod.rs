@@ -38,21 +38,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            allow_loopback_webhooks: true,
-            auth_failures_per_minute: 1000,
-            body_limit: 64 * 1024,
-        }
+        Self { allow_loopback_webhooks: true, auth_failures_per_minute: 1000, body_limit: 64 * 1024 }
     }
 }
 
 /// mxgate's own log in the test output, filtered by `MXGATE_TEST_LOG` (default: errors).
 fn init_logging() {
     let filter = std::env::var("MXGATE_TEST_LOG").unwrap_or_else(|_| "error".into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 /// A database URL for one test: a SQLite file, or a new PostgreSQL database.
@@ -60,23 +53,15 @@ async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     match std::env::var("MXGATE_TEST_POSTGRES") {
         Ok(server) => {
             let name = format!("mxgate_test_{}", random_hex(6));
-            let admin = Db::connect(&server)
-                .await
-                .expect("connect to MXGATE_TEST_POSTGRES");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin.pool)
-                .await
-                .unwrap();
+            let admin = Db::connect(&server).await.expect("connect to MXGATE_TEST_POSTGRES");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.unwrap();
             admin.pool.close().await;
             let (base, _) = server.rsplit_once('/').unwrap();
             (format!("{base}/{name}"), None)
         }
         Err(_) => {
             let dir = tempfile::tempdir().unwrap();
-            (
-                format!("sqlite://{}", dir.path().join("mxgate.db").display()),
-                Some(dir),
-            )
+            (format!("sqlite://{}", dir.path().join("mxgate.db").display()), Some(dir))
         }
     }
 }
@@ -101,17 +86,13 @@ impl TestApp {
             auth_failures_per_minute: options.auth_failures_per_minute,
             webhook_allow_loopback: options.allow_loopback_webhooks,
             webhook_allow_private: false,
-            database: DatabaseConfig {
-                database_url: database_url.clone(),
-            },
+            database: DatabaseConfig { database_url: database_url.clone() },
             homeserver: HomeserverConfig {
                 homeserver_url: synapse.url.clone(),
                 server_name: synapse.server_name.clone(),
                 api_as_token: Secret::new(synapse.api.as_token.clone()),
                 api_hs_token: Secret::new(synapse.api.hs_token.clone()),
-                registration_shared_secret: Some(Secret::new(
-                    synapse.registration_shared_secret.clone(),
-                )),
+                registration_shared_secret: Some(Secret::new(synapse.registration_shared_secret.clone())),
                 identity_prefix: synapse.api.prefix.clone(),
                 admin_localpart: "mxgate_admin".into(),
             },
@@ -119,17 +100,11 @@ impl TestApp {
         let db = Db::connect(&database_url).await.unwrap();
         db.migrate().await.unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let (client_id, client_secret) = (
-            config.client_id.clone(),
-            config.client_secret.expose().to_owned(),
-        );
+        let (client_id, client_secret) = (config.client_id.clone(), config.client_secret.expose().to_owned());
         tokio::spawn(mxgate::server::serve(listener, config, db, async {
             let _ = stopped.await;
         }));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         Self {
             base: format!("http://{listen_addr}"),
             client_id,
@@ -151,13 +126,11 @@ impl TestApp {
 
     /// A request with Basic auth as the super admin.
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
-        self.request(method, path)
-            .basic_auth(&self.client_id, Some(&self.client_secret))
+        self.request(method, path).basic_auth(&self.client_id, Some(&self.client_secret))
     }
 
     pub fn basic(&self, method: Method, path: &str, client: &Client) -> RequestBuilder {
-        self.request(method, path)
-            .basic_auth(&client.id, Some(&client.secret))
+        self.request(method, path).basic_auth(&client.id, Some(&client.secret))
     }
 
     pub fn bearer(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
@@ -170,22 +143,13 @@ impl TestApp {
         if let Some(scopes) = scopes {
             body["scopes"] = json!(scopes);
         }
-        let created = expect(
-            self.admin(Method::POST, "/api/v1/credentials").json(&body),
-            StatusCode::CREATED,
-        )
-        .await;
-        Client {
-            id: client_id.into(),
-            secret: created["client_secret"].as_str().unwrap().into(),
-        }
+        let created = expect(self.admin(Method::POST, "/api/v1/credentials").json(&body), StatusCode::CREATED).await;
+        Client { id: client_id.into(), secret: created["client_secret"].as_str().unwrap().into() }
     }
 
     /// Issues a token as the super admin; returns the creation response.
     pub async fn admin_token(&self, use_host: bool) -> Value {
-        let request = self
-            .admin(Method::POST, "/api/v1/tokens")
-            .json(&json!({ "use_host": use_host }));
+        let request = self.admin(Method::POST, "/api/v1/tokens").json(&json!({ "use_host": use_host }));
         expect(request, StatusCode::CREATED).await
     }
 }
@@ -209,10 +173,7 @@ pub async fn expect(request: RequestBuilder, status: StatusCode) -> Value {
 pub async fn expect_error(request: RequestBuilder, status: StatusCode, code: &str) -> Value {
     let body = expect(request, status).await;
     assert_eq!(body["error"], code, "unexpected error code; body: {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "error without message: {body}"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {body}");
     body
 }
 
@@ -221,14 +182,10 @@ pub async fn json_body(response: Response) -> Value {
     if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
     }
 }
 
 pub fn basic_header(id: &str, secret: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }

@@ -26,11 +26,7 @@ pub fn synapse() -> &'static Synapse {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn repo() -> &'static Path {
@@ -38,19 +34,10 @@ fn repo() -> &'static Path {
 }
 
 fn start() -> Synapse {
-    let python = std::env::var("MXGATE_SYNAPSE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} is missing: run `make synapse` (make test does)",
-        python.display()
-    );
-    let dir = tempfile::Builder::new()
-        .prefix("mxgate-synapse-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let python =
+        std::env::var("MXGATE_SYNAPSE_PYTHON").map(PathBuf::from).unwrap_or_else(|_| repo().join(".venv/bin/python"));
+    assert!(python.exists(), "{} is missing: run `make synapse` (make test does)", python.display());
+    let dir = tempfile::Builder::new().prefix("mxgate-synapse-").tempdir().unwrap().keep();
     let url: Url = format!("http://127.0.0.1:{}", free_port()).parse().unwrap();
     let registration = |prefix: &str, localpart: &str| Registration {
         // No appservice endpoint is needed until events must be pushed to one.
@@ -103,11 +90,7 @@ fn start() -> Synapse {
 
     let deadline = Instant::now() + Duration::from_secs(90);
     while !healthy(&url) {
-        assert!(
-            Instant::now() < deadline,
-            "Synapse did not start; log:\n{}",
-            tail(&log)
-        );
+        assert!(Instant::now() < deadline, "Synapse did not start; log:\n{}", tail(&log));
         std::thread::sleep(Duration::from_millis(200));
     }
     Synapse {
@@ -135,12 +118,5 @@ fn healthy(url: &Url) -> bool {
 
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .rev()
-        .take(40)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
 }

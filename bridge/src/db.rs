@@ -10,8 +10,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions};
 
-static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -24,10 +24,7 @@ pub enum DbError {
     #[error("unsupported DATABASE_URL scheme (use sqlite:// or postgres://)")]
     UnsupportedScheme,
     #[error("cannot create the directory for {path}: {source}")]
-    CreateDir {
-        path: String,
-        source: std::io::Error,
-    },
+    CreateDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
     #[error(transparent)]
@@ -66,15 +63,9 @@ impl Db {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
@@ -101,18 +92,11 @@ impl Db {
 /// SQLite URLs get `mode=rwc` so a fresh machine gets its file, and the file's
 /// directory is created for the same reason.
 fn sqlite_url(url: &str) -> Result<String, DbError> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
-    let dir = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty());
+    let dir = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty());
     if let Some(dir) = dir.filter(|_| path != ":memory:") {
-        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-            path: path.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir { path: path.to_owned(), source })?;
     }
     Ok(if url.contains("mode=") {
         url.to_owned()
@@ -149,8 +133,7 @@ impl sqlx::Type<sqlx::Any> for Flag {
     }
 
     fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
-        <bool as sqlx::Type<sqlx::Any>>::compatible(ty)
-            || <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+        <bool as sqlx::Type<sqlx::Any>>::compatible(ty) || <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
     }
 }
 

@@ -1,0 +1,76 @@
+//! The bridge's configuration; every flag has an environment variable.
+
+use std::net::SocketAddr;
+
+use clap::{Args, ValueEnum};
+use url::Url;
+
+/// Where mxgate's store lives (shared by the API and the bridge).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// sqlx URL of mxgate's store: `sqlite://path` or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mxgate.db")]
+    pub database_url: String,
+}
+
+/// The homeserver both the API and the bridge talk to.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Client-server API base URL of the homeserver.
+    #[arg(long, env = "MXGATE_HOMESERVER_URL", default_value = "http://127.0.0.1:8008")]
+    pub homeserver_url: Url,
+
+    /// The homeserver's server name (the part after `:` in user ids).
+    #[arg(long, env = "MXGATE_SERVER_NAME", default_value = "localhost")]
+    pub server_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkKind {
+    /// The real WhatsApp network.
+    Whatsapp,
+    /// The in-process simulator, for tests and offline demos only.
+    Sim,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BridgeConfig {
+    /// Address of the bridge's appservice and provisioning API.
+    #[arg(long, env = "MXGATE_BRIDGE_LISTEN_ADDR", default_value = "127.0.0.1:29318")]
+    pub bridge_listen_addr: SocketAddr,
+
+    /// `as_token` of the bridge's appservice registration.
+    #[arg(long, env = "MXGATE_BRIDGE_AS_TOKEN", hide_env_values = true)]
+    pub bridge_as_token: String,
+
+    /// `hs_token` of the bridge's appservice registration.
+    #[arg(long, env = "MXGATE_BRIDGE_HS_TOKEN", hide_env_values = true)]
+    pub bridge_hs_token: String,
+
+    /// Localpart of the bridge bot.
+    #[arg(long, env = "MXGATE_BRIDGE_BOT", default_value = "whatsappbot")]
+    pub bot_localpart: String,
+
+    /// Localpart prefix of puppets; must match the bridge registration's user namespace.
+    #[arg(long, env = "MXGATE_PUPPET_PREFIX", default_value = "whatsapp_")]
+    pub puppet_prefix: String,
+
+    /// Which network to bridge. `sim` is a simulator for tests and demos.
+    #[arg(long, env = "MXGATE_NETWORK", value_enum, default_value = "whatsapp")]
+    pub network: NetworkKind,
+
+    /// How long each simulated QR code lives, in milliseconds.
+    #[arg(long, env = "MXGATE_SIM_QR_INTERVAL_MS", default_value_t = 20_000)]
+    pub sim_qr_interval_ms: u64,
+}
+
+/// The shared secret of the bridge's provisioning API: the bridge checks it, the API presents it.
+#[derive(Debug, Clone, Args)]
+pub struct ProvisioningConfig {
+    #[arg(long, env = "MXGATE_PROVISIONING_SECRET", hide_env_values = true)]
+    pub provisioning_secret: String,
+
+    /// Where the API reaches the bridge's provisioning API.
+    #[arg(long, env = "MXGATE_BRIDGE_URL", default_value = "http://127.0.0.1:29318")]
+    pub bridge_url: Url,
+}

@@ -1,0 +1,91 @@
+//! Network → Matrix: every message a linked device receives becomes an event sent by
+//! the sender's puppet in the chat's portal.
+
+use serde_json::{Value, json};
+
+use crate::core::{BridgeError, Core};
+use crate::media;
+use crate::ids::ChatId;
+use crate::network::{IncomingMessage, NetworkEvent};
+use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
+use crate::puppet::ensure_puppet;
+use crate::store::{self, MessageRow};
+
+pub async fn handle(core: &Core, event: NetworkEvent) {
+    match event {
+        NetworkEvent::Message(message) => {
+            let id = message.id.clone();
+            if let Err(error) = bridge_message(core, message).await {
+                tracing::error!(message = %id, error = %error, "incoming message not bridged");
+            }
+        }
+        NetworkEvent::LoggedOut(account) => {
+            match store::set_login_state(&core.db, account.as_str(), store::LOGGED_OUT).await {
+                Ok(_) => tracing::warn!(device = %account, "device logged out from the network side"),
+                Err(error) => tracing::error!(device = %account, error = %error, "cannot record log-out"),
+            }
+        }
+    }
+}
+
+async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), BridgeError> {
+    let account = message.account.as_str();
+    let chat_key = message.chat.to_string();
+    if store::message_by_network_id(&core.db, account, &chat_key, &message.id).await?.is_some() {
+        return Ok(());
+    }
+    let Some(login) = store::login(&core.db, account).await?.filter(|l| l.state == store::CONNECTED) else {
+        return Err(BridgeError::Invalid(format!("no connected login for {account}")));
+    };
+    let owner = ruma::UserId::parse(&login.owner).map_err(|e| BridgeError::Invalid(e.to_string()))?;
+    let puppet = ensure_puppet(core, &message.sender, message.sender_name.as_deref()).await?;
+    // A direct chat is named after its contact; a group keeps the name it was created with.
+    let name = matches!(message.chat, ChatId::Direct(_)).then_some(message.sender_name.as_deref()).flatten();
+    let portal = ensure_portal(core, &message.account, &owner, &message.chat, PortalInfo { name, topic: None }).await?;
+    let room = room_id(&portal)?;
+    if message.chat.is_group() {
+        ensure_member(core, &room, &puppet).await?;
+    }
+
+    let mut content = match &message.media {
+        Some(media) => {
+            let mxc = core.matrix.upload(&puppet, media.data.clone(), &media.mime_type, &media.file_name).await?;
+            let info = media::info(&media.data, &media.mime_type);
+            let caption = message.text.clone().unwrap_or_else(|| media.file_name.clone());
+            json!({
+                "msgtype": media::msgtype(&media.mime_type),
+                "body": caption,
+                "filename": media.file_name,
+                "url": mxc,
+                "info": info,
+            })
+        }
+        None => json!({ "msgtype": "m.text", "body": message.text.clone().unwrap_or_default() }),
+    };
+    if let Some(quoted) = &message.reply_to
+        && let Some(row) = store::message_by_network_id(&core.db, account, &chat_key, quoted).await?
+    {
+        content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": row.event_id } });
+    }
+    add_source(&mut content, &message);
+    let event_id = core.matrix.send_event(&puppet, &room, "m.room.message", &message.id, &content).await?;
+    let row = MessageRow {
+        event_id: event_id.to_string(),
+        room_id: room.to_string(),
+        account_id: account.to_owned(),
+        chat_id: chat_key,
+        network_id: message.id,
+        direction: "in".into(),
+    };
+    store::insert_message(&core.db, &row).await?;
+    Ok(())
+}
+
+/// Which account and chat an event came from, for consumers such as the API.
+fn add_source(content: &mut Value, message: &IncomingMessage) {
+    content["fi.mxgate.source"] = json!({
+        "device_id": message.account,
+        "chat": message.chat.to_string(),
+        "network_message_id": message.id,
+    });
+}

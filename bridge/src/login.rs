@@ -1,0 +1,90 @@
+//! Logins in progress: a network login stream per process, read one step at a time
+//! by whoever drives it (the provisioning API or the bot's `login` command).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ruma::{OwnedUserId, UserId};
+use tokio::sync::Mutex;
+
+use crate::core::{BridgeError, Core};
+use crate::network::{AccountId, LoginEvent, LoginStream};
+use crate::store;
+
+/// What a login shows next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Qr(String),
+    Complete(AccountId),
+    TimedOut,
+    Failed(String),
+}
+
+struct Process {
+    owner: OwnedUserId,
+    stream: Mutex<LoginStream>,
+}
+
+#[derive(Default)]
+pub struct LoginProcesses {
+    processes: std::sync::Mutex<HashMap<String, Arc<Process>>>,
+}
+
+impl LoginProcesses {
+    fn get(&self, id: &str, owner: &UserId) -> Option<Arc<Process>> {
+        let processes = self.processes.lock().unwrap_or_else(|e| e.into_inner());
+        processes.get(id).filter(|p| p.owner == owner).cloned()
+    }
+
+    fn remove(&self, id: &str) {
+        self.processes.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+/// Starts a login for `owner`; returns the process id and its first step.
+pub async fn start(core: &Core, owner: &UserId) -> Result<(String, Step), BridgeError> {
+    let stream = core.network.start_login().await?;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let process = Arc::new(Process { owner: owner.to_owned(), stream: Mutex::new(stream) });
+    core.logins.processes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), process);
+    let step = next(core, &id, owner).await?.ok_or_else(|| BridgeError::Invalid("login vanished".into()))?;
+    Ok((id, step))
+}
+
+/// Waits for the next step of a login; `None` when no such login is in progress.
+pub async fn next(core: &Core, id: &str, owner: &UserId) -> Result<Option<Step>, BridgeError> {
+    let Some(process) = core.logins.get(id, owner) else { return Ok(None) };
+    let event = process.stream.lock().await.recv().await;
+    let step = match event {
+        Some(LoginEvent::Qr(code)) => return Ok(Some(Step::Qr(code))),
+        Some(LoginEvent::Success(account)) => {
+            store::upsert_login(&core.db, account.as_str(), owner.as_str()).await?;
+            tracing::info!(device = %account, owner = %owner, "device linked");
+            Step::Complete(account)
+        }
+        Some(LoginEvent::Failed(reason)) => Step::Failed(reason),
+        Some(LoginEvent::Timeout) | None => Step::TimedOut,
+    };
+    core.logins.remove(id);
+    Ok(Some(step))
+}
+
+pub fn cancel(core: &Core, id: &str, owner: &UserId) -> bool {
+    let found = core.logins.get(id, owner).is_some();
+    if found {
+        core.logins.remove(id);
+    }
+    found
+}
+
+/// Logs a device out on the network and marks it so; only its owner may.
+pub async fn logout(core: &Core, owner: &UserId, account: &AccountId) -> Result<bool, BridgeError> {
+    let Some(login) = store::login(&core.db, account.as_str()).await? else { return Ok(false) };
+    if login.owner != owner.as_str() || login.state != store::CONNECTED {
+        return Ok(false);
+    }
+    core.network.logout(account).await?;
+    store::set_login_state(&core.db, account.as_str(), store::LOGGED_OUT).await?;
+    tracing::info!(device = %account, "device logged out");
+    Ok(true)
+}

@@ -1,0 +1,236 @@
+//! A small client of the homeserver's client-server API, authenticated as an
+//! appservice and acting as any user of its namespaces (`?user_id=`).
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error("cannot reach the homeserver ({0})")]
+    Unreachable(String),
+    #[error("the homeserver refused the request ({status} {errcode}: {message})")]
+    Refused { status: u16, errcode: String, message: String },
+    #[error("the homeserver returned an unexpected answer ({0})")]
+    Malformed(String),
+}
+
+impl MatrixError {
+    pub fn errcode(&self) -> Option<&str> {
+        match self {
+            Self::Refused { errcode, .. } => Some(errcode),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errcode: String,
+    #[serde(default)]
+    error: String,
+}
+
+/// Which access token a request carries.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth<'a> {
+    Appservice,
+    Token(&'a str),
+    Anonymous,
+}
+
+#[derive(Clone)]
+pub struct MatrixClient {
+    http: reqwest::Client,
+    base: Url,
+    as_token: String,
+}
+
+fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+impl MatrixClient {
+    pub fn new(base: Url, as_token: String) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("reqwest client with default TLS builds");
+        Self { http, base, as_token }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// One request; `acting` masquerades as a user of the appservice's namespaces.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        acting: Option<&UserId>,
+        body: Option<Value>,
+    ) -> Result<Value, MatrixError> {
+        let mut url = self.base.join(path).map_err(|e| MatrixError::Malformed(e.to_string()))?;
+        if let Some(user) = acting {
+            url.query_pairs_mut().append_pair("user_id", user.as_str());
+        }
+        let mut request = self.http.request(method, url);
+        request = match auth {
+            Auth::Appservice => request.bearer_auth(&self.as_token),
+            Auth::Token(token) => request.bearer_auth(token),
+            Auth::Anonymous => request,
+        };
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| MatrixError::Unreachable(e.without_url().to_string()))?;
+        read(response).await
+    }
+
+    pub async fn ping(&self) -> Result<(), MatrixError> {
+        self.call(Method::GET, "/_matrix/client/versions", Auth::Anonymous, None, None).await.map(drop)
+    }
+
+    /// Registers `localpart` in the appservice's namespace; an existing user is fine.
+    pub async fn ensure_registered(&self, localpart: &str) -> Result<(), MatrixError> {
+        let body = json!({ "type": "m.login.application_service", "username": localpart, "inhibit_login": true });
+        match self.call(Method::POST, "/_matrix/client/v3/register", Auth::Appservice, None, Some(body)).await {
+            Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    pub async fn set_displayname(&self, user: &UserId, name: &str) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/profile/{}/displayname", segment(user.as_str()));
+        self.call(Method::PUT, &path, Auth::Appservice, Some(user), Some(json!({ "displayname": name })))
+            .await
+            .map(drop)
+    }
+
+    pub async fn set_avatar(&self, user: &UserId, url: &OwnedMxcUri) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/profile/{}/avatar_url", segment(user.as_str()));
+        self.call(Method::PUT, &path, Auth::Appservice, Some(user), Some(json!({ "avatar_url": url }))).await.map(drop)
+    }
+
+    pub async fn create_room(&self, creator: &UserId, body: Value) -> Result<OwnedRoomId, MatrixError> {
+        let answer = self
+            .call(Method::POST, "/_matrix/client/v3/createRoom", Auth::Appservice, Some(creator), Some(body))
+            .await?;
+        parse_field(&answer, "room_id", |s| RoomId::parse(s).ok())
+    }
+
+    pub async fn invite(&self, inviter: &UserId, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", segment(room.as_str()));
+        match self.call(Method::POST, &path, Auth::Appservice, Some(inviter), Some(json!({ "user_id": user }))).await {
+            // Already in the room (or already invited): nothing to do.
+            Err(MatrixError::Refused { status: 403, message, .. }) if message.contains("already") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    pub async fn join(&self, user: &UserId, room: &RoomId) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/join", segment(room.as_str()));
+        self.call(Method::POST, &path, Auth::Appservice, Some(user), Some(json!({}))).await.map(drop)
+    }
+
+    pub async fn leave(&self, user: &UserId, room: &RoomId) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/leave", segment(room.as_str()));
+        self.call(Method::POST, &path, Auth::Appservice, Some(user), Some(json!({}))).await.map(drop)
+    }
+
+    /// Sends a room event; `txn_id` makes a retried send a no-op on the homeserver.
+    pub async fn send_event(
+        &self,
+        sender: &UserId,
+        room: &RoomId,
+        event_type: &str,
+        txn_id: &str,
+        content: &Value,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/{}/{}",
+            segment(room.as_str()),
+            segment(event_type),
+            segment(txn_id)
+        );
+        let answer = self.call(Method::PUT, &path, Auth::Appservice, Some(sender), Some(content.clone())).await?;
+        parse_field(&answer, "event_id", |s| s.parse().ok())
+    }
+
+    pub async fn upload(
+        &self,
+        uploader: &UserId,
+        data: Vec<u8>,
+        mime_type: &str,
+        file_name: &str,
+    ) -> Result<OwnedMxcUri, MatrixError> {
+        let mut url = self.base.join("/_matrix/media/v3/upload").map_err(|e| MatrixError::Malformed(e.to_string()))?;
+        url.query_pairs_mut().append_pair("filename", file_name).append_pair("user_id", uploader.as_str());
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.as_token)
+            .header(reqwest::header::CONTENT_TYPE, mime_type)
+            .body(data)
+            .send()
+            .await
+            .map_err(|e| MatrixError::Unreachable(e.without_url().to_string()))?;
+        let answer = read(response).await?;
+        parse_field(&answer, "content_uri", |s| Some(OwnedMxcUri::from(s)))
+    }
+
+    /// Downloads a file from the media repository (authenticated media).
+    pub async fn download(&self, acting: &UserId, uri: &str) -> Result<Vec<u8>, MatrixError> {
+        let (server, media) = uri
+            .strip_prefix("mxc://")
+            .and_then(|rest| rest.split_once('/'))
+            .ok_or_else(|| MatrixError::Malformed(format!("not an mxc URI: {uri}")))?;
+        let path = format!("/_matrix/client/v1/media/download/{}/{}", segment(server), segment(media));
+        let mut url = self.base.join(&path).map_err(|e| MatrixError::Malformed(e.to_string()))?;
+        url.query_pairs_mut().append_pair("user_id", acting.as_str());
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(&self.as_token)
+            .send()
+            .await
+            .map_err(|e| MatrixError::Unreachable(e.without_url().to_string()))?;
+        if response.status() != StatusCode::OK {
+            return Err(read(response).await.err().unwrap_or(MatrixError::Malformed("download failed".into())));
+        }
+        Ok(response.bytes().await.map_err(|e| MatrixError::Unreachable(e.to_string()))?.to_vec())
+    }
+
+    /// The joined members of a room, as `acting` sees them.
+    pub async fn joined_members(&self, acting: &UserId, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/joined_members", segment(room.as_str()));
+        let answer = self.call(Method::GET, &path, Auth::Appservice, Some(acting), None).await?;
+        let joined = answer["joined"].as_object().ok_or_else(|| MatrixError::Malformed("no joined map".into()))?;
+        Ok(joined.keys().filter_map(|k| UserId::parse(k).ok()).collect())
+    }
+}
+
+async fn read(response: reqwest::Response) -> Result<Value, MatrixError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| MatrixError::Unreachable(e.to_string()))?;
+    if status == StatusCode::OK {
+        return serde_json::from_slice(&bytes).map_err(|e| MatrixError::Malformed(e.to_string()));
+    }
+    let error: ErrorBody = serde_json::from_slice(&bytes)
+        .unwrap_or(ErrorBody { errcode: String::new(), error: String::from_utf8_lossy(&bytes).into() });
+    Err(MatrixError::Refused { status: status.as_u16(), errcode: error.errcode, message: error.error })
+}
+
+fn parse_field<T>(answer: &Value, field: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, MatrixError> {
+    answer[field]
+        .as_str()
+        .and_then(parse)
+        .ok_or_else(|| MatrixError::Malformed(format!("answer without a valid {field}")))
+}

@@ -1,0 +1,263 @@
+//! `sim`: an in-process stand-in for WhatsApp, for tests and offline demos. It issues
+//! rotating QR codes, "scans" them on request, knows groups with invite codes, keeps
+//! an outbox of what each device sent, and injects incoming messages. It is never the
+//! default network and announces itself in the log.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::{
+    AccountId, Contact, GroupInfo, IncomingMessage, LoginEvent, LoginStream, Media, Network, NetworkError,
+    NetworkEvent, NetworkMessageId, OutgoingMessage,
+};
+use crate::ids::{ChatId, GroupInvite, PhoneNumber};
+
+/// Numbers with this prefix are "not on WhatsApp".
+const UNREGISTERED_PREFIX: &str = "000";
+
+/// How many codes a login shows before it times out, as WhatsApp does.
+const QR_CODES_PER_LOGIN: usize = 6;
+
+pub struct SimNetwork {
+    qr_interval: Duration,
+    state: Mutex<State>,
+    events: mpsc::UnboundedSender<NetworkEvent>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<NetworkEvent>>>,
+}
+
+#[derive(Default)]
+struct State {
+    connected: HashSet<AccountId>,
+    /// Pending logins, newest last; each has the sender of its events.
+    logins: Vec<(u64, mpsc::Sender<LoginEvent>)>,
+    next_login: u64,
+    groups: HashMap<String, Group>,
+    outbox: HashMap<AccountId, Vec<OutboxEntry>>,
+}
+
+struct Group {
+    name: String,
+    members: HashSet<PhoneNumber>,
+    invite_code: String,
+}
+
+/// One message as the network received it from a device.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OutboxEntry {
+    pub message_id: NetworkMessageId,
+    /// The recipient's JID (`<phone>@s.whatsapp.net` or `<id>@g.us`).
+    pub to: String,
+    pub text: Option<String>,
+    pub media: Option<OutboxMedia>,
+    pub reply_to: Option<NetworkMessageId>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OutboxMedia {
+    pub mime_type: String,
+    pub file_name: String,
+    pub size: usize,
+    pub base64: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CreatedGroup {
+    pub jid: String,
+    pub invite_url: String,
+}
+
+/// A message to inject as if a contact sent it.
+#[derive(Debug, Clone)]
+pub struct Injected {
+    pub device: AccountId,
+    pub from: PhoneNumber,
+    pub group: Option<String>,
+    pub text: Option<String>,
+    pub media: Option<Media>,
+    pub reply_to: Option<NetworkMessageId>,
+}
+
+fn message_id() -> NetworkMessageId {
+    format!("3EB0{}", hex::encode(rand::random::<[u8; 8]>()).to_uppercase())
+}
+
+impl SimNetwork {
+    pub fn new(qr_interval: Duration) -> Self {
+        tracing::warn!("using the SIMULATED WhatsApp network (sim); no real account is reachable");
+        let (events, receiver) = mpsc::unbounded_channel();
+        Self { qr_interval, state: Mutex::new(State::default()), events, receiver: Mutex::new(Some(receiver)) }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The phone scans the newest pending QR code, so that login succeeds as `phone`.
+    pub async fn scan(&self, phone: PhoneNumber) -> Result<(), NetworkError> {
+        let sender = {
+            let mut state = self.state();
+            state.logins.retain(|(_, tx)| !tx.is_closed());
+            let (_, sender) = state.logins.pop().ok_or(NetworkError::NoPendingLogin)?;
+            state.connected.insert(phone.clone());
+            sender
+        };
+        sender.send(LoginEvent::Success(phone)).await.map_err(|_| NetworkError::NoPendingLogin)
+    }
+
+    pub fn create_group(&self, name: String, members: Vec<PhoneNumber>) -> CreatedGroup {
+        let jid = format!("1203630{}@g.us", rand::random_range(10_000_000u64..99_999_999));
+        let invite_code = hex::encode(rand::random::<[u8; 11]>());
+        let invite_url = format!("https://chat.whatsapp.com/{invite_code}");
+        let group = Group { name, members: members.into_iter().collect(), invite_code };
+        self.state().groups.insert(jid.clone(), group);
+        CreatedGroup { jid, invite_url }
+    }
+
+    /// Delivers a message to `device` as if `from` sent it; returns its network id.
+    pub fn inject(&self, message: Injected) -> Result<NetworkMessageId, NetworkError> {
+        let chat = match message.group {
+            Some(jid) => {
+                let state = self.state();
+                let group = state.groups.get(&jid).ok_or_else(|| NetworkError::Refused(format!("no group {jid}")))?;
+                if !group.members.contains(&message.device) {
+                    return Err(NetworkError::Refused(format!("{} is not a member of {jid}", message.device)));
+                }
+                ChatId::Group(jid)
+            }
+            None => ChatId::Direct(message.from.clone()),
+        };
+        if !self.state().connected.contains(&message.device) {
+            return Err(NetworkError::Disconnected);
+        }
+        let id = message_id();
+        let incoming = IncomingMessage {
+            account: message.device,
+            chat,
+            sender_name: Some(format!("Contact {}", message.from)),
+            sender: message.from,
+            id: id.clone(),
+            text: message.text,
+            media: message.media,
+            reply_to: message.reply_to,
+        };
+        self.events.send(NetworkEvent::Message(incoming)).map_err(|_| NetworkError::Disconnected)?;
+        Ok(id)
+    }
+
+    /// What the network received from `device`, oldest first.
+    pub fn outbox(&self, device: &AccountId) -> Vec<OutboxEntry> {
+        self.state().outbox.get(device).cloned().unwrap_or_default()
+    }
+
+    /// The phone removes the linked device.
+    pub fn remove_device(&self, device: &AccountId) {
+        self.state().connected.remove(device);
+        let _ = self.events.send(NetworkEvent::LoggedOut(device.clone()));
+    }
+}
+
+#[async_trait]
+impl Network for SimNetwork {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    async fn start_login(&self) -> Result<LoginStream, NetworkError> {
+        let (tx, rx) = mpsc::channel(8);
+        let id = {
+            let mut state = self.state();
+            state.next_login += 1;
+            let id = state.next_login;
+            state.logins.push((id, tx.clone()));
+            id
+        };
+        let interval = self.qr_interval;
+        tokio::spawn(async move {
+            for n in 0..QR_CODES_PER_LOGIN {
+                let code = format!("2@sim{id}-{n},{}", hex::encode(rand::random::<[u8; 16]>()));
+                if tx.send(LoginEvent::Qr(code)).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(interval).await;
+                if tx.is_closed() {
+                    return;
+                }
+            }
+            let _ = tx.send(LoginEvent::Timeout).await;
+        });
+        Ok(rx)
+    }
+
+    async fn connect(&self, account: &AccountId) -> Result<(), NetworkError> {
+        self.state().connected.insert(account.clone());
+        Ok(())
+    }
+
+    async fn logout(&self, account: &AccountId) -> Result<(), NetworkError> {
+        self.state().connected.remove(account);
+        Ok(())
+    }
+
+    async fn resolve_contact(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Contact, NetworkError> {
+        if !self.state().connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        if phone.as_str().starts_with(UNREGISTERED_PREFIX) {
+            return Err(NetworkError::NotOnNetwork(phone.clone()));
+        }
+        Ok(Contact { phone: phone.clone(), name: Some(format!("Contact {phone}")) })
+    }
+
+    async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError> {
+        let mut state = self.state();
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        let (jid, group) =
+            state.groups.iter_mut().find(|(_, g)| g.invite_code == invite.code()).ok_or(NetworkError::InvalidInvite)?;
+        group.members.insert(account.clone());
+        Ok(GroupInfo { chat: ChatId::Group(jid.clone()), name: group.name.clone(), topic: None })
+    }
+
+    async fn send(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        message: OutgoingMessage,
+    ) -> Result<NetworkMessageId, NetworkError> {
+        let mut state = self.state();
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        if let ChatId::Group(jid) = chat
+            && !state.groups.get(jid).is_some_and(|g| g.members.contains(account))
+        {
+            return Err(NetworkError::Refused(format!("{account} is not a member of {jid}")));
+        }
+        use base64::Engine;
+        let entry = OutboxEntry {
+            message_id: message_id(),
+            to: chat.to_string(),
+            text: message.text,
+            media: message.media.map(|m| OutboxMedia {
+                size: m.data.len(),
+                base64: base64::engine::general_purpose::STANDARD.encode(&m.data),
+                mime_type: m.mime_type,
+                file_name: m.file_name,
+            }),
+            reply_to: message.reply_to,
+        };
+        let id = entry.message_id.clone();
+        state.outbox.entry(account.clone()).or_default().push(entry);
+        Ok(id)
+    }
+
+    fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {
+        self.receiver.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}

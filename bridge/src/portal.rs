@@ -1,0 +1,93 @@
+//! Portals: one Matrix room per chat of a linked account. The bot creates the room,
+//! the account's owner is joined to it (the bridge's registration may act for token
+//! identities), and a direct chat's puppet joins it too.
+
+use ruma::{OwnedRoomId, RoomId, UserId};
+use serde_json::json;
+
+use crate::core::{BridgeError, Core};
+use crate::ids::ChatId;
+use crate::network::AccountId;
+use crate::puppet::ensure_puppet;
+use crate::store::{self, PortalRow};
+
+pub struct PortalInfo<'a> {
+    pub name: Option<&'a str>,
+    pub topic: Option<&'a str>,
+}
+
+/// The portal of `chat` for `account`, created on first use.
+pub async fn ensure_portal(
+    core: &Core,
+    account: &AccountId,
+    owner: &UserId,
+    chat: &ChatId,
+    info: PortalInfo<'_>,
+) -> Result<PortalRow, BridgeError> {
+    let chat_key = chat.to_string();
+    if let Some(portal) = store::portal(&core.db, account.as_str(), &chat_key).await? {
+        return Ok(portal);
+    }
+    let _guard = core.portal_creation.lock().await;
+    if let Some(portal) = store::portal(&core.db, account.as_str(), &chat_key).await? {
+        return Ok(portal);
+    }
+
+    let mut invite = vec![owner.to_string()];
+    let puppet = match chat {
+        ChatId::Direct(phone) => {
+            let puppet = ensure_puppet(core, phone, info.name).await?;
+            invite.push(puppet.to_string());
+            Some(puppet)
+        }
+        ChatId::Group(_) => None,
+    };
+    let mut body = json!({
+        "preset": "private_chat",
+        "visibility": "private",
+        "is_direct": !chat.is_group(),
+        "invite": invite,
+        "initial_state": [{
+            "type": "m.bridge",
+            "state_key": format!("fi.mxgate.whatsapp://whatsapp/{chat_key}"),
+            "content": {
+                "bridgebot": core.bot,
+                "protocol": { "id": "whatsapp", "displayname": "WhatsApp" },
+                "channel": { "id": chat_key },
+            },
+        }],
+        "power_level_content_override": { "users": { core.bot.as_str(): 100, owner.as_str(): 50 } },
+    });
+    if chat.is_group() {
+        body["name"] = json!(info.name.unwrap_or("WhatsApp group"));
+        if let Some(topic) = info.topic {
+            body["topic"] = json!(topic);
+        }
+    }
+    let room_id = core.matrix.create_room(&core.bot, body).await?;
+    core.matrix.join(owner, &room_id).await?;
+    if let Some(puppet) = &puppet {
+        core.matrix.join(puppet, &room_id).await?;
+    }
+    let portal = PortalRow {
+        account_id: account.to_string(),
+        chat_id: chat_key,
+        room_id: room_id.to_string(),
+        is_direct: !chat.is_group(),
+        name: info.name.map(str::to_owned),
+    };
+    store::insert_portal(&core.db, &portal).await?;
+    tracing::info!(room = %room_id, chat = %portal.chat_id, "portal created");
+    Ok(portal)
+}
+
+/// Brings a group member's puppet into the portal before it speaks there.
+pub async fn ensure_member(core: &Core, room: &RoomId, user: &UserId) -> Result<(), BridgeError> {
+    core.matrix.invite(&core.bot, room, user).await?;
+    core.matrix.join(user, room).await?;
+    Ok(())
+}
+
+pub fn room_id(portal: &PortalRow) -> Result<OwnedRoomId, BridgeError> {
+    RoomId::parse(&portal.room_id).map_err(|e| BridgeError::Invalid(e.to_string()))
+}

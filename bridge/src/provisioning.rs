@@ -1,0 +1,247 @@
+//! The provisioning API, in the shape of mautrix's (`/_matrix/provision/v3/…`):
+//! a shared secret in `Authorization: Bearer`, the acting user in `?user_id=`.
+//! mxgate adds `POST /v3/join_group` (resolve and join a group invite URL).
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ruma::{OwnedUserId, UserId};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::core::{BridgeError, Core};
+use crate::ids::{ChatId, GroupInvite, PhoneNumber};
+use crate::login::{self, Step};
+use crate::network::{AccountId, NetworkError};
+use crate::portal::{PortalInfo, ensure_portal};
+use crate::store;
+
+pub const QR_STEP: &str = "fi.mxgate.whatsapp.qr";
+
+pub fn router() -> Router<Arc<Core>> {
+    Router::new()
+        .route("/_matrix/provision/v3/login/start/qr", post(login_start))
+        .route("/_matrix/provision/v3/login/step/{process}/{step}/display_and_wait", post(login_step))
+        .route("/_matrix/provision/v3/login/cancel/{process}", post(login_cancel))
+        .route("/_matrix/provision/v3/logins", get(logins))
+        .route("/_matrix/provision/v3/logout/{login_id}", post(logout))
+        .route("/_matrix/provision/v3/create_dm/{identifier}", post(create_dm))
+        .route("/_matrix/provision/v3/join_group", post(join_group))
+}
+
+/// A provisioning error in Matrix's shape, `{"errcode", "error"}`.
+#[derive(Debug)]
+pub struct ProvisionError(StatusCode, &'static str, String);
+
+impl IntoResponse for ProvisionError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "errcode": self.1, "error": self.2 }))).into_response()
+    }
+}
+
+impl From<BridgeError> for ProvisionError {
+    fn from(error: BridgeError) -> Self {
+        match error {
+            BridgeError::Network(e) => e.into(),
+            BridgeError::Invalid(message) => Self(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message),
+            other => {
+                tracing::error!(error = %other, "provisioning request failed");
+                Self(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", other.to_string())
+            }
+        }
+    }
+}
+
+impl From<NetworkError> for ProvisionError {
+    fn from(error: NetworkError) -> Self {
+        let (status, code) = match &error {
+            NetworkError::NotOnNetwork(_) => (StatusCode::NOT_FOUND, "FI.MXGATE.NOT_ON_WHATSAPP"),
+            NetworkError::InvalidInvite => (StatusCode::NOT_FOUND, "FI.MXGATE.INVALID_INVITE"),
+            NetworkError::Disconnected => (StatusCode::CONFLICT, "FI.MXGATE.DISCONNECTED"),
+            NetworkError::NoPendingLogin => (StatusCode::NOT_FOUND, "M_NOT_FOUND"),
+            NetworkError::Refused(_) => (StatusCode::BAD_GATEWAY, "FI.MXGATE.NETWORK_REFUSED"),
+        };
+        Self(status, code, error.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ProvisionError {
+    fn from(error: sqlx::Error) -> Self {
+        BridgeError::from(error).into()
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ProvisionError {
+    ProvisionError(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message.into())
+}
+
+/// The acting user, after the shared secret was checked.
+pub struct Caller(OwnedUserId);
+
+#[derive(Deserialize)]
+struct CallerQuery {
+    user_id: Option<String>,
+}
+
+impl FromRequestParts<Arc<Core>> for Caller {
+    type Rejection = ProvisionError;
+
+    async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self, ProvisionError> {
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ProvisionError(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing auth token".into()))?;
+        if !bool::from(given.as_bytes().ct_eq(core.provisioning.provisioning_secret.as_bytes())) {
+            return Err(ProvisionError(StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN", "Invalid auth token".into()));
+        }
+        let Query(query) = Query::<CallerQuery>::try_from_uri(&parts.uri).map_err(|e| invalid(e.body_text()))?;
+        let user = query.user_id.ok_or_else(|| invalid("user_id is required"))?;
+        let user = UserId::parse(&user).map_err(|e| invalid(format!("user_id: {e}")))?;
+        Ok(Self(user))
+    }
+}
+
+fn step_json(process: &str, step: Step) -> Result<Value, ProvisionError> {
+    match step {
+        Step::Qr(code) => Ok(json!({
+            "login_id": process,
+            "type": "display_and_wait",
+            "step_id": QR_STEP,
+            "instructions": "Scan the QR code with WhatsApp on your phone: Settings → Linked devices → Link a device",
+            "display_and_wait": { "type": "qr", "data": code },
+        })),
+        Step::Complete(account) => Ok(json!({
+            "login_id": process,
+            "type": "complete",
+            "step_id": "fi.mxgate.whatsapp.complete",
+            "instructions": format!("Linked {account}"),
+            "complete": { "user_login_id": account },
+        })),
+        Step::TimedOut => Err(ProvisionError(
+            StatusCode::GONE,
+            "FI.MAU.BRIDGE.LOGIN_TIMED_OUT",
+            "no QR code was scanned in time".into(),
+        )),
+        Step::Failed(reason) => Err(ProvisionError(StatusCode::BAD_REQUEST, "FI.MXGATE.LOGIN_FAILED", reason)),
+    }
+}
+
+async fn login_start(State(core): State<Arc<Core>>, Caller(user): Caller) -> Result<Json<Value>, ProvisionError> {
+    let (process, step) = login::start(&core, &user).await?;
+    Ok(Json(step_json(&process, step)?))
+}
+
+async fn login_step(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path((process, step)): Path<(String, String)>,
+) -> Result<Json<Value>, ProvisionError> {
+    if step != QR_STEP {
+        return Err(ProvisionError(StatusCode::BAD_REQUEST, "M_BAD_STATE", "Step ID does not match".into()));
+    }
+    let not_found = || ProvisionError(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Login not found".into());
+    let step = login::next(&core, &process, &user).await?.ok_or_else(not_found)?;
+    Ok(Json(step_json(&process, step)?))
+}
+
+async fn login_cancel(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(process): Path<String>,
+) -> Result<Json<Value>, ProvisionError> {
+    if !login::cancel(&core, &process, &user) {
+        return Err(ProvisionError(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Login not found".into()));
+    }
+    Ok(Json(json!({})))
+}
+
+async fn logins(State(core): State<Arc<Core>>, Caller(user): Caller) -> Result<Json<Value>, ProvisionError> {
+    let logins = store::logins_of(&core.db, user.as_str()).await?;
+    let ids: Vec<&str> = logins.iter().map(|l| l.account_id.as_str()).collect();
+    Ok(Json(json!({ "login_ids": ids })))
+}
+
+fn parse_account(text: &str) -> Result<AccountId, ProvisionError> {
+    text.parse().map_err(|e: crate::ids::IdError| invalid(e.to_string()))
+}
+
+async fn logout(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(login_id): Path<String>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = parse_account(&login_id)?;
+    if !login::logout(&core, &user, &account).await? {
+        return Err(ProvisionError(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Login not found".into()));
+    }
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    login_id: Option<String>,
+}
+
+/// The login a call acts through: the one named, or the caller's only one.
+async fn chosen_login(core: &Core, user: &UserId, login_id: Option<String>) -> Result<AccountId, ProvisionError> {
+    let logins = store::logins_of(&core.db, user.as_str()).await?;
+    let login = match login_id {
+        Some(id) => logins.into_iter().find(|l| l.account_id == id),
+        None if logins.len() == 1 => logins.into_iter().next(),
+        None => None,
+    };
+    let login = login.ok_or_else(|| ProvisionError(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Login not found".into()))?;
+    parse_account(&login.account_id)
+}
+
+async fn create_dm(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(identifier): Path<String>,
+    Query(query): Query<LoginQuery>,
+) -> Result<(StatusCode, Json<Value>), ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let phone: PhoneNumber = identifier.parse().map_err(|e: crate::ids::IdError| invalid(e.to_string()))?;
+    let contact = core.network.resolve_contact(&account, &phone).await?;
+    let chat = ChatId::Direct(contact.phone.clone());
+    let existed = store::portal(&core.db, account.as_str(), &chat.to_string()).await?.is_some();
+    let info = PortalInfo { name: contact.name.as_deref(), topic: None };
+    let portal = ensure_portal(&core, &account, &user, &chat, info).await?;
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((
+        status,
+        Json(json!({
+            "id": contact.phone,
+            "name": contact.name,
+            "mxid": core.puppet_id(contact.phone.as_str()),
+            "dm_room_mxid": portal.room_id,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+struct JoinGroup {
+    invite_url: String,
+}
+
+async fn join_group(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+    Json(body): Json<JoinGroup>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let invite: GroupInvite = body.invite_url.parse().map_err(|e: crate::ids::IdError| invalid(e.to_string()))?;
+    let group = core.network.join_group(&account, &invite).await?;
+    let info = PortalInfo { name: Some(&group.name), topic: group.topic.as_deref() };
+    let portal = ensure_portal(&core, &account, &user, &group.chat, info).await?;
+    Ok(Json(json!({ "id": group.chat.to_string(), "name": group.name, "mxid": portal.room_id })))
+}

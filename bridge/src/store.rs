@@ -1,0 +1,232 @@
+//! The bridge's SQL. The API reads logins and portals through these functions too,
+//! so the room → device → token mapping has one definition.
+
+use crate::db::{Db, now};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoginRow {
+    pub account_id: String,
+    pub owner: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
+pub const CONNECTED: &str = "connected";
+pub const LOGGED_OUT: &str = "logged_out";
+
+pub async fn upsert_login(db: &Db, account_id: &str, owner: &str) -> Result<(), sqlx::Error> {
+    let now = now();
+    sqlx::query(
+        "INSERT INTO bridge_logins (account_id, owner, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+         ON CONFLICT (account_id) DO UPDATE SET owner = $2, state = $3, updated_at = $4",
+    )
+    .bind(account_id)
+    .bind(owner)
+    .bind(CONNECTED)
+    .bind(now)
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
+pub async fn logins_of(db: &Db, owner: &str) -> Result<Vec<LoginRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, owner, state, created_at FROM bridge_logins WHERE owner = $1 AND state = $2 ORDER BY created_at, account_id",
+    )
+    .bind(owner)
+    .bind(CONNECTED)
+    .fetch_all(&db.pool)
+    .await
+}
+
+pub async fn login(db: &Db, account_id: &str) -> Result<Option<LoginRow>, sqlx::Error> {
+    sqlx::query_as("SELECT account_id, owner, state, created_at FROM bridge_logins WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+pub async fn connected_logins(db: &Db) -> Result<Vec<LoginRow>, sqlx::Error> {
+    sqlx::query_as("SELECT account_id, owner, state, created_at FROM bridge_logins WHERE state = $1")
+        .bind(CONNECTED)
+        .fetch_all(&db.pool)
+        .await
+}
+
+pub async fn set_login_state(db: &Db, account_id: &str, state: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE bridge_logins SET state = $2, updated_at = $3 WHERE account_id = $1")
+        .bind(account_id)
+        .bind(state)
+        .bind(now())
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PortalRow {
+    pub account_id: String,
+    pub chat_id: String,
+    pub room_id: String,
+    #[sqlx(try_from = "crate::db::Flag")]
+    pub is_direct: bool,
+    pub name: Option<String>,
+}
+
+pub async fn portal(db: &Db, account_id: &str, chat_id: &str) -> Result<Option<PortalRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, chat_id, room_id, is_direct, name FROM bridge_portals WHERE account_id = $1 AND chat_id = $2",
+    )
+    .bind(account_id)
+    .bind(chat_id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+pub async fn portal_by_room(db: &Db, room_id: &str) -> Result<Option<PortalRow>, sqlx::Error> {
+    sqlx::query_as("SELECT account_id, chat_id, room_id, is_direct, name FROM bridge_portals WHERE room_id = $1")
+        .bind(room_id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+pub async fn insert_portal(db: &Db, portal: &PortalRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bridge_portals (account_id, chat_id, room_id, is_direct, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&portal.account_id)
+    .bind(&portal.chat_id)
+    .bind(&portal.room_id)
+    .bind(portal.is_direct)
+    .bind(&portal.name)
+    .bind(now())
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
+pub async fn puppet_name(db: &Db, phone: &str) -> Result<Option<Option<String>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT displayname FROM bridge_puppets WHERE phone = $1")
+        .bind(phone)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+pub async fn upsert_puppet(db: &Db, phone: &str, user_id: &str, displayname: Option<&str>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bridge_puppets (phone, user_id, displayname) VALUES ($1, $2, $3)
+         ON CONFLICT (phone) DO UPDATE SET displayname = $3",
+    )
+    .bind(phone)
+    .bind(user_id)
+    .bind(displayname)
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub event_id: String,
+    pub room_id: String,
+    pub account_id: String,
+    pub chat_id: String,
+    pub network_id: String,
+    pub direction: String,
+}
+
+pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&row.event_id)
+    .bind(&row.room_id)
+    .bind(&row.account_id)
+    .bind(&row.chat_id)
+    .bind(&row.network_id)
+    .bind(&row.direction)
+    .bind(now())
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
+const MESSAGE_COLUMNS_SQL: &str = "event_id, room_id, account_id, chat_id, network_id, direction";
+
+pub async fn message_by_event(db: &Db, event_id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS_SQL} FROM bridge_messages WHERE event_id = $1"
+    )))
+    .bind(event_id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+pub async fn message_by_network_id(
+    db: &Db,
+    account_id: &str,
+    chat_id: &str,
+    network_id: &str,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS_SQL} FROM bridge_messages WHERE account_id = $1 AND chat_id = $2 AND network_id = $3"
+    )))
+    .bind(account_id)
+    .bind(chat_id)
+    .bind(network_id)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// Records a transaction as handled; `false` when it already was.
+pub async fn mark_transaction(db: &Db, appservice: &str, txn_id: &str) -> Result<bool, sqlx::Error> {
+    let result =
+        sqlx::query("INSERT INTO appservice_transactions (appservice, txn_id, created_at) VALUES ($1, $2, $3)")
+            .bind(appservice)
+            .bind(txn_id)
+            .bind(now())
+            .execute(&db.pool)
+            .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn transaction_seen(db: &Db, appservice: &str, txn_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT txn_id FROM appservice_transactions WHERE appservice = $1 AND txn_id = $2")
+            .bind(appservice)
+            .bind(txn_id)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(found.is_some())
+}
+
+pub async fn management_room(db: &Db, user_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT room_id FROM bridge_management_rooms WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+pub async fn management_room_owner(db: &Db, room_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM bridge_management_rooms WHERE room_id = $1")
+        .bind(room_id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
+pub async fn set_management_room(db: &Db, user_id: &str, room_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bridge_management_rooms (user_id, room_id) VALUES ($1, $2)
+         ON CONFLICT (user_id) DO UPDATE SET room_id = $2",
+    )
+    .bind(user_id)
+    .bind(room_id)
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}

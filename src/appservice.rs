@@ -1,0 +1,186 @@
+//! The API's own appservice endpoints. The homeserver pushes every event of the rooms
+//! token identities are in; the API turns puppets' messages into webhook deliveries
+//! and the bridge's send statuses into answers for waiting sends.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use mxgate_bridge::{NETWORK_ID_FIELD, SEND_STATUS, store as bridge_store};
+use ruma::{RoomId, UserId};
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::extract::Json;
+use crate::messages::SendStatus;
+use crate::state::AppState;
+use crate::webhooks::delivery;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(transaction)).routes(routes!(query_user)).routes(routes!(ping))
+}
+
+/// The homeserver, authenticated by the API registration's `hs_token`.
+pub struct FromHomeserver;
+
+impl FromRequestParts<AppState> for FromHomeserver {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        mxgate_bridge::check_hs_token(parts, state.config.homeserver.api_hs_token.expose()).map(|()| Self)
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Empty {}
+
+fn unavailable(error: sqlx::Error) -> Response {
+    tracing::error!(error = %error, "appservice transaction not stored");
+    let body = json!({ "errcode": "M_UNKNOWN", "error": "store unavailable" });
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+}
+
+/// Receives the homeserver's events. Deliveries are stored before the transaction is
+/// acknowledged; a replayed transaction id changes nothing.
+#[utoipa::path(put, path = "/_matrix/app/v1/transactions/{txn_id}", tag = "appservice",
+    security(("homeserver" = [])),
+    params(("txn_id" = String, Path)),
+    request_body = Object,
+    responses((status = 200, body = Empty), (status = 401), (status = 403)))]
+async fn transaction(
+    State(state): State<AppState>,
+    _: FromHomeserver,
+    Path(txn_id): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    match bridge_store::transaction_seen(&state.db, "api", &txn_id).await {
+        Ok(true) => return axum::Json(json!({})).into_response(),
+        Ok(false) => {}
+        Err(error) => return unavailable(error),
+    }
+    for event in body["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        if let Err(error) = handle_event(&state, event).await {
+            return unavailable(error);
+        }
+    }
+    if let Err(error) = bridge_store::mark_transaction(&state.db, "api", &txn_id).await {
+        return unavailable(error);
+    }
+    state.deliveries.notify_one();
+    axum::Json(json!({})).into_response()
+}
+
+async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error> {
+    let Some(room) = event["room_id"].as_str().and_then(|r| RoomId::parse(r).ok()) else { return Ok(()) };
+    match event["type"].as_str() {
+        Some(SEND_STATUS) => {
+            let Some(event_id) = event["content"]["m.relates_to"]["event_id"].as_str() else { return Ok(()) };
+            let content = &event["content"];
+            let status = match content["status"].as_str() {
+                Some("SUCCESS") => SendStatus::Sent {
+                    network_message_id: content[NETWORK_ID_FIELD].as_str().unwrap_or_default().to_owned(),
+                },
+                _ => SendStatus::Failed {
+                    reason: content["message"].as_str().unwrap_or("WhatsApp did not accept the message").to_owned(),
+                },
+            };
+            state.send_statuses.record(event_id, status);
+        }
+        Some("m.room.member") => {
+            let invited = event["content"]["membership"] == "invite";
+            if let Some(user) = event["state_key"].as_str().and_then(|u| UserId::parse(u).ok())
+                && invited
+                && is_identity(state, &user)
+                && let Err(error) = state.homeserver.client.join(&user, &room).await
+            {
+                tracing::warn!(room = %room, error = %error, "identity could not accept an invite");
+            }
+        }
+        Some("m.room.message") => {
+            let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else { return Ok(()) };
+            let Some(login) = bridge_store::login(&state.db, &portal.account_id).await? else { return Ok(()) };
+            // Only what the network said is delivered: the identity's own sends are not echoed.
+            if event["sender"].as_str() == Some(login.owner.as_str()) {
+                return Ok(());
+            }
+            let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
+            let payload = webhook_payload(state, event, &portal, &login.owner).await;
+            delivery::enqueue(&state.db, &login.owner, event_id, &payload.to_string()).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn is_identity(state: &AppState, user: &UserId) -> bool {
+    user.server_name() == state.homeserver.server_name()
+        && user.localpart().starts_with(&state.config.homeserver.identity_prefix)
+}
+
+/// The incoming-message payload of DESIGN.md, field for field.
+async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
+    let content = &event["content"];
+    let msgtype = content["msgtype"].as_str().unwrap_or("m.text");
+    let sender = event["sender"].as_str().unwrap_or_default();
+    let mut media = json!({
+        "content": null,
+        "info": { "size": 0, "mime_type": "", "width": 0, "height": 0, "blur_hash": "" },
+    });
+    if let Some(url) = content["url"].as_str() {
+        let info = &content["info"];
+        media["info"] = json!({
+            "size": info["size"].as_u64().unwrap_or(0),
+            "mime_type": info["mimetype"].as_str().unwrap_or_default(),
+            "width": info["w"].as_u64().unwrap_or(0),
+            "height": info["h"].as_u64().unwrap_or(0),
+            "blur_hash": info["xyz.amorgan.blurhash"].as_str().unwrap_or_default(),
+        });
+        let acting = UserId::parse(owner).ok();
+        match acting {
+            Some(acting) => match state.homeserver.client.download(&acting, url).await {
+                Ok(data) => {
+                    use base64::Engine;
+                    media["content"] = json!(base64::engine::general_purpose::STANDARD.encode(data));
+                }
+                Err(error) => tracing::warn!(url, error = %error, "media not downloaded for a webhook"),
+            },
+            None => tracing::warn!(owner, "device owner is not a valid user id"),
+        }
+    }
+    let is_media = content["url"].is_string();
+    let message = if is_media && content["filename"].as_str() == content["body"].as_str() {
+        ""
+    } else {
+        content["body"].as_str().unwrap_or_default()
+    };
+    json!({
+        "id": event["event_id"],
+        "is_contact": portal.is_direct,
+        "type": msgtype,
+        "from": sender,
+        "to": owner,
+        "message": message,
+        "device_id": portal.account_id,
+        "media": media,
+        "chat_id": portal.chat_id,
+        "reply_to": content["m.relates_to"]["m.in_reply_to"]["event_id"],
+        "message_id": content["fi.mxgate.source"]["network_message_id"],
+    })
+}
+
+/// Users of the API's namespace exist only when mxgate made them.
+#[utoipa::path(get, path = "/_matrix/app/v1/users/{user_id}", tag = "appservice",
+    security(("homeserver" = [])), params(("user_id" = String, Path)),
+    responses((status = 404, description = "The API creates its users itself")))]
+async fn query_user(_: FromHomeserver, Path(_user_id): Path<String>) -> Response {
+    let body = json!({ "errcode": "M_NOT_FOUND", "error": "token identities are created by mxgate" });
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}
+
+#[utoipa::path(post, path = "/_matrix/app/v1/ping", tag = "appservice", security(("homeserver" = [])),
+    responses((status = 200, body = Empty)))]
+async fn ping(_: FromHomeserver) -> axum::Json<Value> {
+    axum::Json(json!({}))
+}

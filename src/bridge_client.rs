@@ -1,0 +1,74 @@
+//! The API's client of the bridge's provisioning API, acting for a token's identity.
+
+use std::time::Duration;
+
+use mxgate_bridge::config::ProvisioningConfig;
+use reqwest::{Method, StatusCode};
+use ruma::UserId;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+/// An answer of the bridge that was not a success, with Matrix's error fields.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeCallError {
+    #[error("the bridge is unavailable ({0})")]
+    Unavailable(String),
+    #[error("{message}")]
+    Refused { status: u16, errcode: String, message: String },
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    errcode: String,
+    #[serde(default)]
+    error: String,
+}
+
+pub struct BridgeClient {
+    http: reqwest::Client,
+    base: Url,
+    secret: String,
+}
+
+impl BridgeClient {
+    pub fn new(config: &ProvisioningConfig) -> Self {
+        // Login steps long-poll for minutes; every other call answers quickly.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().expect("reqwest builds");
+        Self { http, base: config.bridge_url.clone(), secret: config.provisioning_secret.clone() }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        acting: &UserId,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, BridgeCallError> {
+        let mut url = self
+            .base
+            .join(&format!("/_matrix/provision/v3/{path}"))
+            .map_err(|e| BridgeCallError::Unavailable(e.to_string()))?;
+        url.query_pairs_mut().append_pair("user_id", acting.as_str()).extend_pairs(query);
+        let mut request = self.http.request(method, url).bearer_auth(&self.secret);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| BridgeCallError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| BridgeCallError::Unavailable(e.to_string()))?;
+        if status == StatusCode::OK || status == StatusCode::CREATED {
+            return serde_json::from_slice(&bytes).map_err(|e| BridgeCallError::Unavailable(e.to_string()));
+        }
+        let error: ErrorBody = serde_json::from_slice(&bytes)
+            .unwrap_or(ErrorBody { errcode: String::new(), error: String::from_utf8_lossy(&bytes).into() });
+        Err(BridgeCallError::Refused { status: status.as_u16(), errcode: error.errcode, message: error.error })
+    }
+}
+
+/// Path segments are percent-encoded before they reach the bridge.
+pub fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

@@ -1,0 +1,8 @@
+//! Devices: WhatsApp accounts linked to a token's Matrix identity through the bridge.
+
+pub mod routes;
+pub mod service;
+mod ticket;
+mod ws;
+
+pub use ticket::Tickets;

@@ -1,0 +1,91 @@
+use reqwest::Method;
+use ruma::UserId;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::bridge_client::{BridgeCallError, segment};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::tokens::store::TokenRow;
+
+/// The one platform mxgate bridges today.
+pub const WHATSAPP: &str = "wa";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    /// `wa` (WhatsApp).
+    #[schema(example = "wa")]
+    pub platform: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRef {
+    #[schema(example = "237123456789")]
+    pub device_id: String,
+    #[schema(example = "wa")]
+    pub platform: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Device {
+    #[schema(example = "wa")]
+    pub platform: &'static str,
+    /// The account's phone number.
+    #[schema(example = "237123456789")]
+    pub device_id: String,
+    /// `connected` for a linked device.
+    #[schema(example = "connected")]
+    pub status: &'static str,
+}
+
+pub fn check_platform(platform: &str) -> ApiResult<()> {
+    if platform != WHATSAPP {
+        return Err(ApiError::unprocessable(format!("unknown platform `{platform}`; the supported platform is `wa`")));
+    }
+    Ok(())
+}
+
+pub fn identity(token: &TokenRow) -> ApiResult<ruma::OwnedUserId> {
+    UserId::parse(&token.matrix_user_id).map_err(|e| ApiError::Internal(e.into()))
+}
+
+impl From<BridgeCallError> for ApiError {
+    fn from(error: BridgeCallError) -> Self {
+        match error {
+            BridgeCallError::Unavailable(message) => ApiError::BridgeUnavailable(message),
+            BridgeCallError::Refused { status: 404, .. } => ApiError::NotFound("device"),
+            BridgeCallError::Refused { message, .. } => ApiError::BridgeUnavailable(message),
+        }
+    }
+}
+
+/// The WebSocket URL that streams the QR codes of a new login for the token's identity.
+pub fn link_url(state: &AppState, token: &TokenRow) -> ApiResult<String> {
+    let ticket = state.tickets.issue(&identity(token)?);
+    let mut url = state.config.public_url();
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    url.set_scheme(scheme).map_err(|()| ApiError::Internal(anyhow::anyhow!("cannot make a ws URL")))?;
+    url.set_path("/api/v1/devices/qr-code");
+    url.query_pairs_mut().clear().append_pair("ticket", &ticket);
+    Ok(url.into())
+}
+
+pub async fn list(state: &AppState, token: &TokenRow) -> ApiResult<Vec<Device>> {
+    let logins = state.bridge.call(Method::GET, "logins", &identity(token)?, &[], None).await?;
+    let ids = logins["login_ids"].as_array().cloned().unwrap_or_default();
+    Ok(ids
+        .iter()
+        .filter_map(|id| id.as_str())
+        .map(|id| Device { platform: WHATSAPP, device_id: id.to_owned(), status: "connected" })
+        .collect())
+}
+
+pub async fn log_out(state: &AppState, token: &TokenRow, device: DeviceRef) -> ApiResult<()> {
+    check_platform(&device.platform)?;
+    let path = format!("logout/{}", segment(&device.device_id));
+    state.bridge.call(Method::POST, &path, &identity(token)?, &[], Some(json!({}))).await?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Sending messages from a device to contacts and groups, through Matrix and the bridge.
+
+pub mod routes;
+pub mod service;
+mod status;
+
+pub use status::{SendStatus, SendStatuses};

@@ -1,0 +1,131 @@
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::service::{self, Attachment, RecipientResult, SendRequest};
+use crate::auth::TokenAuth;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(send_message))
+}
+
+/// The JSON form of a message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageJson {
+    /// Comma-separated phone numbers.
+    #[schema(example = "237698765432,237677777777")]
+    pub contact: Option<String>,
+    /// Comma-separated `https://chat.whatsapp.com/<code>` invite URLs; wins over `contact`.
+    pub group_url: Option<String>,
+    #[schema(example = "Good morning")]
+    pub text: Option<String>,
+    /// `wa`, when given.
+    pub platform: Option<String>,
+    /// A Matrix event id (from a webhook payload or an earlier send) to reply to.
+    pub reply_id: Option<String>,
+}
+
+/// The multipart form: the same fields, plus `file` (its name must have an extension).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MessageForm {
+    contact: Option<String>,
+    group_url: Option<String>,
+    text: Option<String>,
+    platform: Option<String>,
+    reply_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Binary)]
+    file: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageSent {
+    #[schema(example = "Message processed")]
+    pub message: String,
+    /// One entry per recipient, in the order given.
+    pub results: Vec<RecipientResult>,
+}
+
+/// Send a message from a linked device to contacts or groups. Each recipient gets its own
+/// result: `sent` once WhatsApp accepted it, or why not.
+#[utoipa::path(post, path = "/devices/{device_id}/message", tag = "messages", security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The device's phone number")),
+    request_body(content(
+        (MessageJson = "application/json"),
+        (MessageForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, body = MessageSent),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+async fn send_message(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+    Path(device_id): Path<String>,
+    request: Request,
+) -> ApiResult<Json<MessageSent>> {
+    let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let send = if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, &state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        read_form(multipart, state.config.max_file_size).await?
+    } else {
+        let Json(body) = Json::<MessageJson>::from_request(request, &state).await?;
+        SendRequest {
+            contact: body.contact,
+            group_url: body.group_url,
+            text: body.text,
+            platform: body.platform,
+            reply_id: body.reply_id,
+            file: None,
+        }
+    };
+    let results = service::send(&state, &token, &device_id, send).await?;
+    Ok(Json(MessageSent { message: "Message processed".into(), results }))
+}
+
+async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<SendRequest> {
+    let bad = |e: axum::extract::multipart::MultipartError| match e.status() {
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest(e.body_text()),
+    };
+    let mut request = SendRequest::default();
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = field.file_name().unwrap_or_default().to_owned();
+            let extension = std::path::Path::new(&file_name).extension().and_then(|e| e.to_str()).unwrap_or_default();
+            if extension.is_empty() {
+                return Err(ApiError::unprocessable("the file's name needs an extension, e.g. photo.jpg"));
+            }
+            let mime_type = mime_guess::from_ext(extension).first_or_octet_stream().to_string();
+            let data = field.bytes().await.map_err(bad)?;
+            if data.len() > max_file_size {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            if data.is_empty() {
+                return Err(ApiError::unprocessable("the file is empty"));
+            }
+            request.file = Some(Attachment { data: data.to_vec(), file_name, mime_type });
+            continue;
+        }
+        let value = field.text().await.map_err(bad)?;
+        let slot = match name.as_str() {
+            "contact" => &mut request.contact,
+            "group_url" => &mut request.group_url,
+            "text" => &mut request.text,
+            "platform" => &mut request.platform,
+            "reply_id" => &mut request.reply_id,
+            other => return Err(ApiError::unprocessable(format!("unknown field `{other}`"))),
+        };
+        *slot = Some(value);
+    }
+    Ok(request)
+}
