@@ -26,9 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct FromHomeserver;
 
 impl FromRequestParts<AppState> for FromHomeserver {
-    type Rejection = Response;
+    type Rejection = mxgate_bridge::HsTokenError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         mxgate_bridge::check_hs_token(parts, state.config.homeserver.api_hs_token.expose()).map(|()| Self)
     }
 }

@@ -63,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Api(config) => run_api(config, None).await,
         Command::Bridge => {
-            anyhow::bail!("the bridge runs inside `mxgate serve` in this build; a separate bridge process is not supported yet")
+            anyhow::bail!(
+                "the bridge runs inside `mxgate serve` in this build; a separate bridge process is not supported yet"
+            )
         }
         Command::Migrate(database) => {
             migrated(&database.database_url).await?;

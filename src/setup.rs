@@ -13,26 +13,29 @@ use crate::config::SetupConfig;
 use crate::secret::{random_hex, random_string};
 
 /// Secrets `setup` generates when `.env` lacks them.
-const SECRETS: [&str; 9] = [
+const SECRETS: [&str; 10] = [
     "CLIENT_SECRET",
     "MXGATE_API_AS_TOKEN",
     "MXGATE_API_HS_TOKEN",
     "MXGATE_BRIDGE_AS_TOKEN",
     "MXGATE_BRIDGE_HS_TOKEN",
     "MXGATE_TICKET_KEY",
+    "MXGATE_PROVISIONING_SECRET",
     "MXGATE_REGISTRATION_SHARED_SECRET",
     "SYNAPSE_MACAROON_SECRET_KEY",
     "SYNAPSE_FORM_SECRET",
 ];
 
 /// Plain settings `setup` writes with their defaults, so `.env` shows what can be changed.
-const DEFAULTS: [(&str, &str); 6] = [
+const DEFAULTS: [(&str, &str); 8] = [
     ("LISTEN_ADDR", "127.0.0.1:8080"),
     ("DATABASE_URL", "sqlite://data/mxgate.db"),
     ("MXGATE_SERVER_NAME", "localhost"),
     ("MXGATE_HOMESERVER_URL", "http://127.0.0.1:8008"),
     ("MXGATE_BRIDGE_LISTEN_ADDR", "127.0.0.1:29318"),
     ("MXGATE_IDENTITY_PREFIX", "mt_"),
+    ("MXGATE_BRIDGE_BOT", "whatsappbot"),
+    ("MXGATE_PUPPET_PREFIX", "whatsapp_"),
 ];
 
 pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
@@ -64,20 +67,23 @@ pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
         registration_shared_secret: env["MXGATE_REGISTRATION_SHARED_SECRET"].clone(),
         macaroon_secret_key: env["SYNAPSE_MACAROON_SECRET_KEY"].clone(),
         form_secret: env["SYNAPSE_FORM_SECRET"].clone(),
-        api: Registration {
-            url: api_url,
-            as_token: env["MXGATE_API_AS_TOKEN"].clone(),
-            hs_token: env["MXGATE_API_HS_TOKEN"].clone(),
-            sender_localpart: "mxgate".into(),
-            prefix: env["MXGATE_IDENTITY_PREFIX"].clone(),
-        },
-        bridge: Registration {
-            url: bridge_url,
-            as_token: env["MXGATE_BRIDGE_AS_TOKEN"].clone(),
-            hs_token: env["MXGATE_BRIDGE_HS_TOKEN"].clone(),
-            sender_localpart: "whatsappbot".into(),
-            prefix: "whatsapp_".into(),
-        },
+        appservices: vec![AppservicePair {
+            suffix: String::new(),
+            api: Registration {
+                url: api_url,
+                as_token: env["MXGATE_API_AS_TOKEN"].clone(),
+                hs_token: env["MXGATE_API_HS_TOKEN"].clone(),
+                sender_localpart: "mxgate".into(),
+                prefix: env["MXGATE_IDENTITY_PREFIX"].clone(),
+            },
+            bridge: Registration {
+                url: bridge_url,
+                as_token: env["MXGATE_BRIDGE_AS_TOKEN"].clone(),
+                hs_token: env["MXGATE_BRIDGE_HS_TOKEN"].clone(),
+                sender_localpart: env["MXGATE_BRIDGE_BOT"].clone(),
+                prefix: env["MXGATE_PUPPET_PREFIX"].clone(),
+            },
+        }],
     };
     render_synapse(&setup.config_dir, &params)?;
     tracing::info!(dir = %params.synapse_dir.display(), "rendered the homeserver configuration");
@@ -110,6 +116,14 @@ pub struct SynapseParams {
     pub registration_shared_secret: String,
     pub macaroon_secret_key: String,
     pub form_secret: String,
+    /// One API and one bridge registration per mxgate that uses this homeserver.
+    pub appservices: Vec<AppservicePair>,
+}
+
+/// The two registrations of one mxgate deployment; `suffix` keeps their files and ids apart.
+#[derive(Debug, Clone)]
+pub struct AppservicePair {
+    pub suffix: String,
     pub api: Registration,
     pub bridge: Registration,
 }
@@ -131,9 +145,8 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
         }
     };
     let server_name_regex = params.server_name.replace('.', "\\\\.");
-    let api_path = dir.join("api-registration.yaml");
-    let bridge_path = dir.join("bridge-registration.yaml");
-    let vars: Vec<(&str, String)> = vec![
+    let mut files = Vec::new();
+    let common: Vec<(&str, String)> = vec![
         ("server_name", params.server_name.clone()),
         ("server_name_regex", server_name_regex),
         ("homeserver_url", params.homeserver_url.as_str().trim_end_matches('/').to_owned()),
@@ -144,29 +157,40 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
         ("macaroon_secret_key", params.macaroon_secret_key.clone()),
         ("form_secret", params.form_secret.clone()),
         ("max_upload_size", "100M".into()),
-        ("api_registration_path", api_path.display().to_string()),
-        ("bridge_registration_path", bridge_path.display().to_string()),
-        ("api_appservice_url", params.api.url.clone()),
-        ("api_as_token", params.api.as_token.clone()),
-        ("api_hs_token", params.api.hs_token.clone()),
-        ("api_sender_localpart", params.api.sender_localpart.clone()),
-        ("identity_prefix", params.api.prefix.clone()),
-        ("bridge_appservice_url", params.bridge.url.clone()),
-        ("bridge_as_token", params.bridge.as_token.clone()),
-        ("bridge_hs_token", params.bridge.hs_token.clone()),
-        ("bridge_bot_localpart", params.bridge.sender_localpart.clone()),
-        ("puppet_prefix", params.bridge.prefix.clone()),
     ];
-    for (template, target) in [
-        ("homeserver.yaml", params.config_path()),
-        ("api-registration.yaml", api_path),
-        ("bridge-registration.yaml", bridge_path),
-    ] {
-        let source = config_dir.join(template);
-        let text = fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
-        write_private(&target, &render(&text, &vars).with_context(|| format!("rendering {template}"))?)?;
+    for pair in &params.appservices {
+        let api_path = dir.join(format!("api-registration{}.yaml", pair.suffix));
+        let bridge_path = dir.join(format!("bridge-registration{}.yaml", pair.suffix));
+        let mut vars = common.clone();
+        vars.extend([
+            ("api_id", format!("mxgate-api{}", pair.suffix)),
+            ("bridge_id", format!("mxgate-whatsapp{}", pair.suffix)),
+            ("api_appservice_url", pair.api.url.clone()),
+            ("api_as_token", pair.api.as_token.clone()),
+            ("api_hs_token", pair.api.hs_token.clone()),
+            ("api_sender_localpart", pair.api.sender_localpart.clone()),
+            ("identity_prefix", pair.api.prefix.clone()),
+            ("bridge_appservice_url", pair.bridge.url.clone()),
+            ("bridge_as_token", pair.bridge.as_token.clone()),
+            ("bridge_hs_token", pair.bridge.hs_token.clone()),
+            ("bridge_bot_localpart", pair.bridge.sender_localpart.clone()),
+            ("puppet_prefix", pair.bridge.prefix.clone()),
+        ]);
+        for (template, target) in [("api-registration.yaml", &api_path), ("bridge-registration.yaml", &bridge_path)] {
+            render_file(config_dir, template, target, &vars)?;
+        }
+        files.push(format!("  - \"{}\"", api_path.display()));
+        files.push(format!("  - \"{}\"", bridge_path.display()));
     }
-    Ok(())
+    let mut vars = common;
+    vars.push(("app_service_config_files", files.join("\n")));
+    render_file(config_dir, "homeserver.yaml", &params.config_path(), &vars)
+}
+
+fn render_file(config_dir: &Path, template: &str, target: &Path, vars: &[(&str, String)]) -> anyhow::Result<()> {
+    let source = config_dir.join(template);
+    let text = fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
+    write_private(target, &render(&text, vars).with_context(|| format!("rendering {template}"))?)
 }
 
 /// Replaces `{{name}}` placeholders; a placeholder without a value is an error.

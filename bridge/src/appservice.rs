@@ -31,8 +31,24 @@ fn matrix_error(status: StatusCode, errcode: &str, error: &str) -> Response {
 /// The homeserver, authenticated by the registration's `hs_token`.
 pub struct FromHomeserver;
 
+/// Why the homeserver's credentials were refused.
+#[derive(Debug, Clone, Copy)]
+pub enum HsTokenError {
+    Missing,
+    Wrong,
+}
+
+impl IntoResponse for HsTokenError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Missing => matrix_error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "missing hs_token"),
+            Self::Wrong => matrix_error(StatusCode::FORBIDDEN, "M_FORBIDDEN", "wrong hs_token"),
+        }
+    }
+}
+
 /// Checks `Authorization: Bearer <hs_token>` (or the legacy `access_token` query).
-pub fn check_hs_token(parts: &Parts, expected: &str) -> Result<(), Response> {
+pub fn check_hs_token(parts: &Parts, expected: &str) -> Result<(), HsTokenError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -43,16 +59,16 @@ pub fn check_hs_token(parts: &Parts, expected: &str) -> Result<(), Response> {
         url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned())
     });
     match header.or(query) {
-        None => Err(matrix_error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "missing hs_token")),
+        None => Err(HsTokenError::Missing),
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
-        Some(_) => Err(matrix_error(StatusCode::FORBIDDEN, "M_FORBIDDEN", "wrong hs_token")),
+        Some(_) => Err(HsTokenError::Wrong),
     }
 }
 
 impl FromRequestParts<Arc<Core>> for FromHomeserver {
-    type Rejection = Response;
+    type Rejection = HsTokenError;
 
-    async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self, HsTokenError> {
         check_hs_token(parts, &core.config.bridge_hs_token).map(|()| Self)
     }
 }

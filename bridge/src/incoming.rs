@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::core::{BridgeError, Core};
-use crate::media;
 use crate::ids::ChatId;
+use crate::media;
 use crate::network::{IncomingMessage, NetworkEvent};
 use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
@@ -15,7 +15,7 @@ pub async fn handle(core: &Core, event: NetworkEvent) {
     match event {
         NetworkEvent::Message(message) => {
             let id = message.id.clone();
-            if let Err(error) = bridge_message(core, message).await {
+            if let Err(error) = bridge_message(core, *message).await {
                 tracing::error!(message = %id, error = %error, "incoming message not bridged");
             }
         }

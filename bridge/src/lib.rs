@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-pub use crate::appservice::check_hs_token;
+pub use crate::appservice::{HsTokenError, check_hs_token};
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
 pub use crate::core::BridgeError;
 use crate::core::Core;

@@ -23,7 +23,8 @@ pub async fn relay(state: AppState, user: OwnedUserId, mut socket: WebSocket) {
 /// Sends every QR frame; returns the final frame (success, timeout or error).
 async fn stream_login(state: &AppState, user: &OwnedUserId, socket: &mut WebSocket) -> Result<Value, Value> {
     let error = |message: String| json!({ "type": "error", "message": message });
-    let mut step = state.bridge.call(Method::POST, "login/start/qr", user, &[], None).await.map_err(|e| error(e.to_string()))?;
+    let mut step =
+        state.bridge.call(Method::POST, "login/start/qr", user, &[], None).await.map_err(|e| error(e.to_string()))?;
     let process = step["login_id"].as_str().unwrap_or_default().to_owned();
     loop {
         match step["type"].as_str() {
@@ -44,7 +45,8 @@ async fn stream_login(state: &AppState, user: &OwnedUserId, socket: &mut WebSock
             }
             _ => return Err(error("the bridge answered with an unknown login step".into())),
         }
-        let path = format!("login/step/{}/{}/display_and_wait", segment(&process), mxgate_bridge::provisioning::QR_STEP);
+        let path =
+            format!("login/step/{}/{}/display_and_wait", segment(&process), mxgate_bridge::provisioning::QR_STEP);
         step = match state.bridge.call(Method::POST, &path, user, &[], None).await {
             Ok(next) => next,
             Err(BridgeCallError::Refused { status: 410, message, .. }) => {

@@ -74,7 +74,8 @@ async fn send_message(
 ) -> ApiResult<Json<MessageSent>> {
     let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let send = if content_type.starts_with("multipart/form-data") {
-        let multipart = Multipart::from_request(request, &state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let multipart =
+            Multipart::from_request(request, &state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
         read_form(multipart, state.config.max_file_size).await?
     } else {
         let Json(body) = Json::<MessageJson>::from_request(request, &state).await?;

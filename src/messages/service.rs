@@ -102,7 +102,8 @@ pub async fn send(
     }
     let reply_to = match request.reply_id.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
         Some(id) => Some(
-            EventId::parse(id).map_err(|_| ApiError::unprocessable("reply_id must be a Matrix event id such as $abc"))?,
+            EventId::parse(id)
+                .map_err(|_| ApiError::unprocessable("reply_id must be a Matrix event id such as $abc"))?,
         ),
         None => None,
     };

@@ -13,7 +13,8 @@ async fn the_first_token_is_the_admin_token_and_creates_the_host_identity() {
     assert!(token.starts_with("mt_") && token.len() == 46, "{token}");
     assert_eq!(first["is_admin"], true);
     let host = first["matrix_user_id"].as_str().unwrap().to_owned();
-    assert!(host.starts_with("@mt_") && host.ends_with(":mxgate.test"), "{host}");
+    let prefix = format!("@{}", app.slot.pair.api.prefix);
+    assert!(host.starts_with(&prefix) && host.ends_with(":mxgate.test"), "{host}");
 
     let shared = app.admin_token(true).await;
     assert_eq!(shared["is_admin"], false);

@@ -8,15 +8,56 @@ mod synapse;
 use std::time::Duration;
 
 use base64::Engine;
-use mxgate::config::{ApiConfig, DatabaseConfig, HomeserverConfig};
+use mxgate::config::{
+    ApiConfig, BridgeConfig, DatabaseConfig, HomeserverConfig, NetworkKind, ProvisioningConfig, ServerConfig,
+};
 use mxgate::db::Db;
 use mxgate::secret::{Secret, random_hex, random_string};
+use mxgate::server::BridgePart;
+use mxgate::setup::AppservicePair;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use synapse::{Synapse, synapse};
+pub use synapse::{SLOTS, Synapse, synapse};
+
+/// Which registration pairs are taken by running mxgates.
+static TAKEN: std::sync::Mutex<[bool; SLOTS]> = std::sync::Mutex::new([false; SLOTS]);
+static SLOT_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(SLOTS);
+
+/// One registration pair, held while a test's mxgate runs.
+pub struct Slot {
+    pub index: usize,
+    pub pair: &'static AppservicePair,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        TAKEN.lock().unwrap()[self.index] = false;
+        SLOT_PERMITS.add_permits(1);
+    }
+}
+
+async fn take_slot(synapse: &'static Synapse) -> Slot {
+    SLOT_PERMITS.acquire().await.unwrap().forget();
+    let mut taken = TAKEN.lock().unwrap();
+    let index = taken.iter().position(|t| !t).expect("a permit means a free slot");
+    taken[index] = true;
+    Slot { index, pair: &synapse.slots[index] }
+}
+
+/// Binds the port a registration names; a previous test's listener may take a moment to close.
+async fn bind(url: &str) -> TcpListener {
+    let addr = url.trim_start_matches("http://");
+    for _ in 0..100 {
+        if let Ok(listener) = TcpListener::bind(addr).await {
+            return listener;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot bind {addr}");
+}
 
 pub struct TestApp {
     pub base: String,
@@ -24,6 +65,7 @@ pub struct TestApp {
     pub client_secret: String,
     pub http: reqwest::Client,
     pub synapse: &'static Synapse,
+    pub slot: Slot,
     _shutdown: oneshot::Sender<()>,
     _sqlite_dir: Option<tempfile::TempDir>,
 }
@@ -34,11 +76,17 @@ pub struct Options {
     pub allow_loopback_webhooks: bool,
     pub auth_failures_per_minute: u32,
     pub body_limit: usize,
+    pub webhook_retry_base_ms: u64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { allow_loopback_webhooks: true, auth_failures_per_minute: 1000, body_limit: 64 * 1024 }
+        Self {
+            allow_loopback_webhooks: true,
+            auth_failures_per_minute: 1000,
+            body_limit: 64 * 1024,
+            webhook_retry_base_ms: 200,
+        }
     }
 }
 
@@ -75,8 +123,11 @@ impl TestApp {
         init_logging();
         let synapse = synapse();
         let (database_url, sqlite_dir) = fresh_database().await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let slot = take_slot(synapse).await;
+        let listener = bind(&slot.pair.api.url).await;
+        let bridge_listener = bind(&slot.pair.bridge.url).await;
         let listen_addr = listener.local_addr().unwrap();
+        let server = ServerConfig { homeserver_url: synapse.url.clone(), server_name: synapse.server_name.clone() };
         let config = ApiConfig {
             listen_addr,
             public_url: None,
@@ -88,22 +139,45 @@ impl TestApp {
             webhook_allow_private: false,
             database: DatabaseConfig { database_url: database_url.clone() },
             homeserver: HomeserverConfig {
-                homeserver_url: synapse.url.clone(),
-                server_name: synapse.server_name.clone(),
-                api_as_token: Secret::new(synapse.api.as_token.clone()),
-                api_hs_token: Secret::new(synapse.api.hs_token.clone()),
+                server,
+                api_as_token: Secret::new(slot.pair.api.as_token.clone()),
+                api_hs_token: Secret::new(slot.pair.api.hs_token.clone()),
                 registration_shared_secret: Some(Secret::new(synapse.registration_shared_secret.clone())),
-                identity_prefix: synapse.api.prefix.clone(),
+                identity_prefix: slot.pair.api.prefix.clone(),
                 admin_localpart: "mxgate_admin".into(),
             },
+            provisioning: ProvisioningConfig {
+                provisioning_secret: random_string(32),
+                bridge_url: slot.pair.bridge.url.parse().unwrap(),
+            },
+            send_timeout_secs: 30,
+            max_file_size: 2 * 1024 * 1024,
+            ticket_key: Secret::new(random_string(32)),
+            webhook_max_attempts: 8,
+            webhook_retry_base_ms: options.webhook_retry_base_ms,
+        };
+        let bridge = BridgeConfig {
+            bridge_listen_addr: bridge_listener.local_addr().unwrap(),
+            bridge_as_token: slot.pair.bridge.as_token.clone(),
+            bridge_hs_token: slot.pair.bridge.hs_token.clone(),
+            bot_localpart: slot.pair.bridge.sender_localpart.clone(),
+            puppet_prefix: slot.pair.bridge.prefix.clone(),
+            network: NetworkKind::Sim,
+            sim_qr_interval_ms: 1000,
         };
         let db = Db::connect(&database_url).await.unwrap();
         db.migrate().await.unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let (client_id, client_secret) = (config.client_id.clone(), config.client_secret.expose().to_owned());
-        tokio::spawn(mxgate::server::serve(listener, config, db, async {
-            let _ = stopped.await;
-        }));
+        let bridge = Some(BridgePart { config: bridge, listener: bridge_listener });
+        tokio::spawn(async move {
+            let run = mxgate::server::serve(listener, config, bridge, db, async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = run.await {
+                panic!("mxgate stopped: {error:#}");
+            }
+        });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         Self {
             base: format!("http://{listen_addr}"),
@@ -111,6 +185,7 @@ impl TestApp {
             client_secret,
             http,
             synapse,
+            slot,
             _shutdown: shutdown,
             _sqlite_dir: sqlite_dir,
         }

@@ -9,16 +9,20 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mxgate::secret::random_string;
-use mxgate::setup::{Registration, SynapseDatabase, SynapseParams, render_synapse};
+use mxgate::setup::{AppservicePair, Registration, SynapseDatabase, SynapseParams, render_synapse};
 use url::Url;
 
 pub struct Synapse {
     pub url: Url,
     pub server_name: String,
     pub registration_shared_secret: String,
-    pub api: Registration,
+    /// One pair of registrations per concurrent mxgate; a test holds one at a time.
+    pub slots: Vec<AppservicePair>,
     pub log: PathBuf,
 }
+
+/// How many mxgates may share the Synapse at once.
+pub const SLOTS: usize = 6;
 
 pub fn synapse() -> &'static Synapse {
     static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
@@ -39,14 +43,21 @@ fn start() -> Synapse {
     assert!(python.exists(), "{} is missing: run `make synapse` (make test does)", python.display());
     let dir = tempfile::Builder::new().prefix("mxgate-synapse-").tempdir().unwrap().keep();
     let url: Url = format!("http://127.0.0.1:{}", free_port()).parse().unwrap();
-    let registration = |prefix: &str, localpart: &str| Registration {
-        // No appservice endpoint is needed until events must be pushed to one.
+    let registration = |prefix: String, localpart: String| Registration {
+        // The ports are reserved here and bound by the mxgate that takes the slot.
         url: format!("http://127.0.0.1:{}", free_port()),
         as_token: random_string(32),
         hs_token: random_string(32),
-        sender_localpart: localpart.into(),
-        prefix: prefix.into(),
+        sender_localpart: localpart,
+        prefix,
     };
+    let slots = (0..SLOTS)
+        .map(|k| AppservicePair {
+            suffix: format!("-{k}"),
+            api: registration(format!("mt{k}_"), format!("mxgate{k}")),
+            bridge: registration(format!("whatsapp{k}_"), format!("whatsappbot{k}")),
+        })
+        .collect();
     let params = SynapseParams {
         server_name: "mxgate.test".into(),
         homeserver_url: url.clone(),
@@ -55,8 +66,7 @@ fn start() -> Synapse {
         registration_shared_secret: random_string(32),
         macaroon_secret_key: random_string(32),
         form_secret: random_string(32),
-        api: registration("mt_", "mxgate"),
-        bridge: registration("whatsapp_", "whatsappbot"),
+        appservices: slots,
     };
     render_synapse(&repo().join("config"), &params).unwrap();
     let config = params.config_path();
@@ -97,7 +107,7 @@ fn start() -> Synapse {
         url,
         server_name: params.server_name,
         registration_shared_secret: params.registration_shared_secret,
-        api: params.api,
+        slots: params.appservices,
         log,
     }
 }

@@ -81,7 +81,7 @@ pub struct IncomingMessage {
 /// What the network tells the bridge on its own.
 #[derive(Debug, Clone)]
 pub enum NetworkEvent {
-    Message(IncomingMessage),
+    Message(Box<IncomingMessage>),
     /// The account was logged out from the network side (e.g. removed on the phone).
     LoggedOut(AccountId),
 }

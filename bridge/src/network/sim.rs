@@ -145,7 +145,7 @@ impl SimNetwork {
             media: message.media,
             reply_to: message.reply_to,
         };
-        self.events.send(NetworkEvent::Message(incoming)).map_err(|_| NetworkError::Disconnected)?;
+        self.events.send(NetworkEvent::Message(Box::new(incoming))).map_err(|_| NetworkError::Disconnected)?;
         Ok(id)
     }
 
