@@ -56,7 +56,8 @@ pub async fn ensure_portal(
                 "channel": { "id": chat_key },
             },
         }],
-        "power_level_content_override": { "users": { core.bot.as_str(): 100, owner.as_str(): 50 } },
+        // The bot creates the room and so holds its power; the owner may moderate.
+        "power_level_content_override": { "users": { owner.as_str(): 50 } },
     });
     if chat.is_group() {
         body["name"] = json!(info.name.unwrap_or("WhatsApp group"));

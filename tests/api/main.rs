@@ -4,6 +4,7 @@
 mod common;
 
 mod credentials;
+mod devices;
 mod http;
 mod matrix_login;
 mod openapi;

@@ -3,6 +3,7 @@
 //! HTTP helpers that speak the API the way a client would.
 #![allow(dead_code)]
 
+mod receiver;
 mod synapse;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use receiver::{Received, WebhookReceiver};
 pub use synapse::{SLOTS, Synapse, synapse};
 
 /// Which registration pairs are taken by running mxgates.
@@ -263,4 +265,45 @@ pub async fn json_body(response: Response) -> Value {
 
 pub fn basic_header(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// A linked device: the phone scanned the QR streamed over the WebSocket.
+pub async fn link_device(app: &TestApp, token: &str, phone: &str) -> Vec<Value> {
+    use futures::StreamExt;
+    let link =
+        expect(app.bearer(Method::POST, "/api/v1/devices", token).json(&json!({ "platform": "wa" })), StatusCode::OK)
+            .await;
+    let url = link["qr_code_url"].as_str().unwrap().to_owned();
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("the QR WebSocket opens");
+    let mut frames = Vec::new();
+    while let Some(message) = socket.next().await {
+        let text = match message.unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(text) => text,
+            tokio_tungstenite::tungstenite::Message::Close(_) => break,
+            _ => continue,
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        let qr_frames = frames.iter().filter(|f: &&Value| f["type"] == "qr").count();
+        frames.push(frame.clone());
+        // Scan once the code has rotated, so the stream is seen to carry more than one.
+        if frame["type"] == "qr" && qr_frames == 1 {
+            expect(app.request(Method::POST, "/sim/qr/scan").json(&json!({ "phone": phone })), StatusCode::OK).await;
+        }
+    }
+    frames
+}
+
+/// Polls `check` until it returns `Some`, for state that settles asynchronously.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = check().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("gave up waiting for {what}");
 }

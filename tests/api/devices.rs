@@ -1,0 +1,89 @@
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{TestApp, expect, expect_error, link_device};
+
+#[tokio::test]
+async fn a_phone_links_a_device_by_scanning_the_qr_streamed_over_the_websocket() {
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+
+    let link =
+        expect(app.bearer(Method::POST, "/api/v1/devices", &token).json(&json!({ "platform": "wa" })), StatusCode::OK)
+            .await;
+    let url = link["qr_code_url"].as_str().unwrap();
+    assert!(url.starts_with("ws://127.0.0.1:") && url.contains("/api/v1/devices/qr-code?ticket="), "{url}");
+    assert!(!url.contains(&token), "the token must never be in a URL");
+
+    let frames = link_device(&app, &token, "237111111111").await;
+    let qr: Vec<_> = frames.iter().filter(|f| f["type"] == "qr").collect();
+    assert!(qr.len() >= 2, "codes rotate: {frames:?}");
+    assert_ne!(qr[0]["code"], qr[1]["code"]);
+    let png = STANDARD.decode(qr[0]["png_base64"].as_str().unwrap()).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+    assert_eq!(frames.last().unwrap(), &json!({ "type": "success", "device_id": "237111111111" }));
+
+    let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+    assert_eq!(devices, json!([{ "platform": "wa", "device_id": "237111111111", "status": "connected" }]));
+}
+
+#[tokio::test]
+async fn a_ticket_opens_the_socket_once_and_bad_link_requests_are_refused() {
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let link =
+        expect(app.bearer(Method::POST, "/api/v1/devices", &token).json(&json!({ "platform": "wa" })), StatusCode::OK)
+            .await;
+    let url = link["qr_code_url"].as_str().unwrap().to_owned();
+    let (first, _) = tokio_tungstenite::connect_async(url.clone()).await.unwrap();
+    drop(first);
+    let reused = tokio_tungstenite::connect_async(url).await;
+    assert!(
+        matches!(reused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 401),
+        "{reused:?}"
+    );
+    let forged = format!("{}/api/v1/devices/qr-code?ticket=eyJhbGciOiJIUzI1NiJ9.e30.x", app.base.replace("http", "ws"));
+    assert!(tokio_tungstenite::connect_async(forged).await.is_err());
+
+    let post = |body: serde_json::Value| app.bearer(Method::POST, "/api/v1/devices", &token).json(&body);
+    expect_error(post(json!({ "platform": "telegram" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_error(post(json!({})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let unknown = app
+        .bearer(Method::DELETE, "/api/v1/devices", &token)
+        .json(&json!({ "device_id": "237999999999", "platform": "wa" }));
+    expect_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn use_host_tokens_share_the_admins_devices_and_own_identities_do_not() {
+    let app = TestApp::start().await;
+    let admin = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &admin, "237222000001").await;
+    let shared = app.admin_token(true).await["token"].as_str().unwrap().to_owned();
+    let own = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+
+    let seen = expect(app.bearer(Method::GET, "/api/v1/devices", &shared), StatusCode::OK).await;
+    assert_eq!(seen[0]["device_id"], "237222000001");
+    assert_eq!(expect(app.bearer(Method::GET, "/api/v1/devices", &own), StatusCode::OK).await, json!([]));
+
+    let message = json!({ "contact": "237698765432", "text": "not mine to send" });
+    let refused = app.bearer(Method::POST, "/api/v1/devices/237222000001/message", &own).json(&message);
+    expect_error(refused, StatusCode::NOT_FOUND, "not_found").await;
+    let outbox = expect(app.request(Method::GET, "/sim/outbox?device_id=237222000001"), StatusCode::OK).await;
+    assert_eq!(outbox, json!([]));
+
+    let sent = expect(
+        app.bearer(Method::POST, "/api/v1/devices/237222000001/message", &shared).json(&message),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+
+    let logout = json!({ "device_id": "237222000001", "platform": "wa" });
+    expect_error(app.bearer(Method::DELETE, "/api/v1/devices", &own).json(&logout), StatusCode::NOT_FOUND, "not_found")
+        .await;
+    expect(app.bearer(Method::DELETE, "/api/v1/devices", &admin).json(&logout), StatusCode::OK).await;
+    assert_eq!(expect(app.bearer(Method::GET, "/api/v1/devices", &shared), StatusCode::OK).await, json!([]));
+}

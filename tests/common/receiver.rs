@@ -1,0 +1,80 @@
+//! A real HTTP server standing in for a customer's webhook endpoint.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Vec<Received>,
+    /// While set, the receiver answers 503 and keeps nothing.
+    down: bool,
+}
+
+pub struct WebhookReceiver {
+    pub url: String,
+    shared: Arc<Mutex<Shared>>,
+}
+
+async fn receive(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let mut shared = shared.lock().unwrap();
+    if shared.down {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    shared.received.push(Received { headers, body });
+    StatusCode::OK
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> Self {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let app = Router::new().route("/hook", post(receive)).with_state(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, shared }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.shared.lock().unwrap().down = down;
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.lock().unwrap().received.clone()
+    }
+
+    /// Waits until `count` deliveries arrived (the harness's patience, not an assertion).
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
+        for _ in 0..600 {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the receiver got {} of {count} deliveries", self.received().len());
+    }
+}
