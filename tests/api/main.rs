@@ -7,6 +7,7 @@ mod credentials;
 mod devices;
 mod http;
 mod matrix_login;
+mod messages;
 mod openapi;
 mod tokens;
 mod webhooks;

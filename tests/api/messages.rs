@@ -1,0 +1,156 @@
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, expect, expect_error, link_device};
+
+const DEVICE: &str = "237600000001";
+
+async fn linked() -> (TestApp, String) {
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    (app, token)
+}
+
+async fn outbox(app: &TestApp) -> Vec<Value> {
+    let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
+    outbox.as_array().unwrap().clone()
+}
+
+fn send_path() -> String {
+    format!("/api/v1/devices/{DEVICE}/message")
+}
+
+#[tokio::test]
+async fn each_contact_in_a_list_gets_its_own_result() {
+    let (app, token) = linked().await;
+    let body = json!({ "contact": "237698765432, +237 677 777 777,000111222333,not-a-phone", "text": "Good morning" });
+    let sent = expect(app.bearer(Method::POST, &send_path(), &token).json(&body), StatusCode::OK).await;
+    let results = sent["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "{sent}");
+    for ok in &results[..2] {
+        assert_eq!(ok["status"], "sent", "{ok}");
+        assert!(ok["event_id"].as_str().unwrap().starts_with('$'));
+    }
+    assert_eq!(results[2]["status"], "failed");
+    assert!(results[2]["error"].as_str().unwrap().contains("not on WhatsApp"), "{}", results[2]);
+    assert!(results[3]["error"].as_str().unwrap().contains("not a phone number"), "{}", results[3]);
+
+    let outbox = outbox(&app).await;
+    let sent_to: Vec<_> = outbox.iter().map(|m| (m["to"].as_str().unwrap(), m["text"].as_str().unwrap())).collect();
+    assert_eq!(
+        sent_to,
+        [("237698765432@s.whatsapp.net", "Good morning"), ("237677777777@s.whatsapp.net", "Good morning")]
+    );
+    assert_eq!(outbox[0]["message_id"], results[0]["message_id"]);
+    assert_eq!(outbox[1]["message_id"], results[1]["message_id"]);
+}
+
+#[tokio::test]
+async fn a_group_invite_url_is_joined_and_wins_over_contacts() {
+    let (app, token) = linked().await;
+    let group = expect(
+        app.request(Method::POST, "/sim/groups").json(&json!({ "name": "Family", "members": ["237698765432"] })),
+        StatusCode::OK,
+    )
+    .await;
+    let invite = group["invite_url"].as_str().unwrap();
+    let body = json!({ "group_url": invite, "contact": "237698765432", "text": "Hello family" });
+    let sent = expect(app.bearer(Method::POST, &send_path(), &token).json(&body), StatusCode::OK).await;
+    assert_eq!(sent["results"].as_array().unwrap().len(), 1, "{sent}");
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+    let bad = json!({ "group_url": "https://chat.whatsapp.com/Nonexistent1234", "text": "x" });
+    let refused = expect(app.bearer(Method::POST, &send_path(), &token).json(&bad), StatusCode::OK).await;
+    assert_eq!(refused["results"][0]["status"], "failed");
+    assert!(refused["results"][0]["error"].as_str().unwrap().contains("invalid"), "{refused}");
+
+    let outbox = outbox(&app).await;
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0]["to"], group["jid"]);
+    assert_eq!(outbox[0]["text"], "Hello family");
+}
+
+#[tokio::test]
+async fn a_reply_with_a_file_carries_the_quote_and_the_bytes() {
+    let (app, token) = linked().await;
+    let first = json!({ "contact": "237698765432", "text": "Here comes a picture" });
+    let first = expect(app.bearer(Method::POST, &send_path(), &token).json(&first), StatusCode::OK).await;
+    let reply_id = first["results"][0]["event_id"].as_str().unwrap().to_owned();
+
+    let png = mxgate_bridge::qr::png("a small picture").unwrap();
+    let form = Form::new()
+        .text("contact", "237698765432")
+        .text("text", "the picture")
+        .text("reply_id", reply_id)
+        .part("file", Part::bytes(png.clone()).file_name("picture.png"));
+    let sent = expect(app.bearer(Method::POST, &send_path(), &token).multipart(form), StatusCode::OK).await;
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+
+    let outbox = outbox(&app).await;
+    let reply = &outbox[1];
+    assert_eq!(reply["reply_to"], first["results"][0]["message_id"]);
+    assert_eq!(reply["text"], "the picture");
+    assert_eq!(reply["media"]["mime_type"], "image/png");
+    assert_eq!(reply["media"]["file_name"], "picture.png");
+    assert_eq!(STANDARD.decode(reply["media"]["base64"].as_str().unwrap()).unwrap(), png);
+}
+
+#[tokio::test]
+async fn bad_message_requests_get_clear_errors_and_send_nothing() {
+    let (app, token) = linked().await;
+    let post = |body: Value| app.bearer(Method::POST, &send_path(), &token).json(&body);
+    expect_error(post(json!({ "contact": "237698765432" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        .await;
+    expect_error(post(json!({ "text": "to nobody" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_error(
+        post(json!({ "contact": "abc,def", "text": "x" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    expect_error(
+        post(json!({ "contact": "237698765432", "text": "x", "reply_id": "nope" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    expect_error(
+        post(json!({ "contact": "237698765432", "text": "x", "platform": "sms" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    expect_error(
+        post(json!({ "contact": "237698765432", "text": "x", "extra": 1 })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let other_device = app
+        .bearer(Method::POST, "/api/v1/devices/237999999999/message", &token)
+        .json(&json!({ "contact": "237698765432", "text": "x" }));
+    expect_error(other_device, StatusCode::NOT_FOUND, "not_found").await;
+    let no_extension =
+        Form::new().text("contact", "237698765432").part("file", Part::bytes(vec![1, 2, 3]).file_name("blob"));
+    expect_error(
+        app.bearer(Method::POST, &send_path(), &token).multipart(no_extension),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let too_big = Form::new()
+        .text("contact", "237698765432")
+        .part("file", Part::bytes(vec![0; 3 * 1024 * 1024]).file_name("big.bin"));
+    expect_error(
+        app.bearer(Method::POST, &send_path(), &token).multipart(too_big),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    let plain = app.bearer(Method::POST, &send_path(), &token).body("contact=1");
+    expect_error(plain, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    assert!(outbox(&app).await.is_empty());
+}
