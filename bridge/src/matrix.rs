@@ -208,6 +208,24 @@ impl MatrixClient {
         Ok(response.bytes().await.map_err(|e| MatrixError::Unreachable(e.to_string()))?.to_vec())
     }
 
+    /// Marks `room` as `user`'s direct chat with `other` in `m.direct`, as clients do on accepting a DM.
+    pub async fn add_direct_chat(&self, user: &UserId, other: &UserId, room: &RoomId) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/user/{}/account_data/m.direct", segment(user.as_str()));
+        let mut direct = match self.call(Method::GET, &path, Auth::Appservice, Some(user), None).await {
+            Ok(direct) => direct,
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => json!({}),
+            Err(e) => return Err(e),
+        };
+        let rooms = direct[other.as_str()].as_array().cloned().unwrap_or_default();
+        if rooms.iter().any(|r| r == room.as_str()) {
+            return Ok(());
+        }
+        let mut rooms = rooms;
+        rooms.push(json!(room));
+        direct[other.as_str()] = json!(rooms);
+        self.call(Method::PUT, &path, Auth::Appservice, Some(user), Some(direct)).await.map(drop)
+    }
+
     /// The joined members of a room, as `acting` sees them.
     pub async fn joined_members(&self, acting: &UserId, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
         let path = format!("/_matrix/client/v3/rooms/{}/joined_members", segment(room.as_str()));

@@ -69,6 +69,7 @@ pub async fn ensure_portal(
     core.matrix.join(owner, &room_id).await?;
     if let Some(puppet) = &puppet {
         core.matrix.join(puppet, &room_id).await?;
+        core.matrix.add_direct_chat(owner, puppet, &room_id).await?;
     }
     let portal = PortalRow {
         account_id: account.to_string(),

@@ -6,6 +6,7 @@ mod common;
 mod credentials;
 mod devices;
 mod http;
+mod incoming;
 mod matrix_login;
 mod messages;
 mod openapi;

@@ -1,0 +1,201 @@
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use matrix_sdk::config::SyncSettings;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::common::{Received, TestApp, WebhookReceiver, eventually, expect, link_device};
+
+const DEVICE: &str = "237600000002";
+const CONTACT: &str = "2376987654321";
+
+struct Linked {
+    app: TestApp,
+    token: String,
+    identity: String,
+    receiver: WebhookReceiver,
+    secret: String,
+    webhook_id: String,
+}
+
+async fn linked_with_webhook() -> Linked {
+    let app = TestApp::start().await;
+    let issued = app.admin_token(false).await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    let hook = expect(
+        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
+        StatusCode::CREATED,
+    )
+    .await;
+    Linked {
+        identity: issued["matrix_user_id"].as_str().unwrap().to_owned(),
+        secret: hook["secret"].as_str().unwrap().to_owned(),
+        webhook_id: hook["id"].as_str().unwrap().to_owned(),
+        app,
+        token,
+        receiver,
+    }
+}
+
+async fn inject(app: &TestApp, body: Value) -> String {
+    let injected = expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
+    injected["message_id"].as_str().unwrap().to_owned()
+}
+
+fn verify_signature(delivery: &Received, secret: &str) {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&delivery.body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(delivery.header("x-mxgate-signature"), expected);
+    assert!(delivery.header("x-mxgate-timestamp").parse::<i64>().is_ok());
+    assert!(!delivery.header("x-mxgate-delivery").is_empty());
+}
+
+#[tokio::test]
+async fn an_incoming_text_reaches_the_webhook_with_the_exact_payload_and_a_valid_signature() {
+    let linked = linked_with_webhook().await;
+    let message_id = inject(&linked.app, json!({ "device_id": DEVICE, "from": CONTACT, "text": "Good morning" })).await;
+    let delivery = linked.receiver.wait_for(1).await.remove(0);
+    verify_signature(&delivery, &linked.secret);
+    let payload = delivery.json();
+    let puppet = format!("@{}{CONTACT}:mxgate.test", linked.app.slot.pair.bridge.prefix);
+    assert!(payload["id"].as_str().unwrap().starts_with('$'));
+    assert_eq!(payload["is_contact"], true);
+    assert_eq!(payload["type"], "m.text");
+    assert_eq!(payload["from"], puppet);
+    assert_eq!(payload["to"], linked.identity);
+    assert_eq!(payload["message"], "Good morning");
+    assert_eq!(payload["device_id"], DEVICE);
+    assert_eq!(payload["message_id"], message_id);
+    assert_eq!(
+        payload["media"],
+        json!({ "content": null, "info": { "size": 0, "mime_type": "", "width": 0, "height": 0, "blur_hash": "" } })
+    );
+
+    let log = expect(
+        linked.app.bearer(Method::GET, &format!("/api/v1/webhooks/{}/deliveries", linked.webhook_id), &linked.token),
+        StatusCode::OK,
+    )
+    .await;
+    let entry = eventually("the delivery to be logged as delivered", || {
+        let log = log.clone();
+        async move { (log[0]["status"] == "delivered").then_some(log[0].clone()) }
+    })
+    .await;
+    assert_eq!(entry["id"], delivery.header("x-mxgate-delivery"));
+    assert_eq!(entry["event_id"], payload["id"]);
+}
+
+#[tokio::test]
+async fn an_incoming_image_carries_its_bytes_size_type_and_dimensions() {
+    let linked = linked_with_webhook().await;
+    let png = mxgate_bridge::qr::png("incoming picture").unwrap();
+    let media = json!({ "base64": STANDARD.encode(&png), "mime_type": "image/png", "file_name": "photo.png" });
+    inject(&linked.app, json!({ "device_id": DEVICE, "from": CONTACT, "media": media, "text": "look" })).await;
+    let delivery = linked.receiver.wait_for(1).await.remove(0);
+    verify_signature(&delivery, &linked.secret);
+    let payload = delivery.json();
+    assert_eq!(payload["type"], "m.image");
+    assert_eq!(payload["message"], "look");
+    let (width, height) = mxgate_bridge::media::dimensions(&png).unwrap();
+    assert_eq!(
+        payload["media"]["info"],
+        json!({ "size": png.len(), "mime_type": "image/png", "width": width, "height": height, "blur_hash": "" })
+    );
+    assert_eq!(STANDARD.decode(payload["media"]["content"].as_str().unwrap()).unwrap(), png);
+}
+
+#[tokio::test]
+async fn a_group_message_and_a_reply_reach_the_webhook() {
+    let linked = linked_with_webhook().await;
+    let app = &linked.app;
+    let group = expect(
+        app.request(Method::POST, "/sim/groups").json(&json!({ "name": "Team", "members": [CONTACT] })),
+        StatusCode::OK,
+    )
+    .await;
+    let body = json!({ "group_url": group["invite_url"], "text": "hello team" });
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &linked.token).json(&body),
+        StatusCode::OK,
+    )
+    .await;
+    let ours = &sent["results"][0];
+    let reply = json!({
+        "device_id": DEVICE, "from": CONTACT, "group_jid": group["jid"], "text": "hi!", "reply_to": ours["message_id"],
+    });
+    inject(app, reply).await;
+    let payload = linked.receiver.wait_for(1).await.remove(0).json();
+    assert_eq!(payload["is_contact"], false);
+    assert_eq!(payload["message"], "hi!");
+    assert_eq!(payload["reply_to"], ours["event_id"]);
+    assert_eq!(payload["chat_id"], group["jid"]);
+}
+
+#[tokio::test]
+async fn a_receiver_that_is_down_gets_every_delivery_once_it_is_back() {
+    let linked = linked_with_webhook().await;
+    linked.receiver.set_down(true);
+    for n in 0..3 {
+        inject(&linked.app, json!({ "device_id": DEVICE, "from": CONTACT, "text": format!("message {n}") })).await;
+    }
+    let path = format!("/api/v1/webhooks/{}/deliveries", linked.webhook_id);
+    eventually("three failed attempts to be logged", || async {
+        let log = expect(linked.app.bearer(Method::GET, &path, &linked.token), StatusCode::OK).await;
+        let retried = log.as_array().unwrap().iter().filter(|d| d["attempts"].as_i64() >= Some(1)).count();
+        (retried == 3).then_some(())
+    })
+    .await;
+    linked.receiver.set_down(false);
+    let received = linked.receiver.wait_for(3).await;
+    let mut texts: Vec<String> = received.iter().map(|r| r.json()["message"].as_str().unwrap().to_owned()).collect();
+    texts.sort();
+    assert_eq!(texts, ["message 0", "message 1", "message 2"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(linked.receiver.received().len(), 3, "each event is delivered once");
+}
+
+#[tokio::test]
+async fn a_matrix_client_sees_the_portal_with_both_directions_of_the_conversation() {
+    let linked = linked_with_webhook().await;
+    let app = &linked.app;
+    let body = json!({ "contact": CONTACT, "text": "from the API" });
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &linked.token).json(&body),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(sent["results"][0]["status"], "sent");
+    inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "text": "from WhatsApp" })).await;
+    linked.receiver.wait_for(1).await;
+
+    let login = expect(app.bearer(Method::POST, "/api/v1/matrix/credentials", &linked.token), StatusCode::OK).await;
+    let client = matrix_sdk::Client::builder().homeserver_url(app.synapse.url.as_str()).build().await.unwrap();
+    client
+        .matrix_auth()
+        .login_username(login["username"].as_str().unwrap(), login["password"].as_str().unwrap())
+        .await
+        .unwrap();
+    client.sync_once(SyncSettings::default()).await.unwrap();
+    let rooms = client.joined_rooms();
+    assert_eq!(rooms.len(), 1, "one portal for the one chat");
+    let room = &rooms[0];
+    assert!(room.is_direct().await.unwrap(), "a contact's portal is a direct chat");
+    let messages = room.messages(matrix_sdk::room::MessagesOptions::backward()).await.unwrap();
+    let bodies: Vec<String> = messages
+        .chunk
+        .iter()
+        .filter_map(|event| {
+            let raw: Value = event.raw().deserialize_as().ok()?;
+            (raw["type"] == "m.room.message").then(|| raw["content"]["body"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert!(bodies.contains(&"from the API".to_owned()), "{bodies:?}");
+    assert!(bodies.contains(&"from WhatsApp".to_owned()), "{bodies:?}");
+}
