@@ -10,5 +10,6 @@ mod incoming;
 mod matrix_login;
 mod messages;
 mod openapi;
+mod restart;
 mod tokens;
 mod webhooks;

@@ -3,6 +3,7 @@
 //! HTTP helpers that speak the API the way a client would.
 #![allow(dead_code)]
 
+mod process;
 mod receiver;
 mod synapse;
 
@@ -68,8 +69,24 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub synapse: &'static Synapse,
     pub slot: Slot,
-    _shutdown: oneshot::Sender<()>,
+    runner: Runner,
     _sqlite_dir: Option<tempfile::TempDir>,
+}
+
+/// How the mxgate under test runs; dropping it stops it.
+enum Runner {
+    Prepared,
+    InProcess(#[allow(dead_code)] oneshot::Sender<()>),
+    Process { child: std::process::Child, env: Vec<(&'static str, String)> },
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Runner::Process { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Options that differ between scenarios.
@@ -122,15 +139,49 @@ impl TestApp {
     }
 
     pub async fn with(options: Options) -> Self {
+        let (app, api, bridge) = Self::prepare(options).await;
+        let listener = bind(&app.slot.pair.api.url).await;
+        let bridge_listener = bind(&app.slot.pair.bridge.url).await;
+        let db = Db::connect(&api.database.database_url).await.unwrap();
+        db.migrate().await.unwrap();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let bridge = Some(BridgePart { config: bridge, listener: bridge_listener });
+        tokio::spawn(async move {
+            let run = mxgate::server::serve(listener, api, bridge, db, async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = run.await {
+                panic!("mxgate stopped: {error:#}");
+            }
+        });
+        Self { runner: Runner::InProcess(shutdown), ..app }
+    }
+
+    /// mxgate as its own process (the `mxgate serve` binary), so a test can `kill -9` it.
+    pub async fn start_process() -> Self {
+        let (app, api, bridge) = Self::prepare(Options::default()).await;
+        let env = process::environment(&api, &bridge);
+        let child = process::spawn(&env, &app.base).await;
+        Self { runner: Runner::Process { child, env }, ..app }
+    }
+
+    /// SIGKILL, then the same command again on the same database.
+    pub async fn kill_and_restart(&mut self) {
+        let Runner::Process { child, env } = &mut self.runner else { panic!("not a process") };
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        *child = process::spawn(env, &self.base).await;
+    }
+
+    /// Everything but the running server: a slot, a database and the two configurations.
+    async fn prepare(options: Options) -> (Self, ApiConfig, BridgeConfig) {
         init_logging();
         let synapse = synapse();
         let (database_url, sqlite_dir) = fresh_database().await;
         let slot = take_slot(synapse).await;
-        let listener = bind(&slot.pair.api.url).await;
-        let bridge_listener = bind(&slot.pair.bridge.url).await;
-        let listen_addr = listener.local_addr().unwrap();
+        let listen_addr: std::net::SocketAddr = slot.pair.api.url.trim_start_matches("http://").parse().unwrap();
         let server = ServerConfig { homeserver_url: synapse.url.clone(), server_name: synapse.server_name.clone() };
-        let config = ApiConfig {
+        let api = ApiConfig {
             listen_addr,
             public_url: None,
             client_id: format!("admin-{}", random_hex(4)),
@@ -139,7 +190,7 @@ impl TestApp {
             auth_failures_per_minute: options.auth_failures_per_minute,
             webhook_allow_loopback: options.allow_loopback_webhooks,
             webhook_allow_private: false,
-            database: DatabaseConfig { database_url: database_url.clone() },
+            database: DatabaseConfig { database_url },
             homeserver: HomeserverConfig {
                 server,
                 api_as_token: Secret::new(slot.pair.api.as_token.clone()),
@@ -159,7 +210,7 @@ impl TestApp {
             webhook_retry_base_ms: options.webhook_retry_base_ms,
         };
         let bridge = BridgeConfig {
-            bridge_listen_addr: bridge_listener.local_addr().unwrap(),
+            bridge_listen_addr: slot.pair.bridge.url.trim_start_matches("http://").parse().unwrap(),
             bridge_as_token: slot.pair.bridge.as_token.clone(),
             bridge_hs_token: slot.pair.bridge.hs_token.clone(),
             bot_localpart: slot.pair.bridge.sender_localpart.clone(),
@@ -167,30 +218,18 @@ impl TestApp {
             network: NetworkKind::Sim,
             sim_qr_interval_ms: 1000,
         };
-        let db = Db::connect(&database_url).await.unwrap();
-        db.migrate().await.unwrap();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let (client_id, client_secret) = (config.client_id.clone(), config.client_secret.expose().to_owned());
-        let bridge = Some(BridgePart { config: bridge, listener: bridge_listener });
-        tokio::spawn(async move {
-            let run = mxgate::server::serve(listener, config, bridge, db, async {
-                let _ = stopped.await;
-            });
-            if let Err(error) = run.await {
-                panic!("mxgate stopped: {error:#}");
-            }
-        });
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        Self {
+        let app = Self {
             base: format!("http://{listen_addr}"),
-            client_id,
-            client_secret,
+            client_id: api.client_id.clone(),
+            client_secret: api.client_secret.expose().to_owned(),
             http,
             synapse,
             slot,
-            _shutdown: shutdown,
+            runner: Runner::Prepared,
             _sqlite_dir: sqlite_dir,
-        }
+        };
+        (app, api, bridge)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,57 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{TestApp, WebhookReceiver, eventually, expect, link_device};
+
+const DEVICE: &str = "237600000003";
+const CONTACT: &str = "237698000111";
+
+/// `kill -9` in the middle of things: linked devices come back without a new QR,
+/// queued deliveries go out, and nothing is delivered twice.
+#[tokio::test]
+async fn after_kill_9_and_restart_devices_are_restored_and_queued_deliveries_go_out_once() {
+    let mut app = TestApp::start_process().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    let hook = expect(
+        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
+        StatusCode::CREATED,
+    )
+    .await;
+    receiver.set_down(true);
+    for n in 0..3 {
+        let body = json!({ "device_id": DEVICE, "from": CONTACT, "text": format!("before the crash {n}") });
+        expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
+    }
+    let log_path = format!("/api/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+    eventually("three queued deliveries", || async {
+        let log = expect(app.bearer(Method::GET, &log_path, &token), StatusCode::OK).await;
+        (log.as_array().unwrap().len() == 3).then_some(())
+    })
+    .await;
+
+    app.kill_and_restart().await;
+
+    let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+    assert_eq!(devices[0]["device_id"], DEVICE, "the device is restored without a new QR");
+    receiver.set_down(false);
+    let received = receiver.wait_for(3).await;
+    let mut texts: Vec<String> = received.iter().map(|r| r.json()["message"].as_str().unwrap().to_owned()).collect();
+    texts.sort();
+    assert_eq!(texts, ["before the crash 0", "before the crash 1", "before the crash 2"]);
+
+    let body = json!({ "contact": CONTACT, "text": "after the restart" });
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &token).json(&body),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+    let incoming = json!({ "device_id": DEVICE, "from": CONTACT, "text": "after the restart too" });
+    expect(app.request(Method::POST, "/sim/incoming").json(&incoming), StatusCode::OK).await;
+    let received = receiver.wait_for(4).await;
+    assert_eq!(received.len(), 4, "nothing was delivered twice");
+    let log = expect(app.bearer(Method::GET, &log_path, &token), StatusCode::OK).await;
+    assert_eq!(log.as_array().unwrap().len(), 4);
+}

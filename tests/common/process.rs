@@ -1,0 +1,63 @@
+//! mxgate as a child process, configured only through its environment, as in production.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mxgate::config::{ApiConfig, BridgeConfig};
+
+pub fn environment(api: &ApiConfig, bridge: &BridgeConfig) -> Vec<(&'static str, String)> {
+    let hs = &api.homeserver;
+    vec![
+        ("LISTEN_ADDR", api.listen_addr.to_string()),
+        ("DATABASE_URL", api.database.database_url.clone()),
+        ("CLIENT_ID", api.client_id.clone()),
+        ("CLIENT_SECRET", api.client_secret.expose().to_owned()),
+        ("MXGATE_HOMESERVER_URL", hs.server.homeserver_url.to_string()),
+        ("MXGATE_SERVER_NAME", hs.server.server_name.clone()),
+        ("MXGATE_API_AS_TOKEN", hs.api_as_token.expose().to_owned()),
+        ("MXGATE_API_HS_TOKEN", hs.api_hs_token.expose().to_owned()),
+        (
+            "MXGATE_REGISTRATION_SHARED_SECRET",
+            hs.registration_shared_secret.as_ref().map(|s| s.expose().to_owned()).unwrap_or_default(),
+        ),
+        ("MXGATE_IDENTITY_PREFIX", hs.identity_prefix.clone()),
+        ("MXGATE_PROVISIONING_SECRET", api.provisioning.provisioning_secret.clone()),
+        ("MXGATE_BRIDGE_URL", api.provisioning.bridge_url.to_string()),
+        ("MXGATE_TICKET_KEY", api.ticket_key.expose().to_owned()),
+        ("MXGATE_WEBHOOK_ALLOW_LOOPBACK", api.webhook_allow_loopback.to_string()),
+        ("MXGATE_WEBHOOK_RETRY_BASE_MS", api.webhook_retry_base_ms.to_string()),
+        ("MXGATE_BRIDGE_LISTEN_ADDR", bridge.bridge_listen_addr.to_string()),
+        ("MXGATE_BRIDGE_AS_TOKEN", bridge.bridge_as_token.clone()),
+        ("MXGATE_BRIDGE_HS_TOKEN", bridge.bridge_hs_token.clone()),
+        ("MXGATE_BRIDGE_BOT", bridge.bot_localpart.clone()),
+        ("MXGATE_PUPPET_PREFIX", bridge.puppet_prefix.clone()),
+        ("MXGATE_NETWORK", "sim".into()),
+        ("MXGATE_SIM_QR_INTERVAL_MS", bridge.sim_qr_interval_ms.to_string()),
+        ("MXGATE_LOG", std::env::var("MXGATE_TEST_LOG").unwrap_or_else(|_| "error".into())),
+    ]
+}
+
+/// Starts `mxgate serve` and waits until its API answers.
+pub async fn spawn(env: &[(&'static str, String)], base: &str) -> Child {
+    let workdir = std::env::temp_dir();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mxgate"))
+        .arg("serve")
+        .current_dir(workdir)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("mxgate starts");
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("mxgate exited at start-up: {status}");
+        }
+        if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("mxgate did not answer at {base}");
+}
