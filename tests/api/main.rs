@@ -3,6 +3,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bot;
 mod credentials;
 mod devices;
 mod http;
