@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use mxgate_bridge::config::ProvisioningConfig;
+use mxgate_bridge::matrix::ErrorBody;
 use reqwest::{Method, StatusCode};
 use ruma::UserId;
-use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
@@ -16,14 +16,6 @@ pub enum BridgeCallError {
     Unavailable(String),
     #[error("{message}")]
     Refused { status: u16, errcode: String, message: String },
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    errcode: String,
-    #[serde(default)]
-    error: String,
 }
 
 pub struct BridgeClient {
@@ -62,8 +54,7 @@ impl BridgeClient {
         if status == StatusCode::OK || status == StatusCode::CREATED {
             return serde_json::from_slice(&bytes).map_err(|e| BridgeCallError::Unavailable(e.to_string()));
         }
-        let error: ErrorBody = serde_json::from_slice(&bytes)
-            .unwrap_or(ErrorBody { errcode: String::new(), error: String::from_utf8_lossy(&bytes).into() });
+        let error = ErrorBody::parse(&bytes);
         Err(BridgeCallError::Refused { status: status.as_u16(), errcode: error.errcode, message: error.error })
     }
 }

@@ -7,7 +7,7 @@ use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 
 use crate::core::{BridgeError, Core};
-use crate::ids::{ChatId, GroupInvite, PhoneNumber};
+use crate::ids::{GroupInvite, PhoneNumber};
 use crate::login::{self, Step};
 use crate::network::AccountId;
 use crate::portal::{PortalInfo, ensure_portal};
@@ -94,8 +94,7 @@ async fn open_direct_chat(core: &Core, sender: &UserId, phone: PhoneNumber) -> S
             return Ok("No linked account. Send `login` first.".to_owned());
         };
         let contact = core.network.resolve_contact(&account, &phone).await?;
-        let info = PortalInfo { name: contact.name.as_deref(), topic: None };
-        let portal = ensure_portal(core, &account, sender, &ChatId::Direct(phone), info).await?;
+        let portal = ensure_portal(core, &account, sender, PortalInfo::Direct(&contact)).await?;
         Ok::<_, BridgeError>(format!("Direct chat with +{} is {}", contact.phone, portal.room_id))
     };
     result.await.unwrap_or_else(|error| error.to_string())
@@ -107,8 +106,7 @@ async fn join_group(core: &Core, sender: &UserId, invite: GroupInvite) -> String
             return Ok("No linked account. Send `login` first.".to_owned());
         };
         let group = core.network.join_group(&account, &invite).await?;
-        let info = PortalInfo { name: Some(&group.name), topic: group.topic.as_deref() };
-        let portal = ensure_portal(core, &account, sender, &group.chat, info).await?;
+        let portal = ensure_portal(core, &account, sender, PortalInfo::Group(&group)).await?;
         Ok::<_, BridgeError>(format!("Joined {} ({})", group.name, portal.room_id))
     };
     result.await.unwrap_or_else(|error| error.to_string())

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::core::{BridgeError, Core};
 use crate::ids::ChatId;
 use crate::media;
-use crate::network::{IncomingMessage, NetworkEvent};
+use crate::network::{Contact, IncomingMessage, NetworkEvent};
 use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
 use crate::store::{self, MessageRow};
@@ -38,10 +38,25 @@ async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), Bri
         return Err(BridgeError::Invalid(format!("no connected login for {account}")));
     };
     let owner = ruma::UserId::parse(&login.owner).map_err(|e| BridgeError::Invalid(e.to_string()))?;
-    let puppet = ensure_puppet(core, &message.sender, message.sender_name.as_deref()).await?;
-    // A direct chat is named after its contact; a group keeps the name it was created with.
-    let name = matches!(message.chat, ChatId::Direct(_)).then_some(message.sender_name.as_deref()).flatten();
-    let portal = ensure_portal(core, &message.account, &owner, &message.chat, PortalInfo { name, topic: None }).await?;
+    // Profiles come from the network the first time a sender or chat is seen.
+    let known = store::puppet_name(&core.db, message.sender.as_str()).await?.is_some();
+    let resolved =
+        if known { None } else { core.network.resolve_contact(&message.account, &message.sender).await.ok() };
+    let mut contact = resolved.unwrap_or(Contact { phone: message.sender.clone(), name: None, avatar: None });
+    if let Some(push_name) = &message.sender_name {
+        contact.name = Some(push_name.clone());
+    }
+    let puppet = ensure_puppet(core, &contact).await?;
+    let portal = match store::portal(&core.db, account, &chat_key).await? {
+        Some(portal) => portal,
+        None => match &message.chat {
+            ChatId::Direct(_) => ensure_portal(core, &message.account, &owner, PortalInfo::Direct(&contact)).await?,
+            ChatId::Group(_) => {
+                let group = core.network.group_info(&message.account, &message.chat).await?;
+                ensure_portal(core, &message.account, &owner, PortalInfo::Group(&group)).await?
+            }
+        },
+    };
     let room = room_id(&portal)?;
     if message.chat.is_group() {
         ensure_member(core, &room, &puppet).await?;

@@ -28,12 +28,20 @@ impl MatrixError {
     }
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
+/// A Matrix error body, `{"errcode", "error"}`; anything else becomes its text.
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
     #[serde(default)]
-    errcode: String,
+    pub errcode: String,
     #[serde(default)]
-    error: String,
+    pub error: String,
+}
+
+impl ErrorBody {
+    pub fn parse(bytes: &[u8]) -> Self {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Self { errcode: String::new(), error: String::from_utf8_lossy(bytes).into() })
+    }
 }
 
 /// Which access token a request carries.
@@ -241,8 +249,7 @@ async fn read(response: reqwest::Response) -> Result<Value, MatrixError> {
     if status == StatusCode::OK {
         return serde_json::from_slice(&bytes).map_err(|e| MatrixError::Malformed(e.to_string()));
     }
-    let error: ErrorBody = serde_json::from_slice(&bytes)
-        .unwrap_or(ErrorBody { errcode: String::new(), error: String::from_utf8_lossy(&bytes).into() });
+    let error = ErrorBody::parse(&bytes);
     Err(MatrixError::Refused { status: status.as_u16(), errcode: error.errcode, message: error.error })
 }
 

@@ -7,23 +7,34 @@ use serde_json::json;
 
 use crate::core::{BridgeError, Core};
 use crate::ids::ChatId;
-use crate::network::AccountId;
+use crate::network::{AccountId, Contact, GroupInfo};
 use crate::puppet::ensure_puppet;
 use crate::store::{self, PortalRow};
 
-pub struct PortalInfo<'a> {
-    pub name: Option<&'a str>,
-    pub topic: Option<&'a str>,
+/// What a portal is made from: a contact for a direct chat, or a group.
+#[derive(Clone, Copy)]
+pub enum PortalInfo<'a> {
+    Direct(&'a Contact),
+    Group(&'a GroupInfo),
 }
 
-/// The portal of `chat` for `account`, created on first use.
+impl PortalInfo<'_> {
+    fn chat(&self) -> ChatId {
+        match self {
+            Self::Direct(contact) => ChatId::Direct(contact.phone.clone()),
+            Self::Group(group) => group.chat.clone(),
+        }
+    }
+}
+
+/// The portal of the chat `info` describes, for `account`, created on first use.
 pub async fn ensure_portal(
     core: &Core,
     account: &AccountId,
     owner: &UserId,
-    chat: &ChatId,
     info: PortalInfo<'_>,
 ) -> Result<PortalRow, BridgeError> {
+    let chat = &info.chat();
     let chat_key = chat.to_string();
     if let Some(portal) = store::portal(&core.db, account.as_str(), &chat_key).await? {
         return Ok(portal);
@@ -34,13 +45,13 @@ pub async fn ensure_portal(
     }
 
     let mut invite = vec![owner.to_string()];
-    let puppet = match chat {
-        ChatId::Direct(phone) => {
-            let puppet = ensure_puppet(core, phone, info.name).await?;
+    let puppet = match info {
+        PortalInfo::Direct(contact) => {
+            let puppet = ensure_puppet(core, contact).await?;
             invite.push(puppet.to_string());
             Some(puppet)
         }
-        ChatId::Group(_) => None,
+        PortalInfo::Group(_) => None,
     };
     let mut body = json!({
         "preset": "private_chat",
@@ -59,12 +70,22 @@ pub async fn ensure_portal(
         // The bot creates the room and so holds its power; the owner may moderate.
         "power_level_content_override": { "users": { owner.as_str(): 50 } },
     });
-    if chat.is_group() {
-        body["name"] = json!(info.name.unwrap_or("WhatsApp group"));
-        if let Some(topic) = info.topic {
-            body["topic"] = json!(topic);
+    let name = match info {
+        PortalInfo::Direct(contact) => contact.name.clone(),
+        PortalInfo::Group(group) => {
+            body["name"] = json!(group.name);
+            if let Some(topic) = &group.topic {
+                body["topic"] = json!(topic);
+            }
+            if let Some(avatar) = &group.avatar {
+                let mxc =
+                    core.matrix.upload(&core.bot, avatar.data.clone(), &avatar.mime_type, &avatar.file_name).await?;
+                let state = json!({ "type": "m.room.avatar", "state_key": "", "content": { "url": mxc } });
+                body["initial_state"].as_array_mut().expect("initial_state is a list").push(state);
+            }
+            Some(group.name.clone())
         }
-    }
+    };
     let room_id = core.matrix.create_room(&core.bot, body).await?;
     core.matrix.join(owner, &room_id).await?;
     if let Some(puppet) = &puppet {
@@ -76,7 +97,7 @@ pub async fn ensure_portal(
         chat_id: chat_key,
         room_id: room_id.to_string(),
         is_direct: !chat.is_group(),
-        name: info.name.map(str::to_owned),
+        name,
     };
     store::insert_portal(&core.db, &portal).await?;
     tracing::info!(room = %room_id, chat = %portal.chat_id, "portal created");

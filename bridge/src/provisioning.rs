@@ -213,8 +213,7 @@ async fn create_dm(
     let contact = core.network.resolve_contact(&account, &phone).await?;
     let chat = ChatId::Direct(contact.phone.clone());
     let existed = store::portal(&core.db, account.as_str(), &chat.to_string()).await?.is_some();
-    let info = PortalInfo { name: contact.name.as_deref(), topic: None };
-    let portal = ensure_portal(&core, &account, &user, &chat, info).await?;
+    let portal = ensure_portal(&core, &account, &user, PortalInfo::Direct(&contact)).await?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((
         status,
@@ -241,7 +240,6 @@ async fn join_group(
     let account = chosen_login(&core, &user, query.login_id).await?;
     let invite: GroupInvite = body.invite_url.parse().map_err(|e: crate::ids::IdError| invalid(e.to_string()))?;
     let group = core.network.join_group(&account, &invite).await?;
-    let info = PortalInfo { name: Some(&group.name), topic: group.topic.as_deref() };
-    let portal = ensure_portal(&core, &account, &user, &group.chat, info).await?;
+    let portal = ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
     Ok(Json(json!({ "id": group.chat.to_string(), "name": group.name, "mxid": portal.room_id })))
 }

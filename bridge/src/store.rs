@@ -152,12 +152,10 @@ pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error
     .map(drop)
 }
 
-const MESSAGE_COLUMNS_SQL: &str = "event_id, room_id, account_id, chat_id, network_id, direction";
-
 pub async fn message_by_event(db: &Db, event_id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS_SQL} FROM bridge_messages WHERE event_id = $1"
-    )))
+    sqlx::query_as(
+        "SELECT event_id, room_id, account_id, chat_id, network_id, direction FROM bridge_messages WHERE event_id = $1",
+    )
     .bind(event_id)
     .fetch_optional(&db.pool)
     .await
@@ -169,9 +167,10 @@ pub async fn message_by_network_id(
     chat_id: &str,
     network_id: &str,
 ) -> Result<Option<MessageRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS_SQL} FROM bridge_messages WHERE account_id = $1 AND chat_id = $2 AND network_id = $3"
-    )))
+    sqlx::query_as(
+        "SELECT event_id, room_id, account_id, chat_id, network_id, direction FROM bridge_messages
+         WHERE account_id = $1 AND chat_id = $2 AND network_id = $3",
+    )
     .bind(account_id)
     .bind(chat_id)
     .bind(network_id)

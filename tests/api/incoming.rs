@@ -187,6 +187,11 @@ async fn a_matrix_client_sees_the_portal_with_both_directions_of_the_conversatio
     assert_eq!(rooms.len(), 1, "one portal for the one chat");
     let room = &rooms[0];
     assert!(room.is_direct().await.unwrap(), "a contact's portal is a direct chat");
+    let puppet: matrix_sdk::ruma::OwnedUserId =
+        format!("@{}{CONTACT}:mxgate.test", app.slot.pair.bridge.prefix).try_into().unwrap();
+    let member = room.get_member(&puppet).await.unwrap().expect("the puppet is in the portal");
+    assert_eq!(member.display_name(), Some(format!("Contact {CONTACT} (WhatsApp)").as_str()));
+    assert!(member.avatar_url().is_some(), "the puppet carries the contact's picture");
     let messages = room.messages(matrix_sdk::room::MessagesOptions::backward()).await.unwrap();
     let bodies: Vec<String> = messages
         .chunk
@@ -198,4 +203,19 @@ async fn a_matrix_client_sees_the_portal_with_both_directions_of_the_conversatio
         .collect();
     assert!(bodies.contains(&"from the API".to_owned()), "{bodies:?}");
     assert!(bodies.contains(&"from WhatsApp".to_owned()), "{bodies:?}");
+
+    let group = expect(
+        app.request(Method::POST, "/sim/groups").json(&json!({ "name": "Team", "members": [CONTACT, DEVICE] })),
+        StatusCode::OK,
+    )
+    .await;
+    inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "group_jid": group["jid"], "text": "in the group" }))
+        .await;
+    linked.receiver.wait_for(2).await;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    let portal =
+        client.joined_rooms().into_iter().find(|r| r.name().as_deref() == Some("Team")).expect("a group portal");
+    assert!(!portal.is_direct().await.unwrap());
+    assert_eq!(portal.topic().as_deref(), Some("2 members"));
+    assert!(portal.avatar_url().is_some(), "the group's picture is the portal's avatar");
 }

@@ -41,6 +41,7 @@ pub enum LoginEvent {
 pub struct Contact {
     pub phone: PhoneNumber,
     pub name: Option<String>,
+    pub avatar: Option<Media>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +49,7 @@ pub struct GroupInfo {
     pub chat: ChatId,
     pub name: String,
     pub topic: Option<String>,
+    pub avatar: Option<Media>,
 }
 
 /// A file travelling with a message.
@@ -104,6 +106,9 @@ pub trait Network: Send + Sync + 'static {
 
     /// Checks that `phone` can be messaged from `account`.
     async fn resolve_contact(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Contact, NetworkError>;
+
+    /// A group's name, topic and picture, as `account` (a member) sees them.
+    async fn group_info(&self, account: &AccountId, chat: &ChatId) -> Result<GroupInfo, NetworkError>;
 
     /// Resolves an invite and joins the group unless `account` is already a member.
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError>;

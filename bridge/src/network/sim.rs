@@ -46,6 +46,32 @@ struct Group {
     invite_code: String,
 }
 
+impl Group {
+    fn info(&self, jid: &str) -> GroupInfo {
+        GroupInfo {
+            chat: ChatId::Group(jid.to_owned()),
+            name: self.name.clone(),
+            topic: Some(format!("{} members", self.members.len())),
+            avatar: Some(avatar(jid)),
+        }
+    }
+}
+
+/// A small picture of one colour derived from `seed`, as a stand-in profile picture.
+fn avatar(seed: &str) -> Media {
+    let [r, g, b, ..] = fnv1a(seed);
+    let image = image::RgbImage::from_pixel(64, 64, image::Rgb([r, g, b]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png).expect("encoding a PNG in memory succeeds");
+    Media { data: png.into_inner(), mime_type: "image/png".into(), file_name: "avatar.png".into() }
+}
+
+/// FNV-1a: a stable digest, enough to pick a colour.
+fn fnv1a(seed: &str) -> [u8; 4] {
+    let hash = seed.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    hash.to_be_bytes()
+}
+
 /// One message as the network received it from a device.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxEntry {
@@ -210,7 +236,11 @@ impl Network for SimNetwork {
         if phone.as_str().starts_with(UNREGISTERED_PREFIX) {
             return Err(NetworkError::NotOnNetwork(phone.clone()));
         }
-        Ok(Contact { phone: phone.clone(), name: Some(format!("Contact {phone}")) })
+        Ok(Contact {
+            phone: phone.clone(),
+            name: Some(format!("Contact {phone}")),
+            avatar: Some(avatar(phone.as_str())),
+        })
     }
 
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError> {
@@ -221,7 +251,16 @@ impl Network for SimNetwork {
         let (jid, group) =
             state.groups.iter_mut().find(|(_, g)| g.invite_code == invite.code()).ok_or(NetworkError::InvalidInvite)?;
         group.members.insert(account.clone());
-        Ok(GroupInfo { chat: ChatId::Group(jid.clone()), name: group.name.clone(), topic: None })
+        Ok(group.info(jid))
+    }
+
+    async fn group_info(&self, account: &AccountId, chat: &ChatId) -> Result<GroupInfo, NetworkError> {
+        let state = self.state();
+        let ChatId::Group(jid) = chat else { return Err(NetworkError::Refused(format!("{chat} is not a group"))) };
+        match state.groups.get(jid) {
+            Some(group) if group.members.contains(account) => Ok(group.info(jid)),
+            _ => Err(NetworkError::Refused(format!("{account} is not a member of {jid}"))),
+        }
     }
 
     async fn send(
