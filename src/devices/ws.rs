@@ -1,7 +1,7 @@
 //! The QR WebSocket: relays a login's steps from the bridge as JSON frames
 //! (`qr` as codes rotate, then `success`, `timeout` or `error`) and closes.
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::Method;
@@ -17,7 +17,8 @@ pub async fn relay(state: AppState, user: OwnedUserId, mut socket: WebSocket) {
         Err(frame) => frame,
     };
     let _ = socket.send(Message::text(last.to_string())).await;
-    let _ = socket.send(Message::Close(None)).await;
+    let close = CloseFrame { code: axum::extract::ws::close_code::NORMAL, reason: "login finished".into() };
+    let _ = socket.send(Message::Close(Some(close))).await;
 }
 
 /// Sends every QR frame; returns the final frame (success, timeout or error).
