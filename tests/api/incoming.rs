@@ -219,3 +219,24 @@ async fn a_matrix_client_sees_the_portal_with_both_directions_of_the_conversatio
     assert_eq!(portal.topic().as_deref(), Some("2 members"));
     assert!(portal.avatar_url().is_some(), "the group's picture is the portal's avatar");
 }
+
+#[tokio::test]
+async fn a_receiver_that_hangs_does_not_hold_up_another() {
+    let linked = linked_with_webhook().await;
+    let slow = WebhookReceiver::start().await;
+    slow.hang();
+    // A second token on the same identity, whose webhook never answers.
+    let other = linked.app.admin_token(true).await["token"].as_str().unwrap().to_owned();
+    expect(
+        linked.app.bearer(Method::POST, "/api/v1/webhooks", &other).json(&json!({ "url": slow.url })),
+        StatusCode::CREATED,
+    )
+    .await;
+    for n in 0..3 {
+        inject(&linked.app, json!({ "device_id": DEVICE, "from": CONTACT, "text": format!("message {n}") })).await;
+    }
+    let fast = linked.receiver.wait_for(3).await;
+    assert_eq!(fast.len(), 3);
+    assert!(slow.received().is_empty(), "the slow receiver is still hanging while the other got everything");
+    slow.release();
+}

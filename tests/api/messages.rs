@@ -153,3 +153,39 @@ async fn bad_message_requests_get_clear_errors_and_send_nothing() {
     expect_error(plain, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
     assert!(outbox(&app).await.is_empty());
 }
+
+/// The homeserver retries a transaction it thinks failed; the bridge must not send twice.
+#[tokio::test]
+async fn a_replayed_appservice_transaction_sends_nothing_twice() {
+    let app = TestApp::start().await;
+    let issued = app.admin_token(false).await;
+    let (token, identity) = (issued["token"].as_str().unwrap(), issued["matrix_user_id"].as_str().unwrap());
+    link_device(&app, token, DEVICE).await;
+    let dm = app
+        .http
+        .post(format!(
+            "{}/_matrix/provision/v3/create_dm/237698765432?user_id={}&login_id={DEVICE}",
+            app.bridge_url,
+            identity.replace('@', "%40").replace(':', "%3A")
+        ))
+        .bearer_auth(&app.provisioning_secret);
+    let room = expect(dm, StatusCode::CREATED).await["dm_room_mxid"].as_str().unwrap().to_owned();
+    let event = json!({
+        "type": "m.room.message", "room_id": room, "sender": identity, "event_id": "$replayed-event",
+        "content": { "msgtype": "m.text", "body": "only once" },
+    });
+    let push = |txn: &str| {
+        app.http
+            .put(format!("{}/_matrix/app/v1/transactions/{txn}", app.bridge_url))
+            .bearer_auth(&app.slot.pair.bridge.hs_token)
+            .json(&json!({ "events": [event] }))
+    };
+    for txn in ["txn-1", "txn-1", "txn-2"] {
+        expect(push(txn), StatusCode::OK).await;
+    }
+    let wrong = app.http.put(format!("{}/_matrix/app/v1/transactions/txn-3", app.bridge_url)).bearer_auth("nope");
+    expect(wrong.json(&json!({ "events": [] })), StatusCode::FORBIDDEN).await;
+    let outbox = outbox(&app).await;
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(outbox[0]["text"], "only once");
+}

@@ -66,6 +66,9 @@ pub struct TestApp {
     pub base: String,
     pub client_id: String,
     pub client_secret: String,
+    /// The bridge as the homeserver and the API reach it.
+    pub bridge_url: String,
+    pub provisioning_secret: String,
     pub http: reqwest::Client,
     pub synapse: &'static Synapse,
     pub slot: Slot,
@@ -223,6 +226,8 @@ impl TestApp {
             base: format!("http://{listen_addr}"),
             client_id: api.client_id.clone(),
             client_secret: api.client_secret.expose().to_owned(),
+            bridge_url: slot.pair.bridge.url.clone(),
+            provisioning_secret: api.provisioning.provisioning_secret.clone(),
             http,
             synapse,
             slot,

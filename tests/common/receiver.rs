@@ -32,6 +32,8 @@ struct Shared {
     received: Vec<Received>,
     /// While set, the receiver answers 503 and keeps nothing.
     down: bool,
+    /// While set, requests hang until `release`.
+    hanging: Option<Arc<tokio::sync::Notify>>,
 }
 
 pub struct WebhookReceiver {
@@ -40,6 +42,10 @@ pub struct WebhookReceiver {
 }
 
 async fn receive(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let hanging = shared.lock().unwrap().hanging.clone();
+    if let Some(release) = hanging {
+        release.notified().await;
+    }
     let mut shared = shared.lock().unwrap();
     if shared.down {
         return StatusCode::SERVICE_UNAVAILABLE;
@@ -60,6 +66,17 @@ impl WebhookReceiver {
 
     pub fn set_down(&self, down: bool) {
         self.shared.lock().unwrap().down = down;
+    }
+
+    /// From now on requests hang (a receiver that never answers) until `release`.
+    pub fn hang(&self) {
+        self.shared.lock().unwrap().hanging = Some(Arc::new(tokio::sync::Notify::new()));
+    }
+
+    pub fn release(&self) {
+        if let Some(release) = self.shared.lock().unwrap().hanging.take() {
+            release.notify_waiters();
+        }
     }
 
     pub fn received(&self) -> Vec<Received> {
