@@ -7,7 +7,7 @@ VENV := .venv
 SYNAPSE_STAMP := $(VENV)/.synapse-$(SYNAPSE_VERSION)
 RELEASE_BIN := target/release/mxgate
 
-.PHONY: help synapse build setup run stop test migrate-up
+.PHONY: help synapse build setup run stop test bench migrate-up
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,3 +40,6 @@ migrate-up: build ## Apply database migrations (DATABASE_URL or .env)
 
 test: synapse ## Run every test on SQLite and on PostgreSQL (started from Debian's packages if none answers)
 	@scripts/test.sh
+
+bench: synapse ## Measure throughput, latency and memory against their baselines (release build, a few minutes)
+	@cargo bench -q --bench mxgate

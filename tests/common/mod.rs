@@ -42,7 +42,7 @@ impl Drop for Slot {
     }
 }
 
-async fn take_slot(synapse: &'static Synapse) -> Slot {
+pub async fn take_slot(synapse: &'static Synapse) -> Slot {
     SLOT_PERMITS.acquire().await.unwrap().forget();
     let mut taken = TAKEN.lock().unwrap();
     let index = taken.iter().position(|t| !t).expect("a permit means a free slot");
@@ -166,6 +166,14 @@ impl TestApp {
         let env = process::environment(&api, &bridge);
         let child = process::spawn(&env, &app.base).await;
         Self { runner: Runner::Process { child, env }, ..app }
+    }
+
+    /// The process id of an mxgate started with `start_process`.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.runner {
+            Runner::Process { child, .. } => Some(child.id()),
+            _ => None,
+        }
     }
 
     /// SIGKILL, then the same command again on the same database.

@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When it arrived, for the benchmarks' latencies.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -50,7 +52,7 @@ async fn receive(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, b
     if shared.down {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
-    shared.received.push(Received { headers, body });
+    shared.received.push(Received { headers, body, at: std::time::Instant::now() });
     StatusCode::OK
 }
 

@@ -1,0 +1,460 @@
+//! `make bench`: mxgate's figures, each measured next to its baseline in the same run,
+//! on a release build, a real Synapse (SQLite) and the `sim` network. Prints a table and
+//! writes `bench/results.json`. Never part of `make test`.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::put;
+use common::{TestApp, WebhookReceiver, expect, link_device, take_slot};
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Workers of the request-rate figures.
+const CONCURRENCY: usize = 16;
+/// How long each rate figure runs.
+const WINDOW: Duration = Duration::from_secs(5);
+/// Messages of the receive figure.
+const INCOMING: usize = 1000;
+/// Linked devices of the scale figure.
+const DEVICES: usize = 1000;
+/// Tokens (one webhook each) of the fan-out figure.
+const FAN_OUT: usize = 100;
+const CONTACT: &str = "237698765432";
+
+#[derive(Clone)]
+struct Figure {
+    name: String,
+    count: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Figure {
+    fn new(name: &str, mut latencies: Vec<Duration>, seconds: f64) -> Self {
+        latencies.sort();
+        let percentile = |p: f64| {
+            let index = ((latencies.len().max(1) - 1) as f64 * p).round() as usize;
+            latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        Self { name: name.into(), count: latencies.len(), seconds, p50_ms: percentile(0.5), p99_ms: percentile(0.99) }
+    }
+
+    fn rate(&self) -> f64 {
+        self.count as f64 / self.seconds
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "name": self.name, "count": self.count, "seconds": self.seconds,
+            "per_second": self.rate(), "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
+        })
+    }
+}
+
+/// A figure and, where it has one, its baseline from the same run.
+struct Row {
+    figure: Figure,
+    baseline: Option<Figure>,
+}
+
+impl Row {
+    fn ratio(&self) -> Option<f64> {
+        self.baseline.as_ref().map(|b| self.figure.rate() / b.rate())
+    }
+
+    fn json(&self) -> Value {
+        json!({ "figure": self.figure.json(), "baseline": self.baseline.as_ref().map(Figure::json), "ratio": self.ratio() })
+    }
+}
+
+/// Runs `request` from `CONCURRENCY` workers for `WINDOW`; every call must succeed.
+async fn sustained<F, Fut>(name: &str, request: F) -> Figure
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|worker| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while started.elapsed() < WINDOW {
+                    let at = Instant::now();
+                    assert!(request(worker * 1_000_000 + latencies.len()).await, "a request failed");
+                    latencies.push(at.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await.unwrap());
+    }
+    Figure::new(name, latencies, started.elapsed().as_secs_f64())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn encode(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+struct Bench {
+    app: TestApp,
+    token: String,
+    identity: String,
+    device: String,
+    receiver: WebhookReceiver,
+    http: reqwest::Client,
+}
+
+impl Bench {
+    async fn auth_overhead(&self) -> Row {
+        let (http, base) = (self.http.clone(), self.app.base.clone());
+        let baseline = sustained("GET /health (no auth)", move |_| {
+            let (http, base) = (http.clone(), base.clone());
+            async move { http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await;
+        let (http, base, token) = (self.http.clone(), self.app.base.clone(), self.token.clone());
+        let figure = sustained("GET /api/v1/devices (mt_ token)", move |_| {
+            let (http, base, token) = (http.clone(), base.clone(), token.clone());
+            async move {
+                let response = http.get(format!("{base}/api/v1/devices")).bearer_auth(token).send().await;
+                response.is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+        Row { figure, baseline: Some(baseline) }
+    }
+
+    async fn send_path(&self, label: &str) -> Row {
+        let (http, base, token, device) =
+            (self.http.clone(), self.app.base.clone(), self.token.clone(), self.device.clone());
+        let figure = sustained(&format!("send via API until the network has it{label}"), move |n| {
+            let (http, base, token, device) = (http.clone(), base.clone(), token.clone(), device.clone());
+            async move {
+                let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
+                let url = format!("{base}/api/v1/devices/{device}/message");
+                match http.post(url).bearer_auth(token).json(&body).send().await {
+                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["results"][0]["status"] == "sent"),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        // The same m.room.message straight to Synapse's client-server API, as the same user.
+        let room = encode(&self.portal_room().await);
+        let (http, synapse, as_token, identity) = (
+            self.http.clone(),
+            self.app.synapse.url.clone(),
+            self.app.slot.pair.api.as_token.clone(),
+            encode(&self.identity),
+        );
+        let baseline = sustained("PUT m.room.message to Synapse", move |n| {
+            let (http, synapse, as_token, identity, room) =
+                (http.clone(), synapse.clone(), as_token.clone(), identity.clone(), room.clone());
+            async move {
+                let txn = uuid::Uuid::new_v4();
+                let url =
+                    format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?user_id={identity}");
+                let body = json!({ "msgtype": "m.text", "body": format!("baseline {n}") });
+                http.put(url).bearer_auth(as_token).json(&body).send().await.is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await;
+        Row { figure, baseline: Some(baseline) }
+    }
+
+    async fn portal_room(&self) -> String {
+        let url = format!(
+            "{}/_matrix/provision/v3/create_dm/{CONTACT}?user_id={}&login_id={}",
+            self.app.bridge_url,
+            encode(&self.identity),
+            self.device
+        );
+        let answer = self.http.post(url).bearer_auth(&self.app.provisioning_secret).send().await.unwrap();
+        answer.json::<Value>().await.unwrap()["dm_room_mxid"].as_str().unwrap().to_owned()
+    }
+
+    /// `INCOMING` messages injected 32 at a time; latency from injection to the receiver.
+    async fn receive_path(&self, label: &str) -> Figure {
+        let already = self.receiver.received().len();
+        let injected_at = Arc::new(Mutex::new(HashMap::new()));
+        let started = Instant::now();
+        let injections = (0..INCOMING).map(|n| {
+            let (http, base, device, injected_at) =
+                (self.http.clone(), self.app.base.clone(), self.device.clone(), injected_at.clone());
+            async move {
+                let at = Instant::now();
+                let body = json!({ "device_id": device, "from": CONTACT, "text": format!("incoming {n}") });
+                let answer: Value =
+                    http.post(format!("{base}/sim/incoming")).json(&body).send().await.unwrap().json().await.unwrap();
+                injected_at.lock().unwrap().insert(answer["message_id"].as_str().unwrap().to_owned(), at);
+            }
+        });
+        futures::stream::iter(injections).buffer_unordered(32).collect::<Vec<()>>().await;
+        let received = self.receiver.wait_for(already + INCOMING).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let injected_at = injected_at.lock().unwrap();
+        let latencies: Vec<Duration> = received[already..]
+            .iter()
+            .filter_map(|r| Some(r.at.duration_since(*injected_at.get(r.json()["message_id"].as_str()?)?)))
+            .collect();
+        assert_eq!(latencies.len(), INCOMING, "every message reached the webhook, none twice");
+        Figure::new(&format!("1,000 incoming until the webhook has them{label}"), latencies, seconds)
+    }
+
+    /// Baseline of the receive path: Synapse pushing the same puppet events to a bare
+    /// appservice (a free registration of the test Synapse) that only notes arrival.
+    async fn synapse_to_appservice(&self) -> Figure {
+        let slot = take_slot(self.app.synapse).await;
+        let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind(slot.pair.api.url.trim_start_matches("http://")).await.unwrap();
+        let app = axum::Router::new()
+            .route(
+                "/_matrix/app/v1/transactions/{txn}",
+                put(
+                    |State(arrived): State<Arc<Mutex<HashMap<String, Instant>>>>, Json(body): Json<Value>| async move {
+                        let now = Instant::now();
+                        let mut arrived = arrived.lock().unwrap();
+                        for event in body["events"].as_array().into_iter().flatten() {
+                            if let Some(text) = event["content"]["body"].as_str() {
+                                arrived.entry(text.to_owned()).or_insert(now);
+                            }
+                        }
+                        Json(json!({}))
+                    },
+                ),
+            )
+            .with_state(arrived.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let synapse = self.app.synapse.url.clone();
+        let (member_token, puppet_token) = (&slot.pair.api.as_token, &self.app.slot.pair.bridge.as_token);
+        let member = format!("@{}bench:mxgate.test", slot.pair.api.prefix);
+        let puppet = format!("@{}{CONTACT}:mxgate.test", self.app.slot.pair.bridge.prefix);
+        let register =
+            json!({ "type": "m.login.application_service", "username": format!("{}bench", slot.pair.api.prefix) });
+        let _ = self
+            .http
+            .post(format!("{synapse}_matrix/client/v3/register"))
+            .bearer_auth(member_token)
+            .json(&register)
+            .send()
+            .await;
+        let create = json!({ "preset": "private_chat", "invite": [puppet] });
+        let created: Value = self
+            .http
+            .post(format!("{synapse}_matrix/client/v3/createRoom?user_id={}", encode(&member)))
+            .bearer_auth(member_token)
+            .json(&create)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let room = encode(created["room_id"].as_str().unwrap());
+        let join = format!("{synapse}_matrix/client/v3/rooms/{room}/join?user_id={}", encode(&puppet));
+        self.http.post(join).bearer_auth(puppet_token).json(&json!({})).send().await.unwrap();
+
+        let sent_at = Arc::new(Mutex::new(HashMap::new()));
+        let started = Instant::now();
+        let sends = (0..INCOMING).map(|n| {
+            let (http, synapse, room, puppet, token, sent_at) = (
+                self.http.clone(),
+                synapse.clone(),
+                room.clone(),
+                encode(&puppet),
+                puppet_token.clone(),
+                sent_at.clone(),
+            );
+            async move {
+                let text = format!("baseline incoming {n}");
+                let url = format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/b{n}?user_id={puppet}");
+                sent_at.lock().unwrap().insert(text.clone(), Instant::now());
+                let body = json!({ "msgtype": "m.text", "body": text });
+                assert!(http.put(url).bearer_auth(token).json(&body).send().await.unwrap().status().is_success());
+            }
+        });
+        futures::stream::iter(sends).buffer_unordered(32).collect::<Vec<()>>().await;
+        while arrived.lock().unwrap().len() < INCOMING {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let (arrived, sent_at) = (arrived.lock().unwrap(), sent_at.lock().unwrap());
+        let latencies = arrived.iter().filter_map(|(text, at)| Some(at.duration_since(*sent_at.get(text)?))).collect();
+        Figure::new("Synapse → appservice, same puppet events", latencies, seconds)
+    }
+
+    /// Links `DEVICES - 1` more simulated devices through the provisioning API and the sim.
+    async fn link_many(&self) -> f64 {
+        let started = Instant::now();
+        let user = encode(&self.identity);
+        let provision = |path: String| {
+            self.http
+                .post(format!("{}/_matrix/provision/v3/{path}?user_id={user}", self.app.bridge_url))
+                .bearer_auth(&self.app.provisioning_secret)
+        };
+        for n in 1..DEVICES {
+            let step: Value = provision("login/start/qr".into()).send().await.unwrap().json().await.unwrap();
+            let process = step["login_id"].as_str().unwrap().to_owned();
+            let phone = format!("2376100{n:05}");
+            expect(self.app.request(Method::POST, "/sim/qr/scan").json(&json!({ "phone": phone })), StatusCode::OK)
+                .await;
+            let path = format!("login/step/{process}/{}/display_and_wait", mxgate_bridge::provisioning::QR_STEP);
+            let done: Value = provision(path).send().await.unwrap().json().await.unwrap();
+            assert_eq!(done["type"], "complete", "{done}");
+        }
+        started.elapsed().as_secs_f64()
+    }
+
+    async fn fan_out(&self) -> Figure {
+        let fan = WebhookReceiver::start().await;
+        for n in 0..FAN_OUT {
+            let token = self.app.admin_token(true).await["token"].as_str().unwrap().to_owned();
+            let url = format!("{}?token={n}", fan.url);
+            let request = self.app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": url }));
+            expect(request, StatusCode::CREATED).await;
+        }
+        let started = Instant::now();
+        let body = json!({ "device_id": self.device, "from": CONTACT, "text": "to everyone" });
+        expect(self.app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
+        let received = fan.wait_for(FAN_OUT).await;
+        let latencies = received.iter().map(|r| r.at.duration_since(started)).collect();
+        Figure::new("1 incoming → 100 tokens' webhooks", latencies, started.elapsed().as_secs_f64())
+    }
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    while !http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let total = Instant::now();
+    let app = TestApp::start_process().await;
+    let issued = app.admin_token(false).await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let identity = issued["matrix_user_id"].as_str().unwrap().to_owned();
+    let device = "237600000100".to_owned();
+    link_device(&app, &token, &device).await;
+    let receiver = WebhookReceiver::start().await;
+    expect(
+        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
+        StatusCode::CREATED,
+    )
+    .await;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let mut bench = Bench { app, token, identity, device, receiver, http };
+    let pid = bench.app.pid().expect("mxgate runs as a process");
+
+    eprintln!("==> 1. auth overhead");
+    let auth = bench.auth_overhead().await;
+    eprintln!("==> 2. send path");
+    let send = bench.send_path("").await;
+    eprintln!("==> 3. receive path");
+    let receive = Row { figure: bench.receive_path("").await, baseline: Some(bench.synapse_to_appservice().await) };
+    let rss_one = rss_kib(pid);
+    eprintln!("==> 4. {DEVICES} devices");
+    let link_seconds = bench.link_many().await;
+    let rss_many = rss_kib(pid);
+    let restart = Instant::now();
+    bench.app.kill_and_restart().await;
+    wait_healthy(&bench.http, &bench.app.base).await;
+    let restore_seconds = restart.elapsed().as_secs_f64();
+    let pid = bench.app.pid().unwrap();
+    let devices = expect(bench.app.bearer(Method::GET, "/api/v1/devices", &bench.token), StatusCode::OK).await;
+    assert_eq!(devices.as_array().unwrap().len(), DEVICES, "every device is restored");
+    let rss_restored = rss_kib(pid);
+    let send_many = bench.send_path(&format!(", {DEVICES} devices")).await;
+    let receive_many = Row { figure: bench.receive_path(&format!(", {DEVICES} devices")).await, baseline: None };
+    eprintln!("==> 5. webhook fan-out");
+    let fan_out = Row { figure: bench.fan_out().await, baseline: None };
+
+    let rows = [&auth, &send, &receive, &send_many, &receive_many, &fan_out];
+    let results = json!({
+        "machine": machine(),
+        "auth_overhead": auth.json(),
+        "send_path": send.json(),
+        "receive_path": receive.json(),
+        "scale": {
+            "devices": DEVICES,
+            "link_seconds": link_seconds,
+            "rss_kib_one_device": rss_one,
+            "rss_kib_all_devices": rss_many,
+            "rss_kib_per_device": (rss_many.saturating_sub(rss_one)) as f64 / (DEVICES - 1) as f64,
+            "rss_kib_after_restore": rss_restored,
+            "restart_until_healthy_seconds": restore_seconds,
+            "send_path": send_many.json(),
+            "receive_path": receive_many.json(),
+        },
+        "fan_out": fan_out.json(),
+        "total_seconds": total.elapsed().as_secs_f64(),
+    });
+    print_table(&rows, &results);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.json");
+    std::fs::write(path, serde_json::to_string_pretty(&results).unwrap() + "\n").unwrap();
+    eprintln!("wrote {path} in {:.0} s", total.elapsed().as_secs_f64());
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == "model name"))
+        .map(|(_, v)| v.trim());
+    let memory = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = memory.lines().next().unwrap_or_default().trim_start_matches("MemTotal:").trim().to_owned();
+    json!({ "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "cpu": model, "memory": total })
+}
+
+fn print_table(rows: &[&Row], results: &Value) {
+    println!("machine: {}", results["machine"]);
+    println!("| figure | per s | p50 ms | p99 ms | baseline | per s | p50 ms | p99 ms | ratio |");
+    println!("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        let f = &row.figure;
+        let baseline = row.baseline.as_ref().map_or("| | | | |".to_owned(), |b| {
+            format!("| {} | {:.0} | {:.1} | {:.1} |", b.name, b.rate(), b.p50_ms, b.p99_ms)
+        });
+        let ratio = row.ratio().map_or(String::new(), |r| format!("{r:.2}"));
+        println!("| {} | {:.0} | {:.1} | {:.1} {baseline} {ratio} |", f.name, f.rate(), f.p50_ms, f.p99_ms);
+    }
+    let scale = &results["scale"];
+    println!(
+        "scale: {} devices linked in {:.1} s; RSS {} KiB with 1 device, {} KiB with all ({:.1} KiB per device), \
+         {} KiB after restart; kill -9 to healthy with all restored in {:.2} s",
+        scale["devices"],
+        scale["link_seconds"].as_f64().unwrap_or(0.0),
+        scale["rss_kib_one_device"],
+        scale["rss_kib_all_devices"],
+        scale["rss_kib_per_device"].as_f64().unwrap_or(0.0),
+        scale["rss_kib_after_restore"],
+        scale["restart_until_healthy_seconds"].as_f64().unwrap_or(0.0),
+    );
+}
