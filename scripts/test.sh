@@ -35,7 +35,7 @@ cargo fmt --all -- --check
 cargo clippy -q --all-targets -- -D warnings
 
 log "tests on SQLite"
-quiet_test cargo test -q --workspace --all-targets
+quiet_test cargo test -q --workspace --lib --bins --tests
 
 pg=$(postgres_url)
 # Every test makes its own database; the ones a previous run left are dropped first.

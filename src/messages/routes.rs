@@ -33,6 +33,7 @@ pub struct MessageJson {
 }
 
 /// The multipart form: the same fields, plus `file` (its name must have an extension).
+/// It exists for the OpenAPI document; the handler reads the form field by field.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct MessageForm {

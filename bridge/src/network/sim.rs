@@ -179,12 +179,6 @@ impl SimNetwork {
     pub fn outbox(&self, device: &AccountId) -> Vec<OutboxEntry> {
         self.state().outbox.get(device).cloned().unwrap_or_default()
     }
-
-    /// The phone removes the linked device.
-    pub fn remove_device(&self, device: &AccountId) {
-        self.state().connected.remove(device);
-        let _ = self.events.send(NetworkEvent::LoggedOut(device.clone()));
-    }
 }
 
 #[async_trait]
