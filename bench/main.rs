@@ -38,6 +38,8 @@ struct Figure {
     seconds: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU ms per operation of mxgate and of Synapse: where the time goes.
+    cpu_ms: [f64; 2],
 }
 
 impl Figure {
@@ -47,7 +49,14 @@ impl Figure {
             let index = ((latencies.len().max(1) - 1) as f64 * p).round() as usize;
             latencies.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
-        Self { name: name.into(), count: latencies.len(), seconds, p50_ms: percentile(0.5), p99_ms: percentile(0.99) }
+        Self {
+            name: name.into(),
+            count: latencies.len(),
+            seconds,
+            p50_ms: percentile(0.5),
+            p99_ms: percentile(0.99),
+            cpu_ms: [0.0; 2],
+        }
     }
 
     fn rate(&self) -> f64 {
@@ -58,6 +67,7 @@ impl Figure {
         json!({
             "name": self.name, "count": self.count, "seconds": self.seconds,
             "per_second": self.rate(), "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
+            "cpu_ms_per_op": { "mxgate": self.cpu_ms[0], "synapse": self.cpu_ms[1] },
         })
     }
 }
@@ -107,6 +117,32 @@ where
     Figure::new(name, latencies, started.elapsed().as_secs_f64())
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+    // utime and stime are fields 14 and 15 of stat(5), counted in clock ticks (100 per second).
+    let ticks: f64 = fields.iter().skip(11).take(2).filter_map(|f| f.parse::<f64>().ok()).sum();
+    ticks / 100.0
+}
+
+/// CPU milliseconds mxgate and Synapse spend per operation while `run` runs.
+struct CpuMeter {
+    pids: [u32; 2],
+    start: [f64; 2],
+}
+
+impl CpuMeter {
+    fn start(mxgate: u32, synapse: u32) -> Self {
+        Self { pids: [mxgate, synapse], start: [cpu_seconds(mxgate), cpu_seconds(synapse)] }
+    }
+
+    fn per_op(&self, ops: usize) -> [f64; 2] {
+        let per = |i: usize| (cpu_seconds(self.pids[i]) - self.start[i]) * 1000.0 / ops.max(1) as f64;
+        [per(0), per(1)]
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -121,6 +157,7 @@ fn encode(id: &str) -> String {
 }
 
 struct Bench {
+    synapse_pid: u32,
     app: TestApp,
     token: String,
     identity: String,
@@ -130,40 +167,52 @@ struct Bench {
 }
 
 impl Bench {
+    /// Runs `measure` with the two processes' CPU metered.
+    async fn metered(&self, measure: impl Future<Output = Figure>) -> Figure {
+        let meter = CpuMeter::start(self.app.pid().unwrap(), self.synapse_pid);
+        let mut figure = measure.await;
+        figure.cpu_ms = meter.per_op(figure.count);
+        figure
+    }
+
     async fn auth_overhead(&self) -> Row {
         let (http, base) = (self.http.clone(), self.app.base.clone());
-        let baseline = sustained("GET /health (no auth)", move |_| {
-            let (http, base) = (http.clone(), base.clone());
-            async move { http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) }
-        })
-        .await;
+        let baseline = self
+            .metered(sustained("GET /health (no auth)", move |_| {
+                let (http, base) = (http.clone(), base.clone());
+                async move { http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) }
+            }))
+            .await;
         let (http, base, token) = (self.http.clone(), self.app.base.clone(), self.token.clone());
-        let figure = sustained("GET /api/v1/devices (mt_ token)", move |_| {
-            let (http, base, token) = (http.clone(), base.clone(), token.clone());
-            async move {
-                let response = http.get(format!("{base}/api/v1/devices")).bearer_auth(token).send().await;
-                response.is_ok_and(|r| r.status().is_success())
-            }
-        })
-        .await;
+        let figure = self
+            .metered(sustained("GET /api/v1/devices (mt_ token)", move |_| {
+                let (http, base, token) = (http.clone(), base.clone(), token.clone());
+                async move {
+                    let response = http.get(format!("{base}/api/v1/devices")).bearer_auth(token).send().await;
+                    response.is_ok_and(|r| r.status().is_success())
+                }
+            }))
+            .await;
         Row { figure, baseline: Some(baseline) }
     }
 
     async fn send_path(&self, label: &str) -> Row {
         let (http, base, token, device) =
             (self.http.clone(), self.app.base.clone(), self.token.clone(), self.device.clone());
-        let figure = sustained(&format!("send via API until the network has it{label}"), move |n| {
-            let (http, base, token, device) = (http.clone(), base.clone(), token.clone(), device.clone());
-            async move {
-                let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
-                let url = format!("{base}/api/v1/devices/{device}/message");
-                match http.post(url).bearer_auth(token).json(&body).send().await {
-                    Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["results"][0]["status"] == "sent"),
-                    Err(_) => false,
+        let name = format!("send via API until the network has it{label}");
+        let figure = self
+            .metered(sustained(&name, move |n| {
+                let (http, base, token, device) = (http.clone(), base.clone(), token.clone(), device.clone());
+                async move {
+                    let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
+                    let url = format!("{base}/api/v1/devices/{device}/message");
+                    match http.post(url).bearer_auth(token).json(&body).send().await {
+                        Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["results"][0]["status"] == "sent"),
+                        Err(_) => false,
+                    }
                 }
-            }
-        })
-        .await;
+            }))
+            .await;
         // The same m.room.message straight to Synapse's client-server API, as the same user.
         let room = encode(&self.portal_room().await);
         let (http, synapse, as_token, identity) = (
@@ -172,18 +221,19 @@ impl Bench {
             self.app.slot.pair.api.as_token.clone(),
             encode(&self.identity),
         );
-        let baseline = sustained("PUT m.room.message to Synapse", move |n| {
-            let (http, synapse, as_token, identity, room) =
-                (http.clone(), synapse.clone(), as_token.clone(), identity.clone(), room.clone());
-            async move {
-                let txn = uuid::Uuid::new_v4();
-                let url =
-                    format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?user_id={identity}");
-                let body = json!({ "msgtype": "m.text", "body": format!("baseline {n}") });
-                http.put(url).bearer_auth(as_token).json(&body).send().await.is_ok_and(|r| r.status().is_success())
-            }
-        })
-        .await;
+        let baseline = self
+            .metered(sustained("PUT m.room.message to Synapse", move |n| {
+                let (http, synapse, as_token, identity, room) =
+                    (http.clone(), synapse.clone(), as_token.clone(), identity.clone(), room.clone());
+                async move {
+                    let txn = uuid::Uuid::new_v4();
+                    let url =
+                        format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?user_id={identity}");
+                    let body = json!({ "msgtype": "m.text", "body": format!("baseline {n}") });
+                    http.put(url).bearer_auth(as_token).json(&body).send().await.is_ok_and(|r| r.status().is_success())
+                }
+            }))
+            .await;
         Row { figure, baseline: Some(baseline) }
     }
 
@@ -370,7 +420,8 @@ async fn main() {
     )
     .await;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    let mut bench = Bench { app, token, identity, device, receiver, http };
+    let synapse_pid = app.synapse.pid().expect("the test Synapse is running");
+    let mut bench = Bench { synapse_pid, app, token, identity, device, receiver, http };
     let pid = bench.app.pid().expect("mxgate runs as a process");
 
     eprintln!("==> 1. auth overhead");
@@ -378,7 +429,10 @@ async fn main() {
     eprintln!("==> 2. send path");
     let send = bench.send_path("").await;
     eprintln!("==> 3. receive path");
-    let receive = Row { figure: bench.receive_path("").await, baseline: Some(bench.synapse_to_appservice().await) };
+    let receive = Row {
+        figure: bench.metered(bench.receive_path("")).await,
+        baseline: Some(bench.metered(bench.synapse_to_appservice()).await),
+    };
     let rss_one = rss_kib(pid);
     eprintln!("==> 4. {DEVICES} devices");
     let link_seconds = bench.link_many().await;
@@ -392,9 +446,10 @@ async fn main() {
     assert_eq!(devices.as_array().unwrap().len(), DEVICES, "every device is restored");
     let rss_restored = rss_kib(pid);
     let send_many = bench.send_path(&format!(", {DEVICES} devices")).await;
-    let receive_many = Row { figure: bench.receive_path(&format!(", {DEVICES} devices")).await, baseline: None };
+    let receive_many =
+        Row { figure: bench.metered(bench.receive_path(&format!(", {DEVICES} devices"))).await, baseline: None };
     eprintln!("==> 5. webhook fan-out");
-    let fan_out = Row { figure: bench.fan_out().await, baseline: None };
+    let fan_out = Row { figure: bench.metered(bench.fan_out()).await, baseline: None };
 
     let rows = [&auth, &send, &receive, &send_many, &receive_many, &fan_out];
     let results = json!({
@@ -435,15 +490,25 @@ fn machine() -> Value {
 
 fn print_table(rows: &[&Row], results: &Value) {
     println!("machine: {}", results["machine"]);
-    println!("| figure | per s | p50 ms | p99 ms | baseline | per s | p50 ms | p99 ms | ratio |");
-    println!("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| figure | per s | p50 ms | p99 ms | CPU ms/op mxgate + Synapse | baseline | per s | p50 ms | p99 ms | CPU ms/op Synapse | ratio |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
     for row in rows {
         let f = &row.figure;
-        let baseline = row.baseline.as_ref().map_or("| | | | |".to_owned(), |b| {
-            format!("| {} | {:.0} | {:.1} | {:.1} |", b.name, b.rate(), b.p50_ms, b.p99_ms)
+        let baseline = row.baseline.as_ref().map_or("| | | | | |".to_owned(), |b| {
+            format!("| {} | {:.0} | {:.1} | {:.1} | {:.1} |", b.name, b.rate(), b.p50_ms, b.p99_ms, b.cpu_ms[1])
         });
         let ratio = row.ratio().map_or(String::new(), |r| format!("{r:.2}"));
-        println!("| {} | {:.0} | {:.1} | {:.1} {baseline} {ratio} |", f.name, f.rate(), f.p50_ms, f.p99_ms);
+        println!(
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} + {:.1} {baseline} {ratio} |",
+            f.name,
+            f.rate(),
+            f.p50_ms,
+            f.p99_ms,
+            f.cpu_ms[0],
+            f.cpu_ms[1]
+        );
     }
     let scale = &results["scale"];
     println!(

@@ -54,8 +54,15 @@ pub async fn handle(core: &Core, event: &Value, sender: &UserId, room: &RoomId) 
             })
         }
     };
-    let txn = format!("status-{event_id}");
-    core.matrix.send_event(&core.bot, room, SEND_STATUS, &txn, &content).await?;
+    // The homeserver has one transaction in flight per appservice: answering it before the
+    // status is persisted lets the next message through while the status goes out.
+    let (matrix, bot, room, txn) =
+        (core.matrix.clone(), core.bot.clone(), room.to_owned(), format!("status-{event_id}"));
+    tokio::spawn(async move {
+        if let Err(error) = matrix.send_event(&bot, &room, SEND_STATUS, &txn, &content).await {
+            tracing::warn!(room = %room, error = %error, "send status not delivered");
+        }
+    });
     Ok(())
 }
 

@@ -19,6 +19,21 @@ pub struct Synapse {
     /// One pair of registrations per concurrent mxgate; a test holds one at a time.
     pub slots: Vec<AppservicePair>,
     pub log: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Synapse {
+    /// The Synapse process of this run, found by its config path.
+    pub fn pid(&self) -> Option<u32> {
+        let config = self.config.to_string_lossy().into_owned();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            (cmdline.contains("synapse.app.homeserver") && cmdline.contains(&config) && !cmdline.starts_with("sh"))
+                .then_some(pid)
+        })
+    }
 }
 
 /// How many mxgates may share the Synapse at once.
@@ -109,6 +124,7 @@ fn start() -> Synapse {
         registration_shared_secret: params.registration_shared_secret,
         slots: params.appservices,
         log,
+        config,
     }
 }
 
