@@ -24,8 +24,8 @@ postgres_url() {
     local bin; bin=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
     rm -rf "$dir"; mkdir -p "$dir"; chown postgres "$dir"
     log "starting a throwaway PostgreSQL on 127.0.0.1:$port" >&2
-    su postgres -c "$bin/initdb -q -A trust -U postgres -D $dir/data" >&2
-    su postgres -c "$bin/pg_ctl -s -w -D $dir/data -l $dir/log -o '-h 127.0.0.1 -p $port -k $dir'" start >&2
+    su postgres -c "$bin/initdb -A trust -U postgres -D $dir/data" >/dev/null
+    su postgres -c "$bin/pg_ctl -s -w -D $dir/data -l $dir/log -o '-h 127.0.0.1 -p $port -k $dir' start" >&2
   fi
   echo "postgres://postgres@127.0.0.1:$port/postgres"
 }
