@@ -57,6 +57,8 @@ impl From<BridgeCallError> for ApiError {
         match error {
             BridgeCallError::Unavailable(message) => ApiError::BridgeUnavailable(message),
             BridgeCallError::Refused { status: 404, .. } => ApiError::NotFound("device"),
+            BridgeCallError::Refused { status: 400, message, .. } => ApiError::Unprocessable(message),
+            BridgeCallError::Refused { status: 409, message, .. } => ApiError::Conflict(message),
             BridgeCallError::Refused { message, .. } => ApiError::BridgeUnavailable(message),
         }
     }

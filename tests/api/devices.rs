@@ -54,6 +54,10 @@ async fn a_ticket_opens_the_socket_once_and_bad_link_requests_are_refused() {
         .bearer(Method::DELETE, "/api/v1/devices", &token)
         .json(&json!({ "device_id": "237999999999", "platform": "wa" }));
     expect_error(unknown, StatusCode::NOT_FOUND, "not_found").await;
+    let malformed = app
+        .bearer(Method::DELETE, "/api/v1/devices", &token)
+        .json(&json!({ "device_id": "not-a-phone", "platform": "wa" }));
+    expect_error(malformed, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 }
 
 #[tokio::test]

@@ -68,3 +68,39 @@ async fn the_spec_documents_the_contract_and_every_documented_route_is_served() 
     assert_eq!(ui.status(), StatusCode::OK);
     assert!(ui.text().await.unwrap().contains("swagger"));
 }
+
+/// No route answers a malformed request with a server error, whoever sends it.
+#[tokio::test]
+async fn no_documented_route_answers_bad_input_with_a_server_error() {
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let spec = expect(app.request(Method::GET, "/docs/openapi.json"), StatusCode::OK).await;
+    let bodies: [(&str, &[u8]); 4] = [
+        ("application/json", b"{"),
+        ("application/json", b"[1,2,3]"),
+        ("application/json", b"{\"url\":\"\\u0000\",\"device_id\":\"\xc3\x28\"}"),
+        ("text/plain", b"\x00\xff"),
+    ];
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        if path.ends_with("qr-code") {
+            continue; // a WebSocket handshake, covered by the device stories
+        }
+        for method in operations.as_object().unwrap().keys() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else { continue };
+            let concrete = path.replace(['{', '}'], "");
+            for (content_type, body) in bodies {
+                let request =
+                    app.request(method.clone(), &concrete).header("content-type", content_type).body(body.to_vec());
+                let request = if path.starts_with("/api/v1/tokens") || path.starts_with("/api/v1/credentials") {
+                    request.basic_auth(&app.client_id, Some(&app.client_secret))
+                } else if path.starts_with("/_matrix") {
+                    request.bearer_auth(&app.slot.pair.api.hs_token)
+                } else {
+                    request.bearer_auth(&token)
+                };
+                let status = request.send().await.unwrap().status();
+                assert!(!status.is_server_error(), "{method} {path} with {body:?} answered {status}");
+            }
+        }
+    }
+}
