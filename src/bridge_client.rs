@@ -48,7 +48,9 @@ impl BridgeClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| BridgeCallError::Unavailable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(|e| {
+            BridgeCallError::Unavailable(format!("no bridge answers at {} ({})", self.base, e.without_url()))
+        })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| BridgeCallError::Unavailable(e.to_string()))?;
         if status == StatusCode::OK || status == StatusCode::CREATED {
