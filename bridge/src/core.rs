@@ -22,6 +22,8 @@ pub enum BridgeError {
     Database(#[from] sqlx::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Id(#[from] crate::ids::IdError),
 }
 
 pub struct Core {
@@ -77,17 +79,18 @@ impl Core {
         let logins = store::connected_logins(&self.db).await?;
         let network = &self.network;
         let results = futures::future::join_all(logins.iter().map(|login| async move {
-            let account =
-                login.account_id.parse().map_err(|e: crate::ids::IdError| BridgeError::Invalid(e.to_string()))?;
+            let account: crate::network::AccountId = login.account_id.parse()?;
             network.connect(&account).await.map_err(BridgeError::from)
         }))
         .await;
+        let mut restored = 0;
         for (login, result) in logins.iter().zip(results) {
             match result {
-                Ok(()) => tracing::info!(device = %login.account_id, "device restored"),
+                Ok(()) => restored += 1,
                 Err(e) => tracing::warn!(device = %login.account_id, error = %e, "device could not be restored"),
             }
         }
+        tracing::info!(restored, failed = logins.len() - restored, "linked devices reconnected");
         Ok(())
     }
 }

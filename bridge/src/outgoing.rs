@@ -90,7 +90,7 @@ async fn send(core: &Core, event: &Value, portal: &store::PortalRow, sender: &Us
     if let Some(replied) = content["m.relates_to"]["m.in_reply_to"]["event_id"].as_str() {
         message.reply_to = store::message_by_event(&core.db, replied).await?.map(|m| m.network_id);
     }
-    let account = portal.account_id.parse().map_err(|e: crate::ids::IdError| BridgeError::Invalid(e.to_string()))?;
-    let chat = portal.chat_id.parse().map_err(|e: crate::ids::IdError| BridgeError::Invalid(e.to_string()))?;
+    let account = portal.account_id.parse()?;
+    let chat = portal.chat_id.parse()?;
     Ok(core.network.send(&account, &chat, message).await?)
 }

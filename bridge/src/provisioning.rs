@@ -50,6 +50,7 @@ impl From<BridgeError> for ProvisionError {
         match error {
             BridgeError::Network(e) => e.into(),
             BridgeError::Invalid(message) => Self(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message),
+            BridgeError::Id(error) => error.into(),
             other => {
                 tracing::error!(error = %other, "provisioning request failed");
                 Self(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", other.to_string())
@@ -68,6 +69,12 @@ impl From<NetworkError> for ProvisionError {
             NetworkError::Refused(_) => (StatusCode::BAD_GATEWAY, "FI.MXGATE.NETWORK_REFUSED"),
         };
         Self(status, code, error.to_string())
+    }
+}
+
+impl From<crate::ids::IdError> for ProvisionError {
+    fn from(error: crate::ids::IdError) -> Self {
+        invalid(error.to_string())
     }
 }
 
@@ -170,7 +177,7 @@ async fn logins(State(core): State<Arc<Core>>, Caller(user): Caller) -> Result<J
 }
 
 fn parse_account(text: &str) -> Result<AccountId, ProvisionError> {
-    text.parse().map_err(|e: crate::ids::IdError| invalid(e.to_string()))
+    Ok(text.parse()?)
 }
 
 async fn logout(
@@ -209,7 +216,7 @@ async fn create_dm(
     Query(query): Query<LoginQuery>,
 ) -> Result<(StatusCode, Json<Value>), ProvisionError> {
     let account = chosen_login(&core, &user, query.login_id).await?;
-    let phone: PhoneNumber = identifier.parse().map_err(|e: crate::ids::IdError| invalid(e.to_string()))?;
+    let phone: PhoneNumber = identifier.parse()?;
     let contact = core.network.resolve_contact(&account, &phone).await?;
     let chat = ChatId::Direct(contact.phone.clone());
     let existed = store::portal(&core.db, account.as_str(), &chat.to_string()).await?.is_some();
@@ -238,7 +245,7 @@ async fn join_group(
     Json(body): Json<JoinGroup>,
 ) -> Result<Json<Value>, ProvisionError> {
     let account = chosen_login(&core, &user, query.login_id).await?;
-    let invite: GroupInvite = body.invite_url.parse().map_err(|e: crate::ids::IdError| invalid(e.to_string()))?;
+    let invite: GroupInvite = body.invite_url.parse()?;
     let group = core.network.join_group(&account, &invite).await?;
     let portal = ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
     Ok(Json(json!({ "id": group.chat.to_string(), "name": group.name, "mxid": portal.room_id })))
