@@ -1,7 +1,11 @@
 //! Network → Matrix: every message a linked device receives becomes an event sent by
 //! the sender's puppet in the chat's portal.
 
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
 use crate::core::{BridgeError, Core};
 use crate::ids::ChatId;
@@ -11,7 +15,41 @@ use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
 use crate::store::{self, MessageRow};
 
-pub async fn handle(core: &Core, event: NetworkEvent) {
+/// Relays in parallel across chats, in order within one: events of a chat always go
+/// to the same one of `RELAY_SHARDS` workers.
+const RELAY_SHARDS: u64 = 8;
+
+pub fn spawn_relay(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<NetworkEvent>) {
+    let shards: Vec<mpsc::UnboundedSender<NetworkEvent>> = (0..RELAY_SHARDS)
+        .map(|_| {
+            let (shard, mut queue) = mpsc::unbounded_channel();
+            let core = core.clone();
+            tokio::spawn(async move {
+                while let Some(event) = queue.recv().await {
+                    handle(&core, event).await;
+                }
+            });
+            shard
+        })
+        .collect();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            match &event {
+                NetworkEvent::Message(message) => {
+                    (message.account.as_str(), message.chat.to_string()).hash(&mut hasher)
+                }
+                NetworkEvent::LoggedOut(account) => account.as_str().hash(&mut hasher),
+            }
+            let shard = (hasher.finish() % RELAY_SHARDS) as usize;
+            if shards[shard].send(event).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+async fn handle(core: &Core, event: NetworkEvent) {
     match event {
         NetworkEvent::Message(message) => {
             let id = message.id.clone();

@@ -49,13 +49,8 @@ impl Bridge {
     ) -> Result<Self, BridgeError> {
         let core = Arc::new(Core::new(config, provisioning, server, db, network));
         core.start().await?;
-        if let Some(mut events) = core.network.take_events() {
-            let relay = core.clone();
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    incoming::handle(&relay, event).await;
-                }
-            });
+        if let Some(events) = core.network.take_events() {
+            incoming::spawn_relay(core.clone(), events);
         }
         tracing::info!(network = core.network.name(), bot = %core.bot, "bridge started");
         Ok(Self { core })
