@@ -167,6 +167,7 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
         "chat_id": portal.chat_id,
         "reply_to": content["m.relates_to"]["m.in_reply_to"]["event_id"],
         "message_id": content["fi.mxgate.source"]["network_message_id"],
+        "timestamp": event["origin_server_ts"],
     })
 }
 

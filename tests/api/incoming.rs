@@ -73,6 +73,7 @@ async fn an_incoming_text_reaches_the_webhook_with_the_exact_payload_and_a_valid
     assert_eq!(payload["message"], "Good morning");
     assert_eq!(payload["device_id"], DEVICE);
     assert_eq!(payload["message_id"], message_id);
+    assert!(payload["timestamp"].as_u64().is_some_and(|ts| ts > 1_700_000_000_000));
     assert_eq!(
         payload["media"],
         json!({ "content": null, "info": { "size": 0, "mime_type": "", "width": 0, "height": 0, "blur_hash": "" } })
