@@ -217,20 +217,15 @@ async fn create_dm(
 ) -> Result<(StatusCode, Json<Value>), ProvisionError> {
     let account = chosen_login(&core, &user, query.login_id).await?;
     let phone: PhoneNumber = identifier.parse()?;
+    let answer = |portal: store::PortalRow| json!({ "id": phone, "name": portal.name, "mxid": core.puppet_id(phone.as_str()), "dm_room_mxid": portal.room_id });
+    // A portal exists only for a number already checked: no network query on every send.
+    let chat = ChatId::Direct(phone.clone());
+    if let Some(portal) = store::portal(&core.db, account.as_str(), &chat.to_string()).await? {
+        return Ok((StatusCode::OK, Json(answer(portal))));
+    }
     let contact = core.network.resolve_contact(&account, &phone).await?;
-    let chat = ChatId::Direct(contact.phone.clone());
-    let existed = store::portal(&core.db, account.as_str(), &chat.to_string()).await?.is_some();
     let portal = ensure_portal(&core, &account, &user, PortalInfo::Direct(&contact)).await?;
-    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((
-        status,
-        Json(json!({
-            "id": contact.phone,
-            "name": contact.name,
-            "mxid": core.puppet_id(contact.phone.as_str()),
-            "dm_room_mxid": portal.room_id,
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(answer(portal))))
 }
 
 #[derive(Deserialize)]
