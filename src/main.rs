@@ -24,7 +24,7 @@ enum Command {
     Serve(ServeArgs),
     /// Run the HTTP API only (the bridge runs elsewhere, at MXGATE_BRIDGE_URL).
     Api(ApiConfig),
-    /// Run the appservice bridge only.
+    /// Run the appservice bridge only (not yet supported apart from the API: use `serve`).
     Bridge,
     /// Apply the database migrations and exit.
     Migrate(DatabaseConfig),

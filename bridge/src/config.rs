@@ -9,7 +9,8 @@ use url::Url;
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
     /// sqlx URL of mxgate's store: `sqlite://path` or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mxgate.db")]
+    // Its value stays out of `--help`: a PostgreSQL URL may carry a password.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/mxgate.db", hide_env_values = true)]
     pub database_url: String,
 }
 
