@@ -61,6 +61,23 @@ async fn a_ticket_opens_the_socket_once_and_bad_link_requests_are_refused() {
 }
 
 #[tokio::test]
+async fn the_qr_socket_also_accepts_the_token_in_the_authorization_header() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let url = format!("{}/api/v1/devices/qr-code", app.base.replace("http", "ws"));
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the token opens the socket");
+    let first = socket.next().await.unwrap().unwrap().into_text().unwrap();
+    let frame: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(frame["type"], "qr", "{frame}");
+    let anonymous = tokio_tungstenite::connect_async(url).await;
+    assert!(matches!(anonymous, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 401));
+}
+
+#[tokio::test]
 async fn use_host_tokens_share_the_admins_devices_and_own_identities_do_not() {
     let app = TestApp::start().await;
     let admin = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
