@@ -281,7 +281,8 @@ impl Bench {
     async fn synapse_to_appservice(&self) -> Figure {
         let slot = take_slot(self.app.synapse).await;
         let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        let listener = tokio::net::TcpListener::bind(slot.pair.api.url.trim_start_matches("http://")).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        common::relay::point(&slot.pair.api.url, listener.local_addr().unwrap());
         let app = axum::Router::new()
             .route(
                 "/_matrix/app/v1/transactions/{txn}",

@@ -5,6 +5,7 @@
 
 mod process;
 mod receiver;
+pub mod relay;
 mod synapse;
 
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use receiver::{Received, WebhookReceiver};
-pub use synapse::{SLOTS, Synapse, synapse};
+pub use synapse::{SLOTS, Synapse, free_port, synapse};
 
 /// Which registration pairs are taken by running mxgates.
 static TAKEN: std::sync::Mutex<[bool; SLOTS]> = std::sync::Mutex::new([false; SLOTS]);
@@ -37,6 +38,8 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        relay::unpoint(&self.pair.api.url);
+        relay::unpoint(&self.pair.bridge.url);
         TAKEN.lock().unwrap()[self.index] = false;
         SLOT_PERMITS.add_permits(1);
     }
@@ -48,18 +51,6 @@ pub async fn take_slot(synapse: &'static Synapse) -> Slot {
     let index = taken.iter().position(|t| !t).expect("a permit means a free slot");
     taken[index] = true;
     Slot { index, pair: &synapse.slots[index] }
-}
-
-/// Binds the port a registration names; a previous test's listener may take a moment to close.
-async fn bind(url: &str) -> TcpListener {
-    let addr = url.trim_start_matches("http://");
-    for _ in 0..100 {
-        if let Ok(listener) = TcpListener::bind(addr).await {
-            return listener;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("cannot bind {addr}");
 }
 
 pub struct TestApp {
@@ -142,9 +133,10 @@ impl TestApp {
     }
 
     pub async fn with(options: Options) -> Self {
-        let (app, api, bridge) = Self::prepare(options).await;
-        let listener = bind(&app.slot.pair.api.url).await;
-        let bridge_listener = bind(&app.slot.pair.bridge.url).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bridge_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addrs = (listener.local_addr().unwrap(), bridge_listener.local_addr().unwrap());
+        let (app, api, bridge) = Self::prepare(options, addrs).await;
         let db = Db::connect(&api.database.database_url).await.unwrap();
         db.migrate().await.unwrap();
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -162,7 +154,9 @@ impl TestApp {
 
     /// mxgate as its own process (the `mxgate serve` binary), so a test can `kill -9` it.
     pub async fn start_process() -> Self {
-        let (app, api, bridge) = Self::prepare(Options::default()).await;
+        let addrs = ([127, 0, 0, 1], free_port()).into();
+        let bridge_addr = ([127, 0, 0, 1], free_port()).into();
+        let (app, api, bridge) = Self::prepare(Options::default(), (addrs, bridge_addr)).await;
         let env = process::environment(&api, &bridge);
         let child = process::spawn(&env, &app.base).await;
         Self { runner: Runner::Process { child, env }, ..app }
@@ -185,12 +179,16 @@ impl TestApp {
     }
 
     /// Everything but the running server: a slot, a database and the two configurations.
-    async fn prepare(options: Options) -> (Self, ApiConfig, BridgeConfig) {
+    async fn prepare(
+        options: Options,
+        (listen_addr, bridge_addr): (std::net::SocketAddr, std::net::SocketAddr),
+    ) -> (Self, ApiConfig, BridgeConfig) {
         init_logging();
         let synapse = synapse();
         let (database_url, sqlite_dir) = fresh_database().await;
         let slot = take_slot(synapse).await;
-        let listen_addr: std::net::SocketAddr = slot.pair.api.url.trim_start_matches("http://").parse().unwrap();
+        relay::point(&slot.pair.api.url, listen_addr);
+        relay::point(&slot.pair.bridge.url, bridge_addr);
         let server = ServerConfig { homeserver_url: synapse.url.clone(), server_name: synapse.server_name.clone() };
         let api = ApiConfig {
             listen_addr,
@@ -212,7 +210,7 @@ impl TestApp {
             },
             provisioning: ProvisioningConfig {
                 provisioning_secret: random_string(32),
-                bridge_url: slot.pair.bridge.url.parse().unwrap(),
+                bridge_url: format!("http://{bridge_addr}").parse().unwrap(),
             },
             send_timeout_secs: 30,
             max_file_size: 2 * 1024 * 1024,
@@ -221,7 +219,7 @@ impl TestApp {
             webhook_retry_base_ms: options.webhook_retry_base_ms,
         };
         let bridge = BridgeConfig {
-            bridge_listen_addr: slot.pair.bridge.url.trim_start_matches("http://").parse().unwrap(),
+            bridge_listen_addr: bridge_addr,
             bridge_as_token: slot.pair.bridge.as_token.clone(),
             bridge_hs_token: slot.pair.bridge.hs_token.clone(),
             bot_localpart: slot.pair.bridge.sender_localpart.clone(),
@@ -234,7 +232,7 @@ impl TestApp {
             base: format!("http://{listen_addr}"),
             client_id: api.client_id.clone(),
             client_secret: api.client_secret.expose().to_owned(),
-            bridge_url: slot.pair.bridge.url.clone(),
+            bridge_url: format!("http://{bridge_addr}"),
             provisioning_secret: api.provisioning.provisioning_secret.clone(),
             http,
             synapse,

@@ -83,6 +83,8 @@ fn start() -> Synapse {
         form_secret: random_string(32),
         appservices: slots,
     };
+    let relayed = params.appservices.iter().flat_map(|pair| [pair.api.url.clone(), pair.bridge.url.clone()]).collect();
+    super::relay::start(relayed);
     render_synapse(&repo().join("config"), &params).unwrap();
     let config = params.config_path();
     let status = Command::new(&python)
