@@ -99,8 +99,12 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
             }
         }
         Some("m.room.message") => {
-            let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else { return Ok(()) };
+            let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else {
+                tracing::debug!(room = %room, event = %event["event_id"], "message outside a portal");
+                return Ok(());
+            };
             let Some(login) = bridge_store::login(&state.db, &portal.account_id).await? else { return Ok(()) };
+            tracing::debug!(room = %room, event = %event["event_id"], sender = %event["sender"], "portal message");
             // Only what the network said is delivered: the identity's own sends are not echoed.
             if event["sender"].as_str() == Some(login.owner.as_str()) {
                 return Ok(());

@@ -38,7 +38,10 @@ pub fn start(urls: Vec<String>) {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
-            let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+            // No pooled connections: the port behind a slot changes hands between tests, and a
+            // kept-alive connection to last test's server would fail the next push.
+            let http =
+                reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().unwrap();
             for url in urls {
                 let listener = tokio::net::TcpListener::bind(url.trim_start_matches("http://")).await.unwrap();
                 let app = axum::Router::new().fallback(forward).with_state((port(&url), http.clone()));
@@ -72,8 +75,8 @@ async fn forward(State((port, http)): State<(u16, reqwest::Client)>, request: Re
                 let bytes = answer.bytes().await.unwrap_or_default();
                 return Response::builder().status(status).body(Body::from(bytes)).unwrap();
             }
-            Err(error) if error.is_connect() => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(_) => break,
+            // Transactions are idempotent by id, so any failed attempt can be repeated.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
     StatusCode::BAD_GATEWAY.into_response()
