@@ -60,8 +60,4 @@ impl Bridge {
     pub fn router(&self) -> Router {
         appservice::router().merge(provisioning::router()).with_state(self.core.clone())
     }
-
-    pub fn network(&self) -> &Arc<dyn Network> {
-        &self.core.network
-    }
 }

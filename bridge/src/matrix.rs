@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -148,11 +148,6 @@ impl MatrixClient {
         self.call(Method::POST, &path, Auth::Appservice, Some(user), Some(json!({}))).await.map(drop)
     }
 
-    pub async fn leave(&self, user: &UserId, room: &RoomId) -> Result<(), MatrixError> {
-        let path = format!("/_matrix/client/v3/rooms/{}/leave", segment(room.as_str()));
-        self.call(Method::POST, &path, Auth::Appservice, Some(user), Some(json!({}))).await.map(drop)
-    }
-
     /// Sends a room event; `txn_id` makes a retried send a no-op on the homeserver.
     pub async fn send_event(
         &self,
@@ -232,14 +227,6 @@ impl MatrixClient {
         rooms.push(json!(room));
         direct[other.as_str()] = json!(rooms);
         self.call(Method::PUT, &path, Auth::Appservice, Some(user), Some(direct)).await.map(drop)
-    }
-
-    /// The joined members of a room, as `acting` sees them.
-    pub async fn joined_members(&self, acting: &UserId, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
-        let path = format!("/_matrix/client/v3/rooms/{}/joined_members", segment(room.as_str()));
-        let answer = self.call(Method::GET, &path, Auth::Appservice, Some(acting), None).await?;
-        let joined = answer["joined"].as_object().ok_or_else(|| MatrixError::Malformed("no joined map".into()))?;
-        Ok(joined.keys().filter_map(|k| UserId::parse(k).ok()).collect())
     }
 }
 

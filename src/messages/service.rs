@@ -109,12 +109,9 @@ pub async fn send(
     };
 
     // `group_url` wins when both lists are given, as the reference API does.
-    let given = match (&request.group_url, &request.contact) {
-        (Some(groups), _) if !split(groups).is_empty() => split(groups),
-        (_, Some(contacts)) => split(contacts),
-        _ => Vec::new(),
-    };
-    let groups = request.group_url.as_deref().is_some_and(|g| !split(g).is_empty());
+    let group_urls = request.group_url.as_deref().map(split).unwrap_or_default();
+    let groups = !group_urls.is_empty();
+    let given = if groups { group_urls } else { request.contact.as_deref().map(split).unwrap_or_default() };
     if given.is_empty() {
         return Err(ApiError::unprocessable("give `contact` or `group_url` (comma-separated lists)"));
     }
