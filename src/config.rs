@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 use url::Url;
 
-pub use mxgate_bridge::config::{BridgeConfig, DatabaseConfig, NetworkKind, ProvisioningConfig, ServerConfig};
+pub use mxgate_bridge::config::{
+    BridgeConfig, DatabaseConfig, NetworkKind, ProvisioningConfig, ServerConfig, WhatsAppConfig,
+};
 
 use crate::secret::Secret;
 

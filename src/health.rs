@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use mxgate_bridge::network::ConnectionState;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,6 +26,44 @@ pub struct Health {
     pub status: &'static str,
     pub database: Check,
     pub homeserver: Check,
+    /// Linked devices by connection state, when the bridge runs in this process. A device
+    /// in `error` does not make the service unhealthy: it is retried, and named here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Devices>,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Devices {
+    pub connected: usize,
+    pub connecting: usize,
+    pub error: usize,
+    pub failing: Vec<FailingDevice>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailingDevice {
+    #[schema(example = "237123456789")]
+    pub device_id: String,
+    pub error: String,
+}
+
+async fn devices(state: &AppState) -> Option<Devices> {
+    let network = state.network.as_ref()?;
+    let logins = mxgate_bridge::store::connected_logins(&state.db).await.ok()?;
+    let mut devices = Devices::default();
+    for login in logins {
+        let Ok(account) = login.account_id.parse() else { continue };
+        match network.state(&account) {
+            ConnectionState::Connected => devices.connected += 1,
+            ConnectionState::Connecting => devices.connecting += 1,
+            ConnectionState::Error(error) => {
+                devices.error += 1;
+                devices.failing.push(FailingDevice { device_id: login.account_id, error });
+            }
+            ConnectionState::LoggedOut => {}
+        }
+    }
+    Some(devices)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,11 +87,11 @@ impl<E: std::fmt::Display> From<Result<(), E>> for Check {
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (database, homeserver) = tokio::join!(state.db.ping(), state.homeserver.ping());
+    let (database, homeserver, devices) = tokio::join!(state.db.ping(), state.homeserver.ping(), devices(&state));
     let (database, homeserver) = (Check::from(database), Check::from(homeserver));
     let healthy = database.ok && homeserver.ok;
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { status: if healthy { "ok" } else { "degraded" }, database, homeserver }))
+    (status, Json(Health { status: if healthy { "ok" } else { "degraded" }, database, homeserver, devices }))
 }
 
 /// The process-wide Prometheus recorder; installed once, whatever the number of apps.

@@ -9,6 +9,7 @@ use mxgate_bridge::Bridge;
 use mxgate_bridge::config::{BridgeConfig, NetworkKind};
 use mxgate_bridge::network::Network;
 use mxgate_bridge::network::sim::SimNetwork;
+use mxgate_bridge::network::whatsapp::WhatsAppNetwork;
 use tokio::net::TcpListener;
 
 use crate::config::ApiConfig;
@@ -33,30 +34,28 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     crate::health::prometheus();
     let mut sim = None;
+    let mut logged_out = None;
+    let mut running = None;
     if let Some(BridgePart { config: bridge_config, listener: bridge_listener }) = bridge {
-        let network: Option<Arc<dyn Network>> = match bridge_config.network {
+        let network: Arc<dyn Network> = match bridge_config.network {
             NetworkKind::Sim => {
                 let network = Arc::new(SimNetwork::new(Duration::from_millis(bridge_config.sim_qr_interval_ms)));
                 sim = Some(network.clone());
-                Some(network)
+                network
             }
-            NetworkKind::Whatsapp => {
-                tracing::error!(
-                    "the whatsapp connector is not part of this build yet: devices and messages answer 503; \
-                     run with MXGATE_NETWORK=sim for the simulator"
-                );
-                None
-            }
+            NetworkKind::Whatsapp => Arc::new(WhatsAppNetwork::new(db.clone(), bridge_config.whatsapp.clone())),
         };
-        if let Some(network) = network {
-            let server = config.homeserver.server.clone();
-            let bridge =
-                Bridge::start(bridge_config, config.provisioning.clone(), &server, db.clone(), network).await?;
-            tracing::info!(addr = %bridge_listener.local_addr()?, "bridge listening");
-            tokio::spawn(async move { axum::serve(bridge_listener, bridge.router()).await });
-        }
+        running = Some(network.clone());
+        let server = config.homeserver.server.clone();
+        let bridge = Bridge::start(bridge_config, config.provisioning.clone(), &server, db.clone(), network).await?;
+        logged_out = bridge.take_logged_out();
+        tracing::info!(addr = %bridge_listener.local_addr()?, "bridge listening");
+        tokio::spawn(async move { axum::serve(bridge_listener, bridge.router()).await });
     }
-    let state = AppState::new(config, db, sim);
+    let state = AppState::new(config, db, running, sim);
+    if let Some(devices) = logged_out {
+        tokio::spawn(crate::devices::logged_out::report(state.clone(), devices));
+    }
     crate::webhooks::delivery::spawn_worker(state.clone());
     let (router, _) = routes::app(state);
     tracing::info!(addr = %listener.local_addr()?, "API listening");

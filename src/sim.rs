@@ -22,6 +22,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(scan))
+        .routes(routes!(remove_device))
         .routes(routes!(create_group))
         .routes(routes!(incoming))
         .routes(routes!(outbox))
@@ -52,6 +53,14 @@ pub struct Scan {
 async fn scan(State(state): State<AppState>, Json(scan): Json<Scan>) -> ApiResult<Json<Message>> {
     sim(&state)?.scan(phone(&scan.phone)?).await.map_err(network_error)?;
     Ok(Json(Message::new("QR code scanned")))
+}
+
+/// The phone logs the linked device out, as from Settings → Linked devices.
+#[utoipa::path(post, path = "/sim/devices/remove", tag = "sim", request_body = Scan,
+    responses((status = 200, body = Message), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn remove_device(State(state): State<AppState>, Json(device): Json<Scan>) -> ApiResult<Json<Message>> {
+    sim(&state)?.remove_device(&phone(&device.phone)?).map_err(network_error)?;
+    Ok(Json(Message::new("Device removed on the phone")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,6 +1,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
+use mxgate_bridge::network::Network;
 use mxgate_bridge::network::sim::SimNetwork;
 
 use crate::auth::AuthThrottle;
@@ -25,19 +26,32 @@ pub struct Inner {
     pub send_statuses: SendStatuses,
     /// Wakes the webhook delivery worker when deliveries are queued.
     pub deliveries: Arc<tokio::sync::Notify>,
+    /// The bridge's network, when the bridge runs in this process; `/health` reports its devices.
+    pub network: Option<Arc<dyn Network>>,
     /// The simulated network, when mxgate runs on it; enables `/sim/*`.
     pub sim: Option<Arc<SimNetwork>>,
 }
 
 impl AppState {
-    pub fn new(config: ApiConfig, db: Db, sim: Option<Arc<SimNetwork>>) -> Self {
+    pub fn new(config: ApiConfig, db: Db, network: Option<Arc<dyn Network>>, sim: Option<Arc<SimNetwork>>) -> Self {
         let homeserver = Homeserver::new(config.homeserver.clone());
         let bridge = BridgeClient::new(&config.provisioning);
         let throttle = AuthThrottle::per_minute(config.auth_failures_per_minute);
         let tickets = Tickets::new(&config.ticket_key);
         let send_statuses = SendStatuses::default();
         let deliveries = Arc::new(tokio::sync::Notify::new());
-        Self(Arc::new(Inner { config, db, homeserver, bridge, throttle, tickets, send_statuses, deliveries, sim }))
+        Self(Arc::new(Inner {
+            config,
+            db,
+            homeserver,
+            bridge,
+            throttle,
+            tickets,
+            send_statuses,
+            deliveries,
+            network,
+            sim,
+        }))
     }
 }
 

@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use crate::core::{BridgeError, Core};
 use crate::ids::{GroupInvite, PhoneNumber};
 use crate::login::{self, Step};
-use crate::network::AccountId;
+use crate::network::{AccountId, LoginMethod};
 use crate::portal::{PortalInfo, ensure_portal};
 use crate::{qr, store};
 
 const HELP: &str = "Commands:\n\
 • help: this list\n\
 • login: link a WhatsApp account by scanning a QR code\n\
+• login <phone>: link it by typing a pairing code on that phone instead\n\
 • logout <phone>: unlink an account\n\
 • list: your linked accounts\n\
 • pm <phone>: open a direct chat with a phone number\n\
@@ -44,11 +45,16 @@ pub async fn handle(core: &Arc<Core>, sender: &UserId, room: &RoomId, event: &Va
     let argument = words.next();
     let reply = match (command.as_str(), argument) {
         ("help", _) => HELP.to_owned(),
-        ("login", _) => {
+        ("login", phone) => {
+            let method = match phone.map(str::parse::<PhoneNumber>).transpose() {
+                Ok(Some(phone)) => LoginMethod::PairCode(phone),
+                Ok(None) => LoginMethod::Qr,
+                Err(error) => return notice(core, room, &error.to_string()).await,
+            };
             // A login waits minutes for a scan; the homeserver's transaction must not.
             let (core, sender, room) = (core.clone(), sender.to_owned(), room.to_owned());
             tokio::spawn(async move {
-                if let Err(error) = start_login(&core, &sender, &room).await {
+                if let Err(error) = start_login(&core, &sender, &room, method).await {
                     tracing::error!(error = %error, "bot login failed");
                 }
             });
@@ -112,12 +118,16 @@ async fn join_group(core: &Core, sender: &UserId, invite: GroupInvite) -> String
     result.await.unwrap_or_else(|error| error.to_string())
 }
 
-/// Shows each QR code as an image with its text, then the outcome.
-async fn start_login(core: &Core, sender: &UserId, room: &RoomId) -> Result<(), BridgeError> {
-    let (process, mut step) = login::start(core, sender).await?;
+/// Shows each QR code as an image with its text (or the pairing code), then the outcome.
+async fn start_login(core: &Arc<Core>, sender: &UserId, room: &RoomId, method: LoginMethod) -> Result<(), BridgeError> {
+    let (process, mut step) = login::start(core, sender, method).await?;
     loop {
         match step {
             Step::Qr(code) => send_qr(core, room, &code).await?,
+            Step::PairCode(code) => {
+                let text = format!("On your phone: Linked devices → Link with phone number instead, then type {code}");
+                return notice(core, room, &text).await;
+            }
             Step::Complete(account) => return notice(core, room, &format!("Linked +{account}")).await,
             Step::TimedOut => return notice(core, room, "Login timed out: no QR code was scanned").await,
             Step::Failed(reason) => return notice(core, room, &format!("Login failed: {reason}")).await,

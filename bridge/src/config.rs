@@ -63,6 +63,28 @@ pub struct BridgeConfig {
     /// How long each simulated QR code lives, in milliseconds.
     #[arg(long, env = "MXGATE_SIM_QR_INTERVAL_MS", default_value_t = 20_000)]
     pub sim_qr_interval_ms: u64,
+
+    #[command(flatten)]
+    pub whatsapp: WhatsAppConfig,
+}
+
+/// The `whatsapp` connector.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WhatsAppConfig {
+    /// The WhatsApp server's WebSocket address. Unset means WhatsApp's own; set it only
+    /// to reach a protocol simulator in tests.
+    #[arg(long = "whatsapp-url", env = "MXGATE_WHATSAPP_URL")]
+    pub url: Option<String>,
+
+    /// The least time between two messages a device sends, in milliseconds, so that a
+    /// burst from the API does not get the account flagged as a spammer.
+    #[arg(long = "whatsapp-send-interval-ms", env = "MXGATE_WHATSAPP_SEND_INTERVAL_MS", default_value_t = 1_000)]
+    pub send_interval_ms: u64,
+
+    /// How long a restored device may stay unconnected before it is reported as `error`
+    /// (it keeps retrying with backoff), in milliseconds.
+    #[arg(long = "whatsapp-connect-timeout-ms", env = "MXGATE_WHATSAPP_CONNECT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub connect_timeout_ms: u64,
 }
 
 /// The shared secret of the bridge's provisioning API: the bridge checks it, the API presents it.

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use ruma::{OwnedUserId, UserId};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
 use crate::db::Db;
 use crate::login::LoginProcesses;
 use crate::matrix::{MatrixClient, MatrixError};
-use crate::network::{Network, NetworkError};
+use crate::network::{AccountId, Network, NetworkError};
 use crate::store;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,16 @@ pub enum BridgeError {
     Id(#[from] crate::ids::IdError),
 }
 
+/// A device the network logged out (removed on the phone), for whoever reports it.
+#[derive(Debug, Clone)]
+pub struct DeviceLoggedOut {
+    pub account: AccountId,
+    /// The Matrix user who linked it.
+    pub owner: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
 pub struct Core {
     pub config: BridgeConfig,
     pub provisioning: ProvisioningConfig,
@@ -37,6 +47,8 @@ pub struct Core {
     pub logins: LoginProcesses,
     /// Serialises portal creation so two events of a new chat make one room.
     pub portal_creation: Mutex<()>,
+    /// Buffered until the reporter takes the receiving end, so none is missed at start-up.
+    pub logged_out: mpsc::UnboundedSender<DeviceLoggedOut>,
 }
 
 impl Core {
@@ -46,6 +58,7 @@ impl Core {
         server: &ServerConfig,
         db: Db,
         network: Arc<dyn Network>,
+        logged_out: mpsc::UnboundedSender<DeviceLoggedOut>,
     ) -> Self {
         let matrix = MatrixClient::new(server.homeserver_url.clone(), config.bridge_as_token.clone());
         let bot = UserId::parse(format!("@{}:{}", config.bot_localpart, server.server_name))
@@ -58,6 +71,7 @@ impl Core {
             bot,
             logins: LoginProcesses::default(),
             portal_creation: Mutex::new(()),
+            logged_out,
             config,
             provisioning,
         }
@@ -79,7 +93,7 @@ impl Core {
         let logins = store::connected_logins(&self.db).await?;
         let network = &self.network;
         let results = futures::future::join_all(logins.iter().map(|login| async move {
-            let account: crate::network::AccountId = login.account_id.parse()?;
+            let account: AccountId = login.account_id.parse()?;
             network.connect(&account).await.map_err(BridgeError::from)
         }))
         .await;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::core::{BridgeError, Core};
+use crate::core::{BridgeError, Core, DeviceLoggedOut};
 use crate::ids::ChatId;
 use crate::media;
-use crate::network::{Contact, IncomingMessage, NetworkEvent};
+use crate::network::{AccountId, Contact, IncomingMessage, NetworkEvent};
 use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
 use crate::store::{self, MessageRow};
@@ -58,12 +58,21 @@ async fn handle(core: &Core, event: NetworkEvent) {
             }
         }
         NetworkEvent::LoggedOut(account) => {
-            match store::set_login_state(&core.db, account.as_str(), store::LOGGED_OUT).await {
-                Ok(_) => tracing::warn!(device = %account, "device logged out from the network side"),
-                Err(error) => tracing::error!(device = %account, error = %error, "cannot record log-out"),
+            if let Err(error) = record_logged_out(core, account).await {
+                tracing::error!(error = %error, "cannot record a log-out");
             }
         }
     }
+}
+
+async fn record_logged_out(core: &Core, account: AccountId) -> Result<(), BridgeError> {
+    let Some(login) = store::login(&core.db, account.as_str()).await?.filter(|l| l.state == store::CONNECTED) else {
+        return Ok(());
+    };
+    store::set_login_state(&core.db, account.as_str(), store::LOGGED_OUT).await?;
+    tracing::warn!(device = %account, "device logged out from the network side");
+    let _ = core.logged_out.send(DeviceLoggedOut { account, owner: login.owner, at: crate::db::now() });
+    Ok(())
 }
 
 async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), BridgeError> {

@@ -24,11 +24,12 @@ pub mod store;
 use std::sync::Arc;
 
 use axum::Router;
+use tokio::sync::mpsc;
 
 pub use crate::appservice::{HsTokenError, check_hs_token};
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
-pub use crate::core::BridgeError;
 use crate::core::Core;
+pub use crate::core::{BridgeError, DeviceLoggedOut};
 use crate::db::Db;
 use crate::network::Network;
 pub use crate::outgoing::{NETWORK_ID_FIELD, SEND_STATUS};
@@ -36,6 +37,7 @@ pub use crate::outgoing::{NETWORK_ID_FIELD, SEND_STATUS};
 /// A running bridge: its HTTP surface and the task relaying network events.
 pub struct Bridge {
     core: Arc<Core>,
+    logged_out: std::sync::Mutex<Option<mpsc::UnboundedReceiver<DeviceLoggedOut>>>,
 }
 
 impl Bridge {
@@ -47,13 +49,19 @@ impl Bridge {
         db: Db,
         network: Arc<dyn Network>,
     ) -> Result<Self, BridgeError> {
-        let core = Arc::new(Core::new(config, provisioning, server, db, network));
+        let (logged_out, receiver) = mpsc::unbounded_channel();
+        let core = Arc::new(Core::new(config, provisioning, server, db, network, logged_out));
         core.start().await?;
         if let Some(events) = core.network.take_events() {
             incoming::spawn_relay(core.clone(), events);
         }
         tracing::info!(network = core.network.name(), bot = %core.bot, "bridge started");
-        Ok(Self { core })
+        Ok(Self { core, logged_out: std::sync::Mutex::new(Some(receiver)) })
+    }
+
+    /// The devices the network logs out from now on (and any since start-up); taken once.
+    pub fn take_logged_out(&self) -> Option<mpsc::UnboundedReceiver<DeviceLoggedOut>> {
+        self.logged_out.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The appservice and provisioning endpoints, to serve on the bridge's address.

@@ -8,13 +8,15 @@ use ruma::{OwnedUserId, UserId};
 use tokio::sync::Mutex;
 
 use crate::core::{BridgeError, Core};
-use crate::network::{AccountId, LoginEvent, LoginStream};
+use crate::network::{AccountId, LoginEvent, LoginMethod, LoginStream};
 use crate::store;
 
 /// What a login shows next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Qr(String),
+    /// The code to type on the phone; the bridge itself waits for the outcome.
+    PairCode(String),
     Complete(AccountId),
     TimedOut,
     Failed(String),
@@ -41,13 +43,24 @@ impl LoginProcesses {
     }
 }
 
-/// Starts a login for `owner`; returns the process id and its first step.
-pub async fn start(core: &Core, owner: &UserId) -> Result<(String, Step), BridgeError> {
-    let stream = core.network.start_login().await?;
+/// Starts a login for `owner`; returns the process id and its first step. A pairing-code
+/// login has nobody polling its steps, so the bridge follows it to its outcome itself.
+pub async fn start(core: &Arc<Core>, owner: &UserId, method: LoginMethod) -> Result<(String, Step), BridgeError> {
+    let stream = core.network.start_login(method).await?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let process = Arc::new(Process { owner: owner.to_owned(), stream: Mutex::new(stream) });
     core.logins.processes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), process);
     let step = next(core, &id, owner).await?.ok_or_else(|| BridgeError::Invalid("login vanished".into()))?;
+    if matches!(step, Step::PairCode(_)) {
+        let (core, id, owner) = (core.clone(), id.clone(), owner.to_owned());
+        tokio::spawn(async move {
+            match next(&core, &id, &owner).await {
+                Ok(Some(Step::Complete(_)) | None) => {}
+                Ok(Some(step)) => tracing::info!(login = %id, outcome = ?step, "pairing-code login ended"),
+                Err(error) => tracing::error!(login = %id, error = %error, "pairing-code login failed"),
+            }
+        });
+    }
     Ok((id, step))
 }
 
@@ -57,6 +70,7 @@ pub async fn next(core: &Core, id: &str, owner: &UserId) -> Result<Option<Step>,
     let event = process.stream.lock().await.recv().await;
     let step = match event {
         Some(LoginEvent::Qr(code)) => return Ok(Some(Step::Qr(code))),
+        Some(LoginEvent::PairCode(code)) => return Ok(Some(Step::PairCode(code))),
         Some(LoginEvent::Success(account)) => {
             store::upsert_login(&core.db, account.as_str(), owner.as_str()).await?;
             tracing::info!(device = %account, owner = %owner, "device linked");
@@ -77,14 +91,17 @@ pub fn cancel(core: &Core, id: &str, owner: &UserId) -> bool {
     found
 }
 
-/// Logs a device out on the network and marks it so; only its owner may.
+/// Logs a device out on the network and removes it from its owner's list; only its owner
+/// may. A device the phone already logged out is only removed from the list.
 pub async fn logout(core: &Core, owner: &UserId, account: &AccountId) -> Result<bool, BridgeError> {
     let Some(login) = store::login(&core.db, account.as_str()).await? else { return Ok(false) };
-    if login.owner != owner.as_str() || login.state != store::CONNECTED {
+    if login.owner != owner.as_str() || login.state == store::REMOVED {
         return Ok(false);
     }
-    core.network.logout(account).await?;
-    store::set_login_state(&core.db, account.as_str(), store::LOGGED_OUT).await?;
+    if login.state == store::CONNECTED {
+        core.network.logout(account).await?;
+    }
+    store::set_login_state(&core.db, account.as_str(), store::REMOVED).await?;
     tracing::info!(device = %account, "device logged out");
     Ok(true)
 }

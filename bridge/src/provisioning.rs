@@ -18,15 +18,17 @@ use subtle::ConstantTimeEq;
 use crate::core::{BridgeError, Core};
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 use crate::login::{self, Step};
-use crate::network::{AccountId, NetworkError};
+use crate::network::{AccountId, ConnectionState, LoginMethod, NetworkError};
 use crate::portal::{PortalInfo, ensure_portal};
 use crate::store;
 
 pub const QR_STEP: &str = "fi.mxgate.whatsapp.qr";
+pub const PAIR_CODE_STEP: &str = "fi.mxgate.whatsapp.pair_code";
 
 pub fn router() -> Router<Arc<Core>> {
     Router::new()
         .route("/_matrix/provision/v3/login/start/qr", post(login_start))
+        .route("/_matrix/provision/v3/login/start/phone", post(login_start_phone))
         .route("/_matrix/provision/v3/login/step/{process}/{step}/display_and_wait", post(login_step))
         .route("/_matrix/provision/v3/login/cancel/{process}", post(login_cancel))
         .route("/_matrix/provision/v3/logins", get(logins))
@@ -125,6 +127,13 @@ fn step_json(process: &str, step: Step) -> Result<Value, ProvisionError> {
             "instructions": "Scan the QR code with WhatsApp on your phone: Settings → Linked devices → Link a device",
             "display_and_wait": { "type": "qr", "data": code },
         })),
+        Step::PairCode(code) => Ok(json!({
+            "login_id": process,
+            "type": "display_and_wait",
+            "step_id": PAIR_CODE_STEP,
+            "instructions": "On your phone: Settings → Linked devices → Link a device → Link with phone number instead, then type this code",
+            "display_and_wait": { "type": "code", "data": code },
+        })),
         Step::Complete(account) => Ok(json!({
             "login_id": process,
             "type": "complete",
@@ -142,7 +151,26 @@ fn step_json(process: &str, step: Step) -> Result<Value, ProvisionError> {
 }
 
 async fn login_start(State(core): State<Arc<Core>>, Caller(user): Caller) -> Result<Json<Value>, ProvisionError> {
-    let (process, step) = login::start(&core, &user).await?;
+    let (process, step) = login::start(&core, &user, LoginMethod::Qr).await?;
+    Ok(Json(step_json(&process, step)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhoneLogin {
+    phone_number: String,
+}
+
+/// Linking by pairing code: mautrix asks the number in a `user_input` step; mxgate takes
+/// it in the start request, since its only caller already has it.
+async fn login_start_phone(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    body: Result<Json<PhoneLogin>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ProvisionError> {
+    let Json(body) = body.map_err(|e| invalid(e.body_text()))?;
+    let phone: PhoneNumber = body.phone_number.parse()?;
+    let (process, step) = login::start(&core, &user, LoginMethod::PairCode(phone)).await?;
     Ok(Json(step_json(&process, step)?))
 }
 
@@ -170,10 +198,26 @@ async fn login_cancel(
     Ok(Json(json!({})))
 }
 
+/// `login_ids` as mautrix has it (the usable ones), and mxgate's `logins` beside it with
+/// each device's connection state, including those the phone logged out.
 async fn logins(State(core): State<Arc<Core>>, Caller(user): Caller) -> Result<Json<Value>, ProvisionError> {
-    let logins = store::logins_of(&core.db, user.as_str()).await?;
-    let ids: Vec<&str> = logins.iter().map(|l| l.account_id.as_str()).collect();
-    Ok(Json(json!({ "login_ids": ids })))
+    let logins = store::listed_logins_of(&core.db, user.as_str()).await?;
+    let ids: Vec<&str> = logins.iter().filter(|l| l.state == store::CONNECTED).map(|l| l.account_id.as_str()).collect();
+    let states: Vec<Value> = logins
+        .iter()
+        .map(|l| {
+            let state = match l.account_id.parse::<AccountId>() {
+                Ok(account) if l.state == store::CONNECTED => core.network.state(&account),
+                _ => ConnectionState::LoggedOut,
+            };
+            let error = match &state {
+                ConnectionState::Error(message) => Some(message.clone()),
+                _ => None,
+            };
+            json!({ "id": l.account_id, "state": state.as_str(), "error": error })
+        })
+        .collect();
+    Ok(Json(json!({ "login_ids": ids, "logins": states })))
 }
 
 fn parse_account(text: &str) -> Result<AccountId, ProvisionError> {

@@ -12,7 +12,11 @@ pub struct LoginRow {
 }
 
 pub const CONNECTED: &str = "connected";
+/// Logged out from the network side (e.g. removed on the phone); still listed, so its
+/// owner sees why it stopped.
 pub const LOGGED_OUT: &str = "logged_out";
+/// Logged out by its owner; no longer listed.
+pub const REMOVED: &str = "removed";
 
 pub async fn upsert_login(db: &Db, account_id: &str, owner: &str) -> Result<(), sqlx::Error> {
     let now = now();
@@ -35,6 +39,18 @@ pub async fn logins_of(db: &Db, owner: &str) -> Result<Vec<LoginRow>, sqlx::Erro
     )
     .bind(owner)
     .bind(CONNECTED)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// The logins an owner sees: usable ones and those the network logged out.
+pub async fn listed_logins_of(db: &Db, owner: &str) -> Result<Vec<LoginRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, owner, state, created_at FROM bridge_logins WHERE owner = $1 AND state IN ($2, $3) ORDER BY created_at, account_id",
+    )
+    .bind(owner)
+    .bind(CONNECTED)
+    .bind(LOGGED_OUT)
     .fetch_all(&db.pool)
     .await
 }

@@ -22,23 +22,48 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct LinkStarted {
     #[schema(example = "Connect to qr_code_url and scan the QR codes it streams")]
     pub message: String,
-    /// WebSocket URL with a short-lived, single-use ticket (never the token).
+    /// WebSocket URL with a short-lived, single-use ticket (never the token); absent when
+    /// linking by pairing code.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "ws://127.0.0.1:8080/api/v1/devices/qr-code?ticket=eyJ…")]
-    pub qr_code_url: String,
+    pub qr_code_url: Option<String>,
+    /// The 8-character code to type on the phone, when `phone` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ABCD1234")]
+    pub pair_code: Option<String>,
 }
 
-/// Start linking a WhatsApp account: returns the WebSocket that streams its QR codes.
+/// Start linking a WhatsApp account: returns the WebSocket that streams its QR codes or,
+/// with `phone`, the pairing code to type on that phone (`GET /devices` shows the device
+/// once it is linked).
 #[utoipa::path(post, path = "/devices", tag = "devices", security(("bearer" = [])),
     request_body = NewDevice,
-    responses((status = 200, body = LinkStarted), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, body = LinkStarted), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
 async fn link_device(
     State(state): State<AppState>,
     TokenAuth(token): TokenAuth,
     Json(new): Json<NewDevice>,
 ) -> ApiResult<Json<LinkStarted>> {
     service::check_platform(&new.platform)?;
+    if let Some(phone) = &new.phone {
+        let code = service::pair_code(&state, &token, phone).await?;
+        return Ok(Json(LinkStarted {
+            message:
+                "On the phone: Linked devices → Link a device → Link with phone number instead, then type pair_code"
+                    .into(),
+            qr_code_url: None,
+            pair_code: Some(code),
+        }));
+    }
     let qr_code_url = service::link_url(&state, &token)?;
-    Ok(Json(LinkStarted { message: "Connect to qr_code_url and scan the QR codes it streams".into(), qr_code_url }))
+    Ok(Json(LinkStarted {
+        message: "Connect to qr_code_url and scan the QR codes it streams".into(),
+        qr_code_url: Some(qr_code_url),
+        pair_code: None,
+    }))
 }
 
 /// The devices linked to this token's Matrix identity (`use_host` tokens: the admin's).

@@ -18,6 +18,10 @@ pub struct NewDevice {
     /// `wa` (WhatsApp).
     #[schema(example = "wa")]
     pub platform: String,
+    /// Link by pairing code instead of QR codes: the account's number, digits with the
+    /// country code. The answer carries the 8-character code to type on that phone.
+    #[schema(example = "237123456789")]
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,9 +40,20 @@ pub struct Device {
     /// The account's phone number.
     #[schema(example = "237123456789")]
     pub device_id: String,
-    /// `connected` for a linked device.
+    /// `connected`, `connecting` (also while reconnecting), `logged_out` (removed on the
+    /// phone; link it again) or `error` (see `error`; mxgate keeps retrying).
     #[schema(example = "connected")]
-    pub status: &'static str,
+    pub status: String,
+    /// Why the device is in `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BridgeLogin {
+    id: String,
+    state: String,
+    error: Option<String>,
 }
 
 pub fn check_platform(platform: &str) -> ApiResult<()> {
@@ -76,13 +91,25 @@ pub fn link_url(state: &AppState, token: &TokenRow) -> ApiResult<String> {
 }
 
 pub async fn list(state: &AppState, token: &TokenRow) -> ApiResult<Vec<Device>> {
-    let logins = state.bridge.call(Method::GET, "logins", &identity(token)?, &[], None).await?;
-    let ids = logins["login_ids"].as_array().cloned().unwrap_or_default();
-    Ok(ids
-        .iter()
-        .filter_map(|id| id.as_str())
-        .map(|id| Device { platform: WHATSAPP, device_id: id.to_owned(), status: "connected" })
+    let mut answer = state.bridge.call(Method::GET, "logins", &identity(token)?, &[], None).await?;
+    let logins: Vec<BridgeLogin> = serde_json::from_value(answer["logins"].take())
+        .map_err(|e| ApiError::BridgeUnavailable(format!("the bridge listed logins in an unknown shape: {e}")))?;
+    Ok(logins
+        .into_iter()
+        .map(|l| Device { platform: WHATSAPP, device_id: l.id, status: l.state, error: l.error })
         .collect())
+}
+
+/// Starts a pairing-code login; returns the code to type on the phone.
+pub async fn pair_code(state: &AppState, token: &TokenRow, phone: &str) -> ApiResult<String> {
+    let phone: mxgate_bridge::ids::PhoneNumber =
+        phone.parse().map_err(|e: mxgate_bridge::ids::IdError| ApiError::unprocessable(format!("phone: {e}")))?;
+    let body = json!({ "phone_number": phone.as_str() });
+    let step = state.bridge.call(Method::POST, "login/start/phone", &identity(token)?, &[], Some(body)).await?;
+    step["display_and_wait"]["data"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::BridgeUnavailable("the bridge did not return a pairing code".into()))
 }
 
 pub async fn log_out(state: &AppState, token: &TokenRow, device: DeviceRef) -> ApiResult<()> {

@@ -3,7 +3,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{TestApp, expect, expect_error, link_device};
+use crate::common::{TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
 
 #[tokio::test]
 async fn a_phone_links_a_device_by_scanning_the_qr_streamed_over_the_websocket() {
@@ -107,4 +107,62 @@ async fn use_host_tokens_share_the_admins_devices_and_own_identities_do_not() {
         .await;
     expect(app.bearer(Method::DELETE, "/api/v1/devices", &admin).json(&logout), StatusCode::OK).await;
     assert_eq!(expect(app.bearer(Method::GET, "/api/v1/devices", &shared), StatusCode::OK).await, json!([]));
+}
+
+#[tokio::test]
+async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_webhook() {
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let receiver = WebhookReceiver::start().await;
+    expect(
+        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
+        StatusCode::CREATED,
+    )
+    .await;
+    let post = |body: serde_json::Value| app.bearer(Method::POST, "/api/v1/devices", &token).json(&body);
+    expect_error(
+        post(json!({ "platform": "wa", "phone": "+12 x" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+
+    let link = expect(post(json!({ "platform": "wa", "phone": "237222222222" })), StatusCode::OK).await;
+    let code = link["pair_code"].as_str().unwrap();
+    assert_eq!(code.len(), 8, "{link}");
+    assert!(code.chars().all(|c| c.is_ascii_alphanumeric()), "{link}");
+    assert!(link.get("qr_code_url").is_none(), "{link}");
+    // Another number cannot complete this login.
+    let wrong = app.request(Method::POST, "/sim/qr/scan").json(&json!({ "phone": "237333333333" }));
+    expect_error(wrong, StatusCode::CONFLICT, "conflict").await;
+    expect(app.request(Method::POST, "/sim/qr/scan").json(&json!({ "phone": "237222222222" })), StatusCode::OK).await;
+    let connected = json!([{ "platform": "wa", "device_id": "237222222222", "status": "connected" }]);
+    eventually("the paired device is listed", || async {
+        let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+        (devices == connected).then_some(())
+    })
+    .await;
+    let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
+    assert_eq!(health["devices"], json!({ "connected": 1, "connecting": 0, "error": 0, "failing": [] }));
+
+    let removal = app.request(Method::POST, "/sim/devices/remove").json(&json!({ "phone": "237222222222" }));
+    expect(removal, StatusCode::OK).await;
+    let delivery = receiver.wait_for(1).await.remove(0).json();
+    assert_eq!(delivery["type"], "device.logged_out");
+    assert_eq!(delivery["device_id"], "237222222222");
+    assert_eq!(delivery["platform"], "wa");
+    assert!(delivery["timestamp"].as_i64().unwrap() > 1_700_000_000, "{delivery}");
+    let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+    assert_eq!(devices, json!([{ "platform": "wa", "device_id": "237222222222", "status": "logged_out" }]));
+    let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
+    assert_eq!(health["devices"]["connected"], 0);
+
+    // Its owner clears it from the list.
+    let delete = app
+        .bearer(Method::DELETE, "/api/v1/devices", &token)
+        .json(&json!({ "device_id": "237222222222", "platform": "wa" }));
+    expect(delete, StatusCode::OK).await;
+    let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+    assert_eq!(devices, json!([]));
+    assert_eq!(receiver.received().len(), 1, "one log-out, one delivery");
 }

@@ -2,6 +2,7 @@
 //! here implementing [`Network`]; nothing else in the bridge knows which one runs.
 
 pub mod sim;
+pub mod whatsapp;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -28,10 +29,21 @@ pub enum NetworkError {
     Refused(String),
 }
 
-/// What a QR login goes through, in order: codes as they rotate, then one outcome.
+/// How a new device is linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginMethod {
+    /// The phone scans rotating QR codes.
+    Qr,
+    /// The phone of this number types an 8-character code (Linked devices → Link with phone number).
+    PairCode(PhoneNumber),
+}
+
+/// What a login goes through, in order: codes as they rotate (or the one pairing code),
+/// then one outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginEvent {
     Qr(String),
+    PairCode(String),
     Success(AccountId),
     Failed(String),
     Timeout,
@@ -88,6 +100,27 @@ pub enum NetworkEvent {
     LoggedOut(AccountId),
 }
 
+/// Where a linked device's connection to the network stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    LoggedOut,
+    /// Not connected for a reason worth showing; the connector keeps retrying.
+    Error(String),
+}
+
+impl ConnectionState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::LoggedOut => "logged_out",
+            Self::Error(_) => "error",
+        }
+    }
+}
+
 /// A receiver of a login's events; dropping it abandons the login.
 pub type LoginStream = mpsc::Receiver<LoginEvent>;
 
@@ -96,11 +129,15 @@ pub trait Network: Send + Sync + 'static {
     /// Short name for logs and `/health`: `whatsapp`, `sim`.
     fn name(&self) -> &'static str;
 
-    /// Begins a QR login for a new device.
-    async fn start_login(&self) -> Result<LoginStream, NetworkError>;
+    /// Begins linking a new device.
+    async fn start_login(&self, method: LoginMethod) -> Result<LoginStream, NetworkError>;
 
-    /// Reconnects a device linked earlier (at start-up).
+    /// Reconnects a device linked earlier (at start-up). Returns once the attempt is under
+    /// way; a connector that cannot connect yet keeps retrying and says so in [`Network::state`].
     async fn connect(&self, account: &AccountId) -> Result<(), NetworkError>;
+
+    /// Where a device linked earlier stands now.
+    fn state(&self, account: &AccountId) -> ConnectionState;
 
     async fn logout(&self, account: &AccountId) -> Result<(), NetworkError>;
 

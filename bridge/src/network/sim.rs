@@ -12,13 +12,16 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, Contact, GroupInfo, IncomingMessage, LoginEvent, LoginStream, Media, Network, NetworkError,
-    NetworkEvent, NetworkMessageId, OutgoingMessage,
+    AccountId, ConnectionState, Contact, GroupInfo, IncomingMessage, LoginEvent, LoginMethod, LoginStream, Media,
+    Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
 /// Numbers with this prefix are "not on WhatsApp".
 const UNREGISTERED_PREFIX: &str = "000";
+
+/// The characters WhatsApp's pairing codes are made of.
+const PAIR_CODE_ALPHABET: &[u8; 32] = b"123456789ABCDEFGHJKLMNPQRSTVWXYZ";
 
 /// How many codes a login shows before it times out, as WhatsApp does.
 const QR_CODES_PER_LOGIN: usize = 6;
@@ -33,11 +36,17 @@ pub struct SimNetwork {
 #[derive(Default)]
 struct State {
     connected: HashSet<AccountId>,
-    /// Pending logins, newest last; each has the sender of its events.
-    logins: Vec<(u64, mpsc::Sender<LoginEvent>)>,
+    /// Pending logins, newest last; each has the sender of its events and, for a
+    /// pairing-code login, the only number that may complete it.
+    logins: Vec<PendingLogin>,
     next_login: u64,
     groups: HashMap<String, Group>,
     outbox: HashMap<AccountId, Vec<OutboxEntry>>,
+}
+
+struct PendingLogin {
+    phone: Option<PhoneNumber>,
+    events: mpsc::Sender<LoginEvent>,
 }
 
 struct Group {
@@ -119,20 +128,34 @@ impl SimNetwork {
         Self { qr_interval, state: Mutex::new(State::default()), events, receiver: Mutex::new(Some(receiver)) }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn locked(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The phone scans the newest pending QR code, so that login succeeds as `phone`.
+    /// The phone scans the newest pending QR code (or enters the pairing code shown for
+    /// its number), so that login succeeds as `phone`.
     pub async fn scan(&self, phone: PhoneNumber) -> Result<(), NetworkError> {
         let sender = {
-            let mut state = self.state();
-            state.logins.retain(|(_, tx)| !tx.is_closed());
-            let (_, sender) = state.logins.pop().ok_or(NetworkError::NoPendingLogin)?;
+            let mut state = self.locked();
+            state.logins.retain(|login| !login.events.is_closed());
+            let newest = state
+                .logins
+                .iter()
+                .rposition(|login| login.phone.as_ref().is_none_or(|p| *p == phone))
+                .ok_or(NetworkError::NoPendingLogin)?;
+            let login = state.logins.remove(newest);
             state.connected.insert(phone.clone());
-            sender
+            login.events
         };
         sender.send(LoginEvent::Success(phone)).await.map_err(|_| NetworkError::NoPendingLogin)
+    }
+
+    /// The phone removes the linked device (Settings → Linked devices → Log out).
+    pub fn remove_device(&self, phone: &PhoneNumber) -> Result<(), NetworkError> {
+        if !self.locked().connected.remove(phone) {
+            return Err(NetworkError::Disconnected);
+        }
+        self.events.send(NetworkEvent::LoggedOut(phone.clone())).map_err(|_| NetworkError::Disconnected)
     }
 
     pub fn create_group(&self, name: String, members: Vec<PhoneNumber>) -> CreatedGroup {
@@ -140,7 +163,7 @@ impl SimNetwork {
         let invite_code = hex::encode(rand::random::<[u8; 11]>());
         let invite_url = format!("https://chat.whatsapp.com/{invite_code}");
         let group = Group { name, members: members.into_iter().collect(), invite_code };
-        self.state().groups.insert(jid.clone(), group);
+        self.locked().groups.insert(jid.clone(), group);
         CreatedGroup { jid, invite_url }
     }
 
@@ -148,7 +171,7 @@ impl SimNetwork {
     pub fn inject(&self, message: Injected) -> Result<NetworkMessageId, NetworkError> {
         let chat = match message.group {
             Some(jid) => {
-                let state = self.state();
+                let state = self.locked();
                 let group = state.groups.get(&jid).ok_or_else(|| NetworkError::Refused(format!("no group {jid}")))?;
                 if !group.members.contains(&message.device) {
                     return Err(NetworkError::Refused(format!("{} is not a member of {jid}", message.device)));
@@ -157,7 +180,7 @@ impl SimNetwork {
             }
             None => ChatId::Direct(message.from.clone()),
         };
-        if !self.state().connected.contains(&message.device) {
+        if !self.locked().connected.contains(&message.device) {
             return Err(NetworkError::Disconnected);
         }
         let id = message_id();
@@ -177,7 +200,7 @@ impl SimNetwork {
 
     /// What the network received from `device`, oldest first.
     pub fn outbox(&self, device: &AccountId) -> Vec<OutboxEntry> {
-        self.state().outbox.get(device).cloned().unwrap_or_default()
+        self.locked().outbox.get(device).cloned().unwrap_or_default()
     }
 }
 
@@ -187,17 +210,29 @@ impl Network for SimNetwork {
         "sim"
     }
 
-    async fn start_login(&self) -> Result<LoginStream, NetworkError> {
+    async fn start_login(&self, method: LoginMethod) -> Result<LoginStream, NetworkError> {
         let (tx, rx) = mpsc::channel(8);
+        let phone = match method {
+            LoginMethod::Qr => None,
+            LoginMethod::PairCode(phone) => Some(phone),
+        };
+        let pair_code = phone.is_some();
         let id = {
-            let mut state = self.state();
+            let mut state = self.locked();
             state.next_login += 1;
-            let id = state.next_login;
-            state.logins.push((id, tx.clone()));
-            id
+            state.logins.push(PendingLogin { phone, events: tx.clone() });
+            state.next_login
         };
         let interval = self.qr_interval;
         tokio::spawn(async move {
+            if pair_code {
+                let code: String = (0..8).map(|_| PAIR_CODE_ALPHABET[rand::random_range(0..32)] as char).collect();
+                if tx.send(LoginEvent::PairCode(code)).await.is_ok() {
+                    tokio::time::sleep(interval * QR_CODES_PER_LOGIN as u32).await;
+                    let _ = tx.send(LoginEvent::Timeout).await;
+                }
+                return;
+            }
             for n in 0..QR_CODES_PER_LOGIN {
                 let code = format!("2@sim{id}-{n},{}", hex::encode(rand::random::<[u8; 16]>()));
                 if tx.send(LoginEvent::Qr(code)).await.is_err() {
@@ -214,17 +249,21 @@ impl Network for SimNetwork {
     }
 
     async fn connect(&self, account: &AccountId) -> Result<(), NetworkError> {
-        self.state().connected.insert(account.clone());
+        self.locked().connected.insert(account.clone());
         Ok(())
     }
 
     async fn logout(&self, account: &AccountId) -> Result<(), NetworkError> {
-        self.state().connected.remove(account);
+        self.locked().connected.remove(account);
         Ok(())
     }
 
+    fn state(&self, account: &AccountId) -> ConnectionState {
+        if self.locked().connected.contains(account) { ConnectionState::Connected } else { ConnectionState::LoggedOut }
+    }
+
     async fn resolve_contact(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Contact, NetworkError> {
-        if !self.state().connected.contains(account) {
+        if !self.locked().connected.contains(account) {
             return Err(NetworkError::Disconnected);
         }
         if phone.as_str().starts_with(UNREGISTERED_PREFIX) {
@@ -238,7 +277,7 @@ impl Network for SimNetwork {
     }
 
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError> {
-        let mut state = self.state();
+        let mut state = self.locked();
         if !state.connected.contains(account) {
             return Err(NetworkError::Disconnected);
         }
@@ -249,7 +288,7 @@ impl Network for SimNetwork {
     }
 
     async fn group_info(&self, account: &AccountId, chat: &ChatId) -> Result<GroupInfo, NetworkError> {
-        let state = self.state();
+        let state = self.locked();
         let ChatId::Group(jid) = chat else { return Err(NetworkError::Refused(format!("{chat} is not a group"))) };
         match state.groups.get(jid) {
             Some(group) if group.members.contains(account) => Ok(group.info(jid)),
@@ -263,7 +302,7 @@ impl Network for SimNetwork {
         chat: &ChatId,
         message: OutgoingMessage,
     ) -> Result<NetworkMessageId, NetworkError> {
-        let mut state = self.state();
+        let mut state = self.locked();
         if !state.connected.contains(account) {
             return Err(NetworkError::Disconnected);
         }

@@ -1,0 +1,343 @@
+//! `whatsapp`: the real network, on whatsapp-rust. One client per linked device, each
+//! with its Signal and app state in mxgate's own database (`store`); whatsapp-rust keeps
+//! the connection alive and reconnects with backoff, this module follows its events.
+
+mod accounts;
+mod messages;
+mod session;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use whatsapp_rust::Jid;
+use whatsapp_rust::types::events::Event;
+
+use self::session::{Session, Started, person};
+use self::store::SqlStore;
+use super::{
+    AccountId, ConnectionState, Contact, GroupInfo, LoginEvent, LoginMethod, LoginStream, Media, Network, NetworkError,
+    NetworkEvent, NetworkMessageId, OutgoingMessage,
+};
+use crate::config::WhatsAppConfig;
+use crate::db::Db;
+use crate::ids::{ChatId, GroupInvite, PhoneNumber};
+
+/// Profile pictures larger than this are not bridged.
+const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
+
+pub struct WhatsAppNetwork {
+    inner: Arc<Inner>,
+    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<NetworkEvent>>>,
+}
+
+struct Inner {
+    db: Db,
+    config: WhatsAppConfig,
+    sessions: std::sync::Mutex<HashMap<AccountId, Arc<Session>>>,
+    events: mpsc::UnboundedSender<NetworkEvent>,
+    http: reqwest::Client,
+}
+
+impl WhatsAppNetwork {
+    pub fn new(db: Db, config: WhatsAppConfig) -> Self {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let inner = Inner { db, config, sessions: Default::default(), events, http };
+        Self { inner: Arc::new(inner), receiver: std::sync::Mutex::new(Some(receiver)) }
+    }
+
+    fn session(&self, account: &AccountId) -> Result<Arc<Session>, NetworkError> {
+        let session = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(account).cloned();
+        session.filter(|s| s.state() == ConnectionState::Connected).ok_or(NetworkError::Disconnected)
+    }
+}
+
+fn refused(error: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Refused(error.to_string())
+}
+
+fn storage(error: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Refused(format!("the WhatsApp session store failed: {error}"))
+}
+
+impl Inner {
+    /// Follows a new client from its first code to a linked account, then keeps it as
+    /// that account's session. A login abandoned or failed leaves no store behind.
+    async fn run_login(self: Arc<Self>, store_key: String, started: Started, tx: mpsc::Sender<LoginEvent>) {
+        let Started { handle, mut events } = started;
+        let mut paired: Option<AccountId> = None;
+        let outcome = loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                () = tx.closed() => break None,
+            };
+            let Some(event) = event else { break Some(LoginEvent::Failed("the WhatsApp client stopped".into())) };
+            let step = match &*event {
+                Event::PairingQrCode(qr) => LoginEvent::Qr(qr.code.clone()),
+                Event::PairingCode(code) => LoginEvent::PairCode(code.code.clone()),
+                Event::PairingQrCodesExhausted(_) => break Some(LoginEvent::Timeout),
+                Event::PairingCodeError(error) => break Some(LoginEvent::Failed(format!("{error:?}"))),
+                Event::PairError(error) => break Some(LoginEvent::Failed(error.error.clone())),
+                Event::ClientOutdated(_) => {
+                    break Some(LoginEvent::Failed("WhatsApp says this client version is outdated".into()));
+                }
+                Event::LoggedOut(_) => break Some(LoginEvent::Failed("WhatsApp refused the link".into())),
+                Event::PairSuccess(success) => match success.id.user.parse::<AccountId>() {
+                    Ok(account) => {
+                        paired = Some(account);
+                        continue;
+                    }
+                    Err(error) => break Some(LoginEvent::Failed(format!("WhatsApp sent an unusable number: {error}"))),
+                },
+                // After pairing, the client reconnects and logs in; only then is the device usable.
+                Event::Connected(_) => match paired.take() {
+                    Some(account) => {
+                        match self.adopt(&account, &store_key, handle).await {
+                            Ok(session) => {
+                                let _ = tx.send(LoginEvent::Success(account)).await;
+                                tokio::spawn(self.clone().run_session(session, events));
+                            }
+                            Err(error) => {
+                                let _ = tx.send(LoginEvent::Failed(error.to_string())).await;
+                            }
+                        }
+                        return;
+                    }
+                    None => continue,
+                },
+                _ => continue,
+            };
+            if tx.send(step).await.is_err() {
+                break None;
+            }
+        };
+        handle.shutdown().await;
+        if let Err(error) = SqlStore::new(self.db.clone(), &store_key).delete_device().await {
+            tracing::warn!(error = %error, "an abandoned login's store was not deleted");
+        }
+        if let Some(outcome) = outcome {
+            let _ = tx.send(outcome).await;
+        }
+    }
+
+    /// Makes a freshly paired client the session of `account`, replacing an older one.
+    async fn adopt(
+        &self,
+        account: &AccountId,
+        store_key: &str,
+        handle: whatsapp_rust::bot::BotHandle,
+    ) -> Result<Arc<Session>, NetworkError> {
+        let replaced = accounts::link(&self.db, account.as_str(), store_key).await.map_err(storage)?;
+        let session = Arc::new(Session::new(account.clone(), store_key.to_owned(), handle, ConnectionState::Connected));
+        let previous = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone(), session.clone());
+        if let Some(previous) = previous {
+            previous.close(false).await;
+        }
+        if let Some(old_key) = replaced {
+            SqlStore::new(self.db.clone(), &old_key).delete_device().await.map_err(storage)?;
+        }
+        tracing::info!(device = %account, "WhatsApp device linked");
+        Ok(session)
+    }
+
+    /// Acts on one linked device's events, in the order the client emitted them.
+    async fn run_session(self: Arc<Self>, session: Arc<Session>, mut events: mpsc::UnboundedReceiver<Arc<Event>>) {
+        while let Some(event) = events.recv().await {
+            let account = &session.account;
+            match &*event {
+                Event::Connected(_) => {
+                    tracing::info!(device = %account, "connected to WhatsApp");
+                    session.set_state(ConnectionState::Connected);
+                }
+                Event::Disconnected(_) => {
+                    tracing::info!(device = %account, "disconnected from WhatsApp; reconnecting");
+                    session.set_state(ConnectionState::Connecting);
+                }
+                Event::StreamReplaced(_) => {
+                    session.set_state(ConnectionState::Error("another client took over this device's session".into()))
+                }
+                Event::TemporaryBan(ban) => {
+                    session.set_state(ConnectionState::Error(format!("WhatsApp banned the account for now: {ban:?}")));
+                }
+                Event::ConnectFailure(failure) => {
+                    session.set_state(ConnectionState::Error(format!("WhatsApp refused the connection: {failure:?}")));
+                }
+                // A store without credentials starts pairing: the phone removed this device.
+                Event::LoggedOut(_) | Event::PairingQrCode(_) if !session.is_closing() => {
+                    self.logged_out_by_network(&session).await;
+                    return;
+                }
+                Event::Messages(batch) => {
+                    for message in batch.iter() {
+                        self.incoming(&session, message).await;
+                    }
+                }
+                Event::Receipt(receipt) => self.receipt(&session, receipt),
+                _ => {}
+            }
+        }
+    }
+
+    async fn logged_out_by_network(&self, session: &Arc<Session>) {
+        let account = session.account.clone();
+        tracing::warn!(device = %account, "WhatsApp logged the device out");
+        session.set_state(ConnectionState::LoggedOut);
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&account);
+        session.close(false).await;
+        if let Err(error) = self.forget(&account, &session.store_key).await {
+            tracing::error!(device = %account, error = %error, "a logged-out device's store was not deleted");
+        }
+        let _ = self.events.send(NetworkEvent::LoggedOut(account));
+    }
+
+    async fn forget(&self, account: &AccountId, store_key: &str) -> Result<(), NetworkError> {
+        SqlStore::new(self.db.clone(), store_key).delete_device().await.map_err(storage)?;
+        accounts::unlink(&self.db, account.as_str()).await.map_err(storage)
+    }
+
+    /// The picture behind a WhatsApp profile or group picture, if there is one and it loads.
+    async fn picture(&self, client: &whatsapp_rust::Client, jid: &Jid) -> Option<Media> {
+        let picture = client.contacts().get_profile_picture(jid, false).await.ok()??;
+        let response = self.http.get(&picture.url).send().await.ok()?.error_for_status().ok()?;
+        let mime_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("image/jpeg")
+            .to_owned();
+        let data = response.bytes().await.ok()?;
+        (data.len() <= MAX_AVATAR_BYTES).then(|| Media::picture(data.to_vec(), mime_type))
+    }
+}
+
+fn group_jid(chat: &ChatId) -> Result<Jid, NetworkError> {
+    match chat {
+        ChatId::Group(jid) => jid.parse().map_err(|_| refused(format!("{jid} is not a group id"))),
+        ChatId::Direct(_) => Err(refused(format!("{chat} is not a group"))),
+    }
+}
+
+fn chat_jid(chat: &ChatId) -> Result<Jid, NetworkError> {
+    match chat {
+        ChatId::Direct(phone) => Ok(person(phone)),
+        ChatId::Group(_) => group_jid(chat),
+    }
+}
+
+#[async_trait]
+impl Network for WhatsAppNetwork {
+    fn name(&self) -> &'static str {
+        "whatsapp"
+    }
+
+    async fn start_login(&self, method: LoginMethod) -> Result<LoginStream, NetworkError> {
+        let store_key = uuid::Uuid::new_v4().to_string();
+        let pair_code = match &method {
+            LoginMethod::Qr => None,
+            LoginMethod::PairCode(phone) => Some(phone),
+        };
+        let started = session::start(&self.inner.db, &self.inner.config, &store_key, pair_code).await?;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(self.inner.clone().run_login(store_key, started, tx));
+        Ok(rx)
+    }
+
+    async fn connect(&self, account: &AccountId) -> Result<(), NetworkError> {
+        let inner = &self.inner;
+        let store_key = accounts::store_key(&inner.db, account.as_str())
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| refused(format!("no WhatsApp session is stored for {account}")))?;
+        let Started { handle, events } = session::start(&inner.db, &inner.config, &store_key, None).await?;
+        let session = Arc::new(Session::new(account.clone(), store_key, handle, ConnectionState::Connecting));
+        inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone(), session.clone());
+        tokio::spawn(inner.clone().run_session(session.clone(), events));
+        let timeout = Duration::from_millis(inner.config.connect_timeout_ms);
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            session.report_slow_connect(timeout);
+        });
+        Ok(())
+    }
+
+    fn state(&self, account: &AccountId) -> ConnectionState {
+        let sessions = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(account).map_or_else(
+            || ConnectionState::Error("no WhatsApp client runs for this device; see the log".into()),
+            |s| s.state(),
+        )
+    }
+
+    async fn logout(&self, account: &AccountId) -> Result<(), NetworkError> {
+        let session = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(account);
+        match session {
+            Some(session) => {
+                session.close(true).await;
+                self.inner.forget(account, &session.store_key).await
+            }
+            None => match accounts::store_key(&self.inner.db, account.as_str()).await.map_err(storage)? {
+                Some(store_key) => self.inner.forget(account, &store_key).await,
+                None => Ok(()),
+            },
+        }
+    }
+
+    async fn resolve_contact(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Contact, NetworkError> {
+        let session = self.session(account)?;
+        let jid = person(phone);
+        let found = session.client.contacts().is_on_whatsapp(std::slice::from_ref(&jid)).await.map_err(refused)?;
+        if !found.iter().any(|r| r.is_registered) {
+            return Err(NetworkError::NotOnNetwork(phone.clone()));
+        }
+        let avatar = self.inner.picture(&session.client, &jid).await;
+        Ok(Contact { phone: phone.clone(), name: None, avatar })
+    }
+
+    async fn group_info(&self, account: &AccountId, chat: &ChatId) -> Result<GroupInfo, NetworkError> {
+        let session = self.session(account)?;
+        let jid = group_jid(chat)?;
+        let metadata = session.client.groups().get_metadata(&jid).await.map_err(refused)?;
+        let avatar = self.inner.picture(&session.client, &jid).await;
+        Ok(GroupInfo { chat: chat.clone(), name: metadata.subject, topic: metadata.description, avatar })
+    }
+
+    async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError> {
+        let session = self.session(account)?;
+        let groups = session.client.groups();
+        let info = groups.get_invite_info(invite.code()).await.map_err(|_| NetworkError::InvalidInvite)?;
+        let me = person(account);
+        let member = info.participants.iter().any(|p| p.jid == me || p.phone_number.as_ref() == Some(&me));
+        if !member {
+            match groups.join_with_invite_code(invite.code()).await.map_err(refused)? {
+                whatsapp_rust::JoinGroupResult::Joined(_) => {}
+                whatsapp_rust::JoinGroupResult::PendingApproval(_) => {
+                    return Err(refused("the group's admins must approve the request to join, which was sent"));
+                }
+            }
+        }
+        let chat = ChatId::Group(info.id.to_string());
+        self.group_info(account, &chat).await
+    }
+
+    async fn send(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        message: OutgoingMessage,
+    ) -> Result<NetworkMessageId, NetworkError> {
+        let session = self.session(account)?;
+        let to = chat_jid(chat)?;
+        session.pace(Duration::from_millis(self.inner.config.send_interval_ms)).await;
+        let message = self.inner.outgoing(&session, chat, message).await?;
+        let sent = session.client.send_message(to, message).await.map_err(refused)?;
+        Ok(sent.message_id)
+    }
+
+    fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {
+        self.receiver.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
