@@ -2,6 +2,7 @@
 //! here implementing [`Network`]; nothing else in the bridge knows which one runs.
 
 pub mod sim;
+pub mod whatsapp;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
