@@ -14,7 +14,9 @@ use super::{IN_CHUNK, Result, SqlStore, db_error, json_error, placeholders, to_a
 impl AppSyncStore for SqlStore {
     async fn get_sync_key(&self, key_id: &[u8]) -> Result<Option<AppStateSyncKey>> {
         let key: Option<(Vec<u8>, Vec<u8>, i64)> = self
-            .query_as("SELECT key_data, fingerprint, timestamp FROM wa_app_state_keys WHERE device = $1 AND key_id = $2")
+            .query_as(
+                "SELECT key_data, fingerprint, timestamp FROM wa_app_state_keys WHERE device = $1 AND key_id = $2",
+            )
             .bind(key_id)
             .fetch_optional(&self.db.pool)
             .await
@@ -41,21 +43,21 @@ impl AppSyncStore for SqlStore {
     }
 
     async fn get_latest_sync_key_id(&self) -> Result<Option<Vec<u8>>> {
-        let key_id: Option<(Vec<u8>,)> =
-            self.query_as("SELECT key_id FROM wa_app_state_keys WHERE device = $1 ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let key_id: Option<(Vec<u8>,)> = self
+            .query_as("SELECT key_id FROM wa_app_state_keys WHERE device = $1 ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         Ok(key_id.map(|(key_id,)| key_id))
     }
 
     async fn get_version(&self, name: &str) -> Result<HashState> {
-        let state: Option<(String,)> =
-            self.query_as("SELECT state FROM wa_app_state_versions WHERE device = $1 AND name = $2")
-                .bind(name)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let state: Option<(String,)> = self
+            .query_as("SELECT state FROM wa_app_state_versions WHERE device = $1 AND name = $2")
+            .bind(name)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         match state {
             Some((state,)) => serde_json::from_str(&state).map_err(json_error),
             None => Ok(HashState::default()),
@@ -88,7 +90,9 @@ impl AppSyncStore for SqlStore {
 
     async fn get_mutation_mac(&self, name: &str, index_mac: &[u8]) -> Result<Option<Vec<u8>>> {
         let value_mac: Option<(Vec<u8>,)> = self
-            .query_as("SELECT value_mac FROM wa_app_state_mutation_macs WHERE device = $1 AND name = $2 AND index_mac = $3")
+            .query_as(
+                "SELECT value_mac FROM wa_app_state_mutation_macs WHERE device = $1 AND name = $2 AND index_mac = $3",
+            )
             .bind(name)
             .bind(index_mac)
             .fetch_optional(&self.db.pool)

@@ -4,8 +4,7 @@
 
 use async_trait::async_trait;
 use whatsapp_rust::wacore::store::traits::{
-    DeviceInfo, DeviceListRecord, LidPnMappingEntry, PendingInboundKey, PendingInboundRow, ProtocolStore,
-    TcTokenEntry,
+    DeviceInfo, DeviceListRecord, LidPnMappingEntry, PendingInboundKey, PendingInboundRow, ProtocolStore, TcTokenEntry,
 };
 
 use super::{Result, SqlStore, db_error, json_error, to_u32};
@@ -237,12 +236,12 @@ impl ProtocolStore for SqlStore {
     }
 
     async fn get_group_metadata(&self, group_jid: &str) -> Result<Option<Vec<u8>>> {
-        let metadata: Option<(Vec<u8>,)> =
-            self.query_as("SELECT metadata FROM wa_group_metadata WHERE device = $1 AND group_jid = $2")
-                .bind(group_jid)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let metadata: Option<(Vec<u8>,)> = self
+            .query_as("SELECT metadata FROM wa_group_metadata WHERE device = $1 AND group_jid = $2")
+            .bind(group_jid)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         Ok(metadata.map(|(metadata,)| metadata))
     }
 
@@ -270,7 +269,9 @@ impl ProtocolStore for SqlStore {
 
     async fn get_tc_token(&self, jid: &str) -> Result<Option<TcTokenEntry>> {
         let row: Option<(Vec<u8>, i64, Option<i64>)> = self
-            .query_as("SELECT token, token_timestamp, sender_timestamp FROM wa_tc_tokens WHERE device = $1 AND jid = $2")
+            .query_as(
+                "SELECT token, token_timestamp, sender_timestamp FROM wa_tc_tokens WHERE device = $1 AND jid = $2",
+            )
             .bind(jid)
             .fetch_optional(&self.db.pool)
             .await
@@ -414,7 +415,9 @@ impl ProtocolStore for SqlStore {
 
     async fn get_pending_inbound(&self, chat: &str, sender: &str, id: &str) -> Result<Option<Vec<u8>>> {
         let message: Option<(Vec<u8>,)> = self
-            .query_as("SELECT message FROM wa_pending_inbound WHERE device = $1 AND chat = $2 AND sender = $3 AND id = $4")
+            .query_as(
+                "SELECT message FROM wa_pending_inbound WHERE device = $1 AND chat = $2 AND sender = $3 AND id = $4",
+            )
             .bind(chat)
             .bind(sender)
             .bind(id)

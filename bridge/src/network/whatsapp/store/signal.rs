@@ -33,12 +33,12 @@ impl SignalStore for SqlStore {
     }
 
     async fn load_identity(&self, address: &str) -> Result<Option<[u8; 32]>> {
-        let key: Option<(Vec<u8>,)> =
-            self.query_as("SELECT identity_key FROM wa_identities WHERE device = $1 AND address = $2")
-                .bind(address)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let key: Option<(Vec<u8>,)> = self
+            .query_as("SELECT identity_key FROM wa_identities WHERE device = $1 AND address = $2")
+            .bind(address)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         key.map(|(key,)| to_array("identity key", key)).transpose()
     }
 
@@ -52,12 +52,12 @@ impl SignalStore for SqlStore {
     }
 
     async fn get_session(&self, address: &str) -> Result<Option<Bytes>> {
-        let record: Option<(Vec<u8>,)> =
-            self.query_as("SELECT record FROM wa_sessions WHERE device = $1 AND address = $2")
-                .bind(address)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let record: Option<(Vec<u8>,)> = self
+            .query_as("SELECT record FROM wa_sessions WHERE device = $1 AND address = $2")
+            .bind(address)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         Ok(record.map(|(record,)| Bytes::from(record)))
     }
 
@@ -129,7 +129,8 @@ impl SignalStore for SqlStore {
     }
 
     async fn load_prekey(&self, id: u32) -> Result<Option<Bytes>> {
-        let record: Option<(Vec<u8>,)> = self.query_as("SELECT record FROM wa_prekeys WHERE device = $1 AND id = $2")
+        let record: Option<(Vec<u8>,)> = self
+            .query_as("SELECT record FROM wa_prekeys WHERE device = $1 AND id = $2")
             .bind(i64::from(id))
             .fetch_optional(&self.db.pool)
             .await
@@ -173,7 +174,8 @@ impl SignalStore for SqlStore {
     }
 
     async fn get_max_prekey_id(&self) -> Result<u32> {
-        let (max,): (Option<i64>,) = self.query_as("SELECT MAX(id) FROM wa_prekeys WHERE device = $1")
+        let (max,): (Option<i64>,) = self
+            .query_as("SELECT MAX(id) FROM wa_prekeys WHERE device = $1")
             .fetch_one(&self.db.pool)
             .await
             .map_err(db_error)?;
@@ -194,21 +196,21 @@ impl SignalStore for SqlStore {
     }
 
     async fn load_signed_prekey(&self, id: u32) -> Result<Option<Vec<u8>>> {
-        let record: Option<(Vec<u8>,)> =
-            self.query_as("SELECT record FROM wa_signed_prekeys WHERE device = $1 AND id = $2")
-                .bind(i64::from(id))
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let record: Option<(Vec<u8>,)> = self
+            .query_as("SELECT record FROM wa_signed_prekeys WHERE device = $1 AND id = $2")
+            .bind(i64::from(id))
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         Ok(record.map(|(record,)| record))
     }
 
     async fn load_all_signed_prekeys(&self) -> Result<Vec<(u32, Vec<u8>)>> {
-        let rows: Vec<(i64, Vec<u8>)> =
-            self.query_as("SELECT id, record FROM wa_signed_prekeys WHERE device = $1 ORDER BY id")
-                .fetch_all(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .query_as("SELECT id, record FROM wa_signed_prekeys WHERE device = $1 ORDER BY id")
+            .fetch_all(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         rows.into_iter().map(|(id, record)| Ok((to_u32("signed pre-key id", id)?, record))).collect()
     }
 
@@ -234,12 +236,12 @@ impl SignalStore for SqlStore {
     }
 
     async fn get_sender_key(&self, address: &str) -> Result<Option<Vec<u8>>> {
-        let record: Option<(Vec<u8>,)> =
-            self.query_as("SELECT record FROM wa_sender_keys WHERE device = $1 AND address = $2")
-                .bind(address)
-                .fetch_optional(&self.db.pool)
-                .await
-                .map_err(db_error)?;
+        let record: Option<(Vec<u8>,)> = self
+            .query_as("SELECT record FROM wa_sender_keys WHERE device = $1 AND address = $2")
+            .bind(address)
+            .fetch_optional(&self.db.pool)
+            .await
+            .map_err(db_error)?;
         Ok(record.map(|(record,)| record))
     }
 
