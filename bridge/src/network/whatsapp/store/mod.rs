@@ -75,8 +75,8 @@ impl SqlStore {
     /// Whether the device has been paired with a phone: a stored device record
     /// that knows its phone number. A record without one only holds fresh keys.
     pub async fn is_linked(&self) -> Result<bool> {
-        let pn: Option<(Option<String>,)> = sqlx::query_as("SELECT pn FROM wa_devices WHERE device = $1")
-            .bind(self.device.as_str())
+        let pn: Option<(Option<String>,)> = self
+            .query_as("SELECT pn FROM wa_devices WHERE device = $1")
             .fetch_optional(&self.db.pool)
             .await
             .map_err(db_error)?;
