@@ -44,3 +44,4 @@ for db in $(psql "$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 
 done
 log "store tests on PostgreSQL ($pg)"
 MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --test api
+MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q -p mxgate-bridge --test wa_store_conformance
