@@ -6,6 +6,7 @@
 mod appservice;
 mod commands;
 pub mod config;
+mod content;
 mod core;
 pub mod db;
 pub mod ids;
@@ -27,6 +28,7 @@ use axum::Router;
 
 pub use crate::appservice::{HsTokenError, check_hs_token};
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
+pub use crate::content::MESSAGE_STATUS;
 pub use crate::core::BridgeError;
 use crate::core::Core;
 use crate::db::Db;
