@@ -204,3 +204,33 @@ pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeE
     };
     Ok(MatrixMessage { text: if caption { body } else { None }, file: Some(file), reply_to })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_without_dimensions_is_measured() {
+        let mut png = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(3, 2).write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let media = Media::new(MediaKind::Image, png.into_inner(), "image/png", "dot.png");
+        assert_eq!(info(&media), json!({ "mimetype": "image/png", "size": media.data.len(), "w": 3, "h": 2 }));
+    }
+
+    #[test]
+    fn a_receipt_becomes_a_status_event_referencing_the_sent_message() {
+        let reader = UserId::parse("@whatsapp_2376987654321:mxgate.test").unwrap();
+        assert_eq!(
+            status("$sent", "3EB0SENT", ReceiptKind::Read, &reader),
+            MatrixEvent {
+                event_type: "fi.mxgate.message_status",
+                content: json!({
+                    "m.relates_to": { "rel_type": "m.reference", "event_id": "$sent" },
+                    "status": "read",
+                    "reader": "@whatsapp_2376987654321:mxgate.test",
+                    "fi.mxgate.network_message_id": "3EB0SENT",
+                }),
+            }
+        );
+    }
+}
