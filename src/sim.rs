@@ -73,15 +73,14 @@ async fn create_group(State(state): State<AppState>, Json(group): Json<NewGroup>
     Ok(Json(sim(&state)?.create_group(group.name, members)))
 }
 
-/// How a file is shown; `document` when not given.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+/// How a file is shown; by its type when not given.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InjectedKind {
     Image,
     Video,
     Audio,
     Voice,
-    #[default]
     Document,
     Sticker,
 }
@@ -105,8 +104,7 @@ pub struct InjectedMedia {
     pub base64: String,
     pub mime_type: String,
     pub file_name: String,
-    #[serde(default)]
-    pub kind: InjectedKind,
+    pub kind: Option<InjectedKind>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
@@ -174,7 +172,7 @@ impl Incoming {
         }
         let media = match self.media {
             Some(m) => Some(Media {
-                kind: m.kind.into(),
+                kind: m.kind.map_or_else(|| MediaKind::of_mime_type(&m.mime_type), MediaKind::from),
                 data: STANDARD.decode(&m.base64).map_err(|e| ApiError::unprocessable(format!("media.base64: {e}")))?,
                 mime_type: m.mime_type,
                 file_name: m.file_name,

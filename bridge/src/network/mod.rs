@@ -68,6 +68,16 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// How a file of `mime_type` is shown when its sender said nothing more.
+    pub fn of_mime_type(mime_type: &str) -> Self {
+        match mime_type.split('/').next() {
+            Some("image") => Self::Image,
+            Some("video") => Self::Video,
+            Some("audio") => Self::Audio,
+            _ => Self::Document,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Image => "image",
