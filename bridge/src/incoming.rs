@@ -1,5 +1,6 @@
 //! Network → Matrix: every message a linked device receives becomes an event sent by
-//! the sender's puppet in the chat's portal.
+//! the sender's puppet in the chat's portal; reactions, edits and deletions act on the
+//! events earlier messages became, and receipts become read receipts and status events.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -142,6 +143,7 @@ async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), Bri
                 other => other?,
             }
         }
+        // A reaction, edit or deletion without a bridged target returned above.
         (_, None) => return Ok(()),
     };
     let row = MessageRow {
