@@ -5,7 +5,7 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use mxgate_bridge::{NETWORK_ID_FIELD, SEND_STATUS, store as bridge_store};
+use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, SEND_STATUS, store as bridge_store};
 use ruma::{RoomId, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -98,7 +98,7 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                 tracing::warn!(room = %room, error = %error, "identity could not accept an invite");
             }
         }
-        Some("m.room.message") => {
+        Some(kind @ ("m.room.message" | "m.sticker" | MESSAGE_STATUS)) => {
             let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else {
                 tracing::debug!(room = %room, event = %event["event_id"], "message outside a portal");
                 return Ok(());
@@ -110,7 +110,10 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                 return Ok(());
             }
             let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
-            let payload = webhook_payload(state, event, &portal, &login.owner).await;
+            let payload = match kind {
+                MESSAGE_STATUS => status_payload(event, &portal, &login.owner),
+                _ => webhook_payload(state, event, &portal, &login.owner).await,
+            };
             delivery::enqueue(&state.db, &login.owner, event_id, &payload.to_string()).await?;
         }
         _ => {}
@@ -125,8 +128,14 @@ fn is_identity(state: &AppState, user: &UserId) -> bool {
 
 /// The incoming-message payload of DESIGN.md, field for field.
 async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
-    let content = &event["content"];
-    let msgtype = content["msgtype"].as_str().unwrap_or("m.text");
+    let relation = &event["content"]["m.relates_to"];
+    // An edit is delivered with its new content and the event it replaces.
+    let edited = relation["rel_type"] == "m.replace";
+    let content = if edited { &event["content"]["m.new_content"] } else { &event["content"] };
+    let msgtype = match event["type"].as_str() {
+        Some("m.sticker") => "m.sticker",
+        _ => content["msgtype"].as_str().unwrap_or("m.text"),
+    };
     let sender = event["sender"].as_str().unwrap_or_default();
     let mut media = json!({
         "content": null,
@@ -154,7 +163,8 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
         }
     }
     let is_media = content["url"].is_string();
-    let message = if is_media && content["filename"].as_str() == content["body"].as_str() {
+    // A file's body is its name unless it has a caption; a sticker's only describes the picture.
+    let message = if is_media && (msgtype == "m.sticker" || content["filename"].as_str() == content["body"].as_str()) {
         ""
     } else {
         content["body"].as_str().unwrap_or_default()
@@ -169,8 +179,27 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
         "device_id": portal.account_id,
         "media": media,
         "chat_id": portal.chat_id,
-        "reply_to": content["m.relates_to"]["m.in_reply_to"]["event_id"],
-        "message_id": content["fi.mxgate.source"]["network_message_id"],
+        "reply_to": relation["m.in_reply_to"]["event_id"],
+        "message_id": event["content"]["fi.mxgate.source"]["network_message_id"],
+        "timestamp": event["origin_server_ts"],
+        "replaces": if edited { relation["event_id"].clone() } else { Value::Null },
+    })
+}
+
+/// A `message.status` payload: a contact received or read a message the device sent.
+fn status_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
+    let content = &event["content"];
+    json!({
+        "id": event["event_id"],
+        "type": "message.status",
+        "status": content["status"],
+        "event_id": content["m.relates_to"]["event_id"],
+        "message_id": content[NETWORK_ID_FIELD],
+        "from": content["reader"],
+        "to": owner,
+        "device_id": portal.account_id,
+        "is_contact": portal.is_direct,
+        "chat_id": portal.chat_id,
         "timestamp": event["origin_server_ts"],
     })
 }

@@ -7,8 +7,8 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use mxgate_bridge::ids::PhoneNumber;
-use mxgate_bridge::network::Media;
 use mxgate_bridge::network::sim::{CreatedGroup, Injected, OutboxEntry, SimNetwork};
+use mxgate_bridge::network::{IncomingBody, Media, MediaKind, ReceiptKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_device))
         .routes(routes!(create_group))
         .routes(routes!(incoming))
+        .routes(routes!(receipts))
         .routes(routes!(outbox))
 }
 
@@ -81,14 +82,66 @@ async fn create_group(State(state): State<AppState>, Json(group): Json<NewGroup>
     Ok(Json(sim(&state)?.create_group(group.name, members)))
 }
 
+/// How a file is shown; by its type when not given.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InjectedKind {
+    Image,
+    Video,
+    Audio,
+    Voice,
+    Document,
+    Sticker,
+}
+
+impl From<InjectedKind> for MediaKind {
+    fn from(kind: InjectedKind) -> Self {
+        match kind {
+            InjectedKind::Image => Self::Image,
+            InjectedKind::Video => Self::Video,
+            InjectedKind::Audio => Self::Audio,
+            InjectedKind::Voice => Self::Voice,
+            InjectedKind::Document => Self::Document,
+            InjectedKind::Sticker => Self::Sticker,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectedMedia {
     pub base64: String,
     pub mime_type: String,
     pub file_name: String,
+    pub kind: Option<InjectedKind>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedReaction {
+    /// Network id of the message reacted to.
+    pub target: String,
+    /// Empty takes the contact's reaction back.
+    pub emoji: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedEdit {
+    pub target: String,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedDeletion {
+    pub target: String,
+}
+
+/// A message (`text`, `media`, `reply_to`), or exactly one of `reaction`, `edit`, `delete`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Incoming {
@@ -102,6 +155,44 @@ pub struct Incoming {
     pub media: Option<InjectedMedia>,
     /// Network id of the message this one quotes.
     pub reply_to: Option<String>,
+    pub reaction: Option<InjectedReaction>,
+    pub edit: Option<InjectedEdit>,
+    pub delete: Option<InjectedDeletion>,
+}
+
+impl Incoming {
+    fn body(self) -> ApiResult<IncomingBody> {
+        let message = self.text.is_some() || self.media.is_some() || self.reply_to.is_some();
+        let given = [message, self.reaction.is_some(), self.edit.is_some(), self.delete.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(ApiError::unprocessable("give text and/or media, or one of reaction, edit, delete"));
+        }
+        if let Some(reaction) = self.reaction {
+            return Ok(IncomingBody::Reaction { target: reaction.target, emoji: reaction.emoji });
+        }
+        if let Some(edit) = self.edit {
+            return Ok(IncomingBody::Edit { target: edit.target, text: edit.text });
+        }
+        if let Some(delete) = self.delete {
+            return Ok(IncomingBody::Delete { target: delete.target });
+        }
+        if self.text.is_none() && self.media.is_none() {
+            return Err(ApiError::unprocessable("give text, media, or both"));
+        }
+        let media = match self.media {
+            Some(m) => Some(Media {
+                kind: m.kind.map_or_else(|| MediaKind::of_mime_type(&m.mime_type), MediaKind::from),
+                data: STANDARD.decode(&m.base64).map_err(|e| ApiError::unprocessable(format!("media.base64: {e}")))?,
+                mime_type: m.mime_type,
+                file_name: m.file_name,
+                width: m.width,
+                height: m.height,
+                duration: m.duration_ms.map(std::time::Duration::from_millis),
+            }),
+            None => None,
+        };
+        Ok(IncomingBody::Message { text: self.text, media, reply_to: self.reply_to })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,31 +200,48 @@ pub struct Injection {
     pub message_id: String,
 }
 
-/// A contact sends a message to a linked device.
+/// A contact sends a message (or reacts, edits, deletes) to a linked device.
 #[utoipa::path(post, path = "/sim/incoming", tag = "sim", request_body = Incoming,
     responses((status = 200, body = Injection), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn incoming(State(state): State<AppState>, Json(incoming): Json<Incoming>) -> ApiResult<Json<Injection>> {
-    if incoming.text.is_none() && incoming.media.is_none() {
-        return Err(ApiError::unprocessable("give text, media, or both"));
-    }
-    let media = match incoming.media {
-        Some(m) => Some(Media {
-            data: STANDARD.decode(&m.base64).map_err(|e| ApiError::unprocessable(format!("media.base64: {e}")))?,
-            mime_type: m.mime_type,
-            file_name: m.file_name,
-        }),
-        None => None,
-    };
-    let injected = Injected {
-        device: phone(&incoming.device_id)?,
-        from: phone(&incoming.from)?,
-        group: incoming.group_jid,
-        text: incoming.text,
-        media,
-        reply_to: incoming.reply_to,
-    };
+    let (device, from, group) = (phone(&incoming.device_id)?, phone(&incoming.from)?, incoming.group_jid.clone());
+    let injected = Injected { device, from, group, body: incoming.body()? };
     let message_id = sim(&state)?.inject(injected).map_err(network_error)?;
     Ok(Json(Injection { message_id }))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InjectedReceiptKind {
+    Delivered,
+    Read,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedReceipt {
+    /// The linked device that sent the messages.
+    pub device_id: String,
+    /// Who received or read them.
+    pub from: String,
+    /// Set for a group: the group's JID.
+    pub group_jid: Option<String>,
+    /// Network ids of the messages, as the outbox lists them.
+    pub message_ids: Vec<String>,
+    pub kind: InjectedReceiptKind,
+}
+
+/// A contact's phone reports that messages the device sent were delivered or read.
+#[utoipa::path(post, path = "/sim/receipts", tag = "sim", request_body = InjectedReceipt,
+    responses((status = 200, body = Message), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn receipts(State(state): State<AppState>, Json(receipt): Json<InjectedReceipt>) -> ApiResult<Json<Message>> {
+    let kind = match receipt.kind {
+        InjectedReceiptKind::Delivered => ReceiptKind::Delivered,
+        InjectedReceiptKind::Read => ReceiptKind::Read,
+    };
+    let (device, from) = (phone(&receipt.device_id)?, phone(&receipt.from)?);
+    sim(&state)?.receipt(device, from, receipt.group_jid, receipt.message_ids, kind).map_err(network_error)?;
+    Ok(Json(Message::new("receipt sent")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

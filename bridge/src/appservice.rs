@@ -116,6 +116,7 @@ async fn handle_event(core: &Arc<Core>, event: &Value) {
         {
             commands::accept_invite(core, &sender, &room).await
         }
+        Some("m.sticker") => outgoing::handle(core, event, &sender, &room).await,
         Some("m.room.message") => match store::management_room_owner(&core.db, room.as_str()).await {
             Ok(Some(owner)) if owner == sender.as_str() => commands::handle(core, &sender, &room, event).await,
             Ok(_) => outgoing::handle(core, event, &sender, &room).await,

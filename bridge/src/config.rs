@@ -76,6 +76,12 @@ pub struct WhatsAppConfig {
     #[arg(long = "whatsapp-url", env = "MXGATE_WHATSAPP_URL")]
     pub url: Option<String>,
 
+    /// Where whatsapp-rust's HTTPS requests (media, version lookup) go instead, as
+    /// `http://host:port`: the path is kept, scheme and host are replaced. Set it only to
+    /// reach a protocol simulator in tests.
+    #[arg(long = "whatsapp-http-url", env = "MXGATE_WHATSAPP_HTTP_URL")]
+    pub http_url: Option<String>,
+
     /// The least time between two messages a device sends, in milliseconds, so that a
     /// burst from the API does not get the account flagged as a spammer.
     #[arg(long = "whatsapp-send-interval-ms", env = "MXGATE_WHATSAPP_SEND_INTERVAL_MS", default_value_t = 1_000)]

@@ -1,5 +1,6 @@
 //! Network → Matrix: every message a linked device receives becomes an event sent by
-//! the sender's puppet in the chat's portal.
+//! the sender's puppet in the chat's portal; reactions, edits and deletions act on the
+//! events earlier messages became, and receipts become read receipts and status events.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -7,13 +8,16 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use ruma::{OwnedRoomId, OwnedUserId};
+
+use crate::content::{self, MatrixEvent};
 use crate::core::{BridgeError, Core, DeviceLoggedOut};
 use crate::ids::ChatId;
-use crate::media;
-use crate::network::{AccountId, Contact, IncomingMessage, NetworkEvent};
+use crate::matrix::MatrixError;
+use crate::network::{AccountId, Contact, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind};
 use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
-use crate::store::{self, MessageRow};
+use crate::store::{self, MessageRow, ReactionKey};
 
 /// Relays in parallel across chats, in order within one: events of a chat always go
 /// to the same one of `RELAY_SHARDS` workers.
@@ -39,6 +43,9 @@ pub fn spawn_relay(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<NetworkE
                 NetworkEvent::Message(message) => {
                     (message.account.as_str(), message.chat.to_string()).hash(&mut hasher)
                 }
+                NetworkEvent::Receipt(receipt) => {
+                    (receipt.account.as_str(), receipt.chat.to_string()).hash(&mut hasher)
+                }
                 NetworkEvent::LoggedOut(account) => account.as_str().hash(&mut hasher),
             }
             let shard = (hasher.finish() % RELAY_SHARDS) as usize;
@@ -55,6 +62,11 @@ async fn handle(core: &Core, event: NetworkEvent) {
             let id = message.id.clone();
             if let Err(error) = bridge_message(core, *message).await {
                 tracing::error!(message = %id, error = %error, "incoming message not bridged");
+            }
+        }
+        NetworkEvent::Receipt(receipt) => {
+            if let Err(error) = bridge_receipt(core, &receipt).await {
+                tracing::error!(device = %receipt.account, error = %error, "receipt not bridged");
             }
         }
         NetworkEvent::LoggedOut(account) => {
@@ -81,6 +93,84 @@ async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), Bri
     if store::message_by_network_id(&core.db, account, &chat_key, &message.id).await?.is_some() {
         return Ok(());
     }
+    // Reactions, edits and deletions act on a message bridged earlier; of any other there is nothing to show.
+    let target = match message.body.target() {
+        Some(target) => match store::message_by_network_id(&core.db, account, &chat_key, target).await? {
+            Some(row) => Some(row.event_id),
+            None => {
+                tracing::debug!(message = %message.id, target = %target, "acts on a message never bridged");
+                return Ok(());
+            }
+        },
+        None => None,
+    };
+    let (puppet, room) = sender_in_portal(core, &message).await?;
+    let incoming = &message;
+    let send = |mut event: MatrixEvent| {
+        add_source(&mut event.content, incoming);
+        let (puppet, room) = (&puppet, &room);
+        async move { core.matrix.send_event(puppet, room, event.event_type, &incoming.id, &event.content).await }
+    };
+    let event_id = match (&message.body, target.as_deref()) {
+        (IncomingBody::Message { text, media, reply_to }, _) => {
+            let mxc = match media {
+                Some(media) => {
+                    Some(core.matrix.upload(&puppet, media.data.clone(), &media.mime_type, &media.file_name).await?)
+                }
+                None => None,
+            };
+            let quoted = match reply_to {
+                Some(quoted) => store::message_by_network_id(&core.db, account, &chat_key, quoted).await?,
+                None => None,
+            };
+            let file = media.as_ref().zip(mxc.as_ref().map(|mxc| mxc.as_str()));
+            send(content::message(text.as_deref(), file, quoted.as_ref().map(|q| q.event_id.as_str()))).await?
+        }
+        (IncomingBody::Reaction { target: target_id, emoji }, Some(target)) => {
+            let key =
+                ReactionKey { account_id: account, chat_id: &chat_key, target_id, sender: message.sender.as_str() };
+            // WhatsApp keeps one reaction per sender: a new one replaces the last.
+            if let Some(previous) = store::reaction(&core.db, key).await? {
+                core.matrix.redact(&puppet, &room, &previous, &format!("unreact-{}", message.id)).await?;
+                store::delete_reaction(&core.db, key).await?;
+            }
+            if emoji.is_empty() {
+                return Ok(());
+            }
+            let event_id = send(content::reaction(target, emoji)).await?;
+            store::set_reaction(&core.db, key, event_id.as_str()).await?;
+            event_id
+        }
+        (IncomingBody::Edit { text, .. }, Some(target)) => send(content::edit(target, text)).await?,
+        (IncomingBody::Delete { .. }, Some(target)) => {
+            let txn = format!("delete-{}", message.id);
+            // A group admin deletes others' messages: the bot, which holds the room's power, redacts those.
+            match core.matrix.redact(&puppet, &room, target, &txn).await {
+                Err(MatrixError::Refused { status: 403, .. }) => {
+                    core.matrix.redact(&core.bot, &room, target, &txn).await?
+                }
+                other => other?,
+            }
+        }
+        // A reaction, edit or deletion without a bridged target returned above.
+        (_, None) => return Ok(()),
+    };
+    let row = MessageRow {
+        event_id: event_id.to_string(),
+        room_id: room.to_string(),
+        account_id: account.to_owned(),
+        chat_id: chat_key,
+        network_id: message.id,
+        direction: "in".into(),
+    };
+    store::insert_message(&core.db, &row).await?;
+    Ok(())
+}
+
+/// The sender's puppet, in the chat's portal (both made on first use).
+async fn sender_in_portal(core: &Core, message: &IncomingMessage) -> Result<(OwnedUserId, OwnedRoomId), BridgeError> {
+    let account = message.account.as_str();
+    let chat_key = message.chat.to_string();
     let Some(login) = store::login(&core.db, account).await?.filter(|l| l.state == store::CONNECTED) else {
         return Err(BridgeError::Invalid(format!("no connected login for {account}")));
     };
@@ -108,38 +198,47 @@ async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), Bri
     if message.chat.is_group() {
         ensure_member(core, &room, &puppet).await?;
     }
+    Ok((puppet, room))
+}
 
-    let mut content = match &message.media {
-        Some(media) => {
-            let mxc = core.matrix.upload(&puppet, media.data.clone(), &media.mime_type, &media.file_name).await?;
-            let info = media::info(&media.data, &media.mime_type);
-            let caption = message.text.clone().unwrap_or_else(|| media.file_name.clone());
-            json!({
-                "msgtype": media::msgtype(&media.mime_type),
-                "body": caption,
-                "filename": media.file_name,
-                "url": mxc,
-                "info": info,
-            })
-        }
-        None => json!({ "msgtype": "m.text", "body": message.text.clone().unwrap_or_default() }),
-    };
-    if let Some(quoted) = &message.reply_to
-        && let Some(row) = store::message_by_network_id(&core.db, account, &chat_key, quoted).await?
-    {
-        content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": row.event_id } });
+/// A delivery or read receipt for messages the account sent: the reader's puppet marks
+/// them read in Matrix, and a status event tells the API.
+async fn bridge_receipt(core: &Core, receipt: &Receipt) -> Result<(), BridgeError> {
+    // The account's own devices report what its owner read; only other people's receipts are news.
+    if receipt.reader == receipt.account {
+        return Ok(());
     }
-    add_source(&mut content, &message);
-    let event_id = core.matrix.send_event(&puppet, &room, "m.room.message", &message.id, &content).await?;
-    let row = MessageRow {
-        event_id: event_id.to_string(),
-        room_id: room.to_string(),
-        account_id: account.to_owned(),
-        chat_id: chat_key,
-        network_id: message.id,
-        direction: "in".into(),
+    let account = receipt.account.as_str();
+    let chat_key = receipt.chat.to_string();
+    let Some(portal) = store::portal(&core.db, account, &chat_key).await? else { return Ok(()) };
+    let mut rows = Vec::new();
+    for id in &receipt.message_ids {
+        rows.extend(store::message_by_network_id(&core.db, account, &chat_key, id).await?);
+    }
+    let Some(last) = rows.last() else { return Ok(()) };
+    let room = room_id(&portal)?;
+    let reader = match store::puppet_name(&core.db, receipt.reader.as_str()).await? {
+        Some(_) => core.puppet_id(receipt.reader.as_str()),
+        None => {
+            let resolved = core.network.resolve_contact(&receipt.account, &receipt.reader).await.ok();
+            ensure_puppet(
+                core,
+                &resolved.unwrap_or(Contact { phone: receipt.reader.clone(), name: None, avatar: None }),
+            )
+            .await?
+        }
     };
-    store::insert_message(&core.db, &row).await?;
+    if receipt.chat.is_group() {
+        ensure_member(core, &room, &reader).await?;
+    }
+    if receipt.kind == ReceiptKind::Read {
+        core.matrix.mark_read(&reader, &room, &last.event_id).await?;
+    }
+    for row in rows.iter().filter(|row| row.direction == "out") {
+        let event = content::status(&row.event_id, &row.network_id, receipt.kind, &reader);
+        let txn = format!("{}-{}-{}", receipt.kind.as_str(), receipt.reader, row.event_id);
+        core.matrix.send_event(&core.bot, &room, event.event_type, &txn, &event.content).await?;
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 mod appservice;
 mod commands;
 pub mod config;
+mod content;
 mod core;
 pub mod db;
 pub mod ids;
@@ -28,6 +29,7 @@ use tokio::sync::mpsc;
 
 pub use crate::appservice::{HsTokenError, check_hs_token};
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
+pub use crate::content::MESSAGE_STATUS;
 use crate::core::Core;
 pub use crate::core::{BridgeError, DeviceLoggedOut};
 use crate::db::Db;

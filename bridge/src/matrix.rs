@@ -167,6 +167,30 @@ impl MatrixClient {
         parse_field(&answer, "event_id", |s| s.parse().ok())
     }
 
+    /// Redacts `event`; `txn_id` makes a retried redaction a no-op on the homeserver.
+    pub async fn redact(
+        &self,
+        sender: &UserId,
+        room: &RoomId,
+        event: &str,
+        txn_id: &str,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/redact/{}/{}",
+            segment(room.as_str()),
+            segment(event),
+            segment(txn_id)
+        );
+        let answer = self.call(Method::PUT, &path, Auth::Appservice, Some(sender), Some(json!({}))).await?;
+        parse_field(&answer, "event_id", |s| s.parse().ok())
+    }
+
+    /// `reader`'s public read receipt: it has read `event` and everything before it.
+    pub async fn mark_read(&self, reader: &UserId, room: &RoomId, event: &str) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/receipt/m.read/{}", segment(room.as_str()), segment(event));
+        self.call(Method::POST, &path, Auth::Appservice, Some(reader), Some(json!({}))).await.map(drop)
+    }
+
     pub async fn upload(
         &self,
         uploader: &UserId,

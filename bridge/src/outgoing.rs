@@ -4,8 +4,9 @@
 use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 
+use crate::content;
 use crate::core::{BridgeError, Core};
-use crate::network::{Media, OutgoingMessage};
+use crate::network::OutgoingMessage;
 use crate::store::{self, MessageRow};
 
 /// The status event type mautrix bridges use; the API waits for it.
@@ -67,29 +68,19 @@ pub async fn handle(core: &Core, event: &Value, sender: &UserId, room: &RoomId) 
 }
 
 async fn send(core: &Core, event: &Value, portal: &store::PortalRow, sender: &UserId) -> Result<String, BridgeError> {
-    let content = &event["content"];
-    let msgtype = content["msgtype"].as_str().unwrap_or_default();
-    let body = content["body"].as_str().map(str::to_owned);
-    let mut message = OutgoingMessage::default();
-    match msgtype {
-        "m.text" | "m.notice" | "m.emote" => message.text = body,
-        "m.image" | "m.video" | "m.audio" | "m.file" => {
-            let url = content["url"].as_str().ok_or_else(|| BridgeError::Invalid("media without url".into()))?;
-            let data = core.matrix.download(sender, url).await?;
-            let file_name =
-                content["filename"].as_str().map(str::to_owned).or_else(|| body.clone()).unwrap_or_default();
-            // With a separate `filename`, `body` is a caption (MSC2530).
-            if content["filename"].is_string() && body.as_deref() != Some(file_name.as_str()) {
-                message.text = body;
-            }
-            let mime_type = content["info"]["mimetype"].as_str().unwrap_or("application/octet-stream").to_owned();
-            message.media = Some(Media { data, mime_type, file_name });
+    let parsed = content::parse(event["type"].as_str().unwrap_or_default(), &event["content"])?;
+    let media = match parsed.file {
+        Some(file) => {
+            let data = core.matrix.download(sender, &file.url).await?;
+            Some(file.into_media(data))
         }
-        other => return Err(BridgeError::Invalid(format!("message type {other} is not bridged"))),
-    }
-    if let Some(replied) = content["m.relates_to"]["m.in_reply_to"]["event_id"].as_str() {
-        message.reply_to = store::message_by_event(&core.db, replied).await?.map(|m| m.network_id);
-    }
+        None => None,
+    };
+    let reply_to = match &parsed.reply_to {
+        Some(replied) => store::message_by_event(&core.db, replied).await?.map(|m| m.network_id),
+        None => None,
+    };
+    let message = OutgoingMessage { text: parsed.text, media, reply_to };
     let account = portal.account_id.parse()?;
     let chat = portal.chat_id.parse()?;
     Ok(core.network.send(&account, &chat, message).await?)

@@ -194,6 +194,58 @@ pub async fn message_by_network_id(
     .await
 }
 
+/// Where a reaction lives: the message reacted to, and who reacted.
+#[derive(Debug, Clone, Copy)]
+pub struct ReactionKey<'a> {
+    pub account_id: &'a str,
+    pub chat_id: &'a str,
+    pub target_id: &'a str,
+    pub sender: &'a str,
+}
+
+/// The Matrix event of `key`'s current reaction.
+pub async fn reaction(db: &Db, key: ReactionKey<'_>) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT event_id FROM bridge_reactions WHERE account_id = $1 AND chat_id = $2 AND target_id = $3 AND sender = $4",
+    )
+    .bind(key.account_id)
+    .bind(key.chat_id)
+    .bind(key.target_id)
+    .bind(key.sender)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+pub async fn set_reaction(db: &Db, key: ReactionKey<'_>, event_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bridge_reactions (account_id, chat_id, target_id, sender, event_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (account_id, chat_id, target_id, sender) DO UPDATE SET event_id = $5, created_at = $6",
+    )
+    .bind(key.account_id)
+    .bind(key.chat_id)
+    .bind(key.target_id)
+    .bind(key.sender)
+    .bind(event_id)
+    .bind(now())
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
+pub async fn delete_reaction(db: &Db, key: ReactionKey<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM bridge_reactions WHERE account_id = $1 AND chat_id = $2 AND target_id = $3 AND sender = $4",
+    )
+    .bind(key.account_id)
+    .bind(key.chat_id)
+    .bind(key.target_id)
+    .bind(key.sender)
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
 /// Records a transaction as handled; `false` when it already was.
 pub async fn mark_transaction(db: &Db, appservice: &str, txn_id: &str) -> Result<bool, sqlx::Error> {
     let result =

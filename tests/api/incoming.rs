@@ -241,3 +241,91 @@ async fn a_receiver_that_hangs_does_not_hold_up_another() {
     assert!(slow.received().is_empty(), "the slow receiver is still hanging while the other got everything");
     slow.release();
 }
+
+#[tokio::test]
+async fn reactions_edits_deletions_and_receipts_reach_matrix_and_the_webhook() {
+    let linked = linked_with_webhook().await;
+    let app = &linked.app;
+    let body = json!({ "contact": CONTACT, "text": "Dinner at 7?" });
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &linked.token).json(&body),
+        StatusCode::OK,
+    )
+    .await;
+    let ours = sent["results"][0].clone();
+    assert_eq!(ours["status"], "sent");
+
+    // The contact's phone gets it, the contact reads it, reacts, answers and corrects the answer.
+    for kind in ["delivered", "read"] {
+        let receipt =
+            json!({ "device_id": DEVICE, "from": CONTACT, "message_ids": [ours["message_id"]], "kind": kind });
+        expect(app.request(Method::POST, "/sim/receipts").json(&receipt), StatusCode::OK).await;
+    }
+    let react = |emoji: &str| json!({ "device_id": DEVICE, "from": CONTACT, "reaction": { "target": ours["message_id"], "emoji": emoji } });
+    inject(app, react("👍")).await;
+    let answer = inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "text": "Yes, at 8" })).await;
+    inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "edit": { "target": answer, "text": "Yes, at 7" } }))
+        .await;
+
+    let payloads: Vec<Value> = linked.receiver.wait_for(4).await.iter().map(|r| r.json()).collect();
+    let statuses: Vec<&Value> = payloads.iter().filter(|p| p["type"] == "message.status").collect();
+    let puppet = format!("@{}{CONTACT}:mxgate.test", app.slot.pair.bridge.prefix);
+    let mut kinds: Vec<&str> = statuses.iter().map(|s| s["status"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["delivered", "read"]);
+    for status in &statuses {
+        assert_eq!(status["event_id"], ours["event_id"]);
+        assert_eq!(status["message_id"], ours["message_id"]);
+        assert_eq!(status["from"], puppet);
+        assert_eq!(status["device_id"], DEVICE);
+        assert_eq!(status["is_contact"], true);
+    }
+    let texts: Vec<&Value> = payloads.iter().filter(|p| p["type"] == "m.text").collect();
+    assert_eq!(texts.len(), 2);
+    let first = texts.iter().find(|t| t["replaces"].is_null()).expect("the answer");
+    let edit = texts.iter().find(|t| !t["replaces"].is_null()).expect("its edit");
+    assert_eq!(first["message"], "Yes, at 8");
+    assert_eq!((&edit["message"], &edit["replaces"]), (&json!("Yes, at 7"), &first["id"]));
+
+    // Then takes the reaction back and deletes the answer.
+    inject(app, react("")).await;
+    inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "delete": { "target": answer } })).await;
+
+    let login = expect(app.bearer(Method::POST, "/api/v1/matrix/credentials", &linked.token), StatusCode::OK).await;
+    let client = matrix_sdk::Client::builder().homeserver_url(app.synapse.url.as_str()).build().await.unwrap();
+    client
+        .matrix_auth()
+        .login_username(login["username"].as_str().unwrap(), login["password"].as_str().unwrap())
+        .await
+        .unwrap();
+    let events = eventually("the deletion to reach the portal", || {
+        let client = client.clone();
+        async move {
+            client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.ok()?;
+            let room = client.joined_rooms().into_iter().next()?;
+            let messages = room.messages(matrix_sdk::room::MessagesOptions::backward()).await.ok()?;
+            let events: Vec<Value> = messages.chunk.iter().filter_map(|e| e.raw().deserialize_as().ok()).collect();
+            (events.iter().filter(|e| e["type"] == "m.room.redaction").count() == 2).then_some(events)
+        }
+    })
+    .await;
+    let reaction = events.iter().find(|e| e["type"] == "m.reaction").expect("the reaction is in the portal");
+    assert_eq!(reaction["sender"], puppet);
+    let redacted: Vec<&Value> =
+        events.iter().filter(|e| e["type"] == "m.room.redaction").map(|e| &e["redacts"]).collect();
+    assert!(redacted.contains(&&reaction["event_id"]), "the reaction taken back is redacted");
+    assert!(redacted.contains(&&first["id"]), "the deleted answer is redacted");
+
+    let room = client.joined_rooms().remove(0);
+    let puppet: matrix_sdk::ruma::OwnedUserId = puppet.try_into().unwrap();
+    let (read, _) = room
+        .load_user_receipt(
+            matrix_sdk::ruma::events::receipt::ReceiptType::Read,
+            matrix_sdk::ruma::events::receipt::ReceiptThread::Unthreaded,
+            &puppet,
+        )
+        .await
+        .unwrap()
+        .expect("the contact's puppet has a read receipt");
+    assert_eq!(read.as_str(), ours["event_id"].as_str().unwrap());
+}

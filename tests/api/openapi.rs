@@ -27,6 +27,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/sim/qr/scan"),
     ("post", "/sim/groups"),
     ("post", "/sim/incoming"),
+    ("post", "/sim/receipts"),
     ("get", "/sim/outbox"),
     ("get", "/health"),
     ("get", "/metrics"),

@@ -227,7 +227,7 @@ impl TestApp {
             puppet_prefix: slot.pair.bridge.prefix.clone(),
             network: NetworkKind::Sim,
             sim_qr_interval_ms: 1000,
-            whatsapp: WhatsAppConfig { url: None, send_interval_ms: 0, connect_timeout_ms: 30_000 },
+            whatsapp: WhatsAppConfig { url: None, http_url: None, send_interval_ms: 0, connect_timeout_ms: 30_000 },
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         let app = Self {

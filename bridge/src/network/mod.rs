@@ -4,6 +4,8 @@
 pub mod sim;
 pub mod whatsapp;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
@@ -64,12 +66,68 @@ pub struct GroupInfo {
     pub avatar: Option<Media>,
 }
 
+/// What a file is to the people exchanging it; it decides how both networks show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Video,
+    Audio,
+    /// A voice note, recorded in the chat (WhatsApp's push-to-talk).
+    Voice,
+    Document,
+    Sticker,
+}
+
+impl MediaKind {
+    /// How a file of `mime_type` is shown when its sender said nothing more.
+    pub fn of_mime_type(mime_type: &str) -> Self {
+        match mime_type.split('/').next() {
+            Some("image") => Self::Image,
+            Some("video") => Self::Video,
+            Some("audio") => Self::Audio,
+            _ => Self::Document,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Video => "video",
+            Self::Audio => "audio",
+            Self::Voice => "voice",
+            Self::Document => "document",
+            Self::Sticker => "sticker",
+        }
+    }
+}
+
 /// A file travelling with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {
+    pub kind: MediaKind,
     pub data: Vec<u8>,
     pub mime_type: String,
     pub file_name: String,
+    /// Pixels, for images, videos and stickers when the sender said.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Playing time of audio and video.
+    pub duration: Option<Duration>,
+}
+
+impl Media {
+    /// A file whose dimensions and duration nobody gave.
+    pub fn new(kind: MediaKind, data: Vec<u8>, mime_type: impl Into<String>, file_name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            data,
+            mime_type: mime_type.into(),
+            file_name: file_name.into(),
+            width: None,
+            height: None,
+            duration: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +138,29 @@ pub struct OutgoingMessage {
     pub reply_to: Option<NetworkMessageId>,
 }
 
+/// What a contact did in a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncomingBody {
+    /// A new message: text, a file with an optional caption, or both, maybe quoting another.
+    Message { text: Option<String>, media: Option<Media>, reply_to: Option<NetworkMessageId> },
+    /// A reaction to `target`; an empty `emoji` takes the sender's reaction back.
+    Reaction { target: NetworkMessageId, emoji: String },
+    /// `target`'s text (or caption) is now `text`.
+    Edit { target: NetworkMessageId, text: String },
+    /// `target` was deleted for everyone.
+    Delete { target: NetworkMessageId },
+}
+
+impl IncomingBody {
+    /// The message a reaction, edit or deletion acts on.
+    pub fn target(&self) -> Option<&NetworkMessageId> {
+        match self {
+            Self::Message { .. } => None,
+            Self::Reaction { target, .. } | Self::Edit { target, .. } | Self::Delete { target } => Some(target),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IncomingMessage {
     pub account: AccountId,
@@ -87,15 +168,41 @@ pub struct IncomingMessage {
     pub sender: PhoneNumber,
     pub sender_name: Option<String>,
     pub id: NetworkMessageId,
-    pub text: Option<String>,
-    pub media: Option<Media>,
-    pub reply_to: Option<NetworkMessageId>,
+    pub body: IncomingBody,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    /// The reader's phone has the messages.
+    Delivered,
+    /// The reader opened them.
+    Read,
+}
+
+impl ReceiptKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+        }
+    }
+}
+
+/// A chat member's phone reporting on messages `account` sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub account: AccountId,
+    pub chat: ChatId,
+    pub reader: PhoneNumber,
+    pub message_ids: Vec<NetworkMessageId>,
+    pub kind: ReceiptKind,
 }
 
 /// What the network tells the bridge on its own.
 #[derive(Debug, Clone)]
 pub enum NetworkEvent {
     Message(Box<IncomingMessage>),
+    Receipt(Receipt),
     /// The account was logged out from the network side (e.g. removed on the phone).
     LoggedOut(AccountId),
 }

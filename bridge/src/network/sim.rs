@@ -12,8 +12,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, ConnectionState, Contact, GroupInfo, IncomingMessage, LoginEvent, LoginMethod, LoginStream, Media,
-    Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
+    AccountId, ConnectionState, Contact, GroupInfo, IncomingBody, IncomingMessage, LoginEvent, LoginMethod,
+    LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage, Receipt,
+    ReceiptKind,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
@@ -72,7 +73,7 @@ fn avatar(seed: &str) -> Media {
     let image = image::RgbImage::from_pixel(64, 64, image::Rgb([r, g, b]));
     let mut png = std::io::Cursor::new(Vec::new());
     image.write_to(&mut png, image::ImageFormat::Png).expect("encoding a PNG in memory succeeds");
-    Media { data: png.into_inner(), mime_type: "image/png".into(), file_name: "avatar.png".into() }
+    Media::new(MediaKind::Image, png.into_inner(), "image/png", "avatar.png")
 }
 
 /// FNV-1a: a stable digest, enough to pick a colour.
@@ -94,10 +95,15 @@ pub struct OutboxEntry {
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OutboxMedia {
+    /// `image`, `video`, `audio`, `voice`, `document` or `sticker`.
+    pub kind: &'static str,
     pub mime_type: String,
     pub file_name: String,
     pub size: usize,
     pub base64: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -106,15 +112,13 @@ pub struct CreatedGroup {
     pub invite_url: String,
 }
 
-/// A message to inject as if a contact sent it.
+/// A message (or reaction, edit, deletion) to inject as if a contact sent it.
 #[derive(Debug, Clone)]
 pub struct Injected {
     pub device: AccountId,
     pub from: PhoneNumber,
     pub group: Option<String>,
-    pub text: Option<String>,
-    pub media: Option<Media>,
-    pub reply_to: Option<NetworkMessageId>,
+    pub body: IncomingBody,
 }
 
 fn message_id() -> NetworkMessageId {
@@ -169,20 +173,7 @@ impl SimNetwork {
 
     /// Delivers a message to `device` as if `from` sent it; returns its network id.
     pub fn inject(&self, message: Injected) -> Result<NetworkMessageId, NetworkError> {
-        let chat = match message.group {
-            Some(jid) => {
-                let state = self.locked();
-                let group = state.groups.get(&jid).ok_or_else(|| NetworkError::Refused(format!("no group {jid}")))?;
-                if !group.members.contains(&message.device) {
-                    return Err(NetworkError::Refused(format!("{} is not a member of {jid}", message.device)));
-                }
-                ChatId::Group(jid)
-            }
-            None => ChatId::Direct(message.from.clone()),
-        };
-        if !self.locked().connected.contains(&message.device) {
-            return Err(NetworkError::Disconnected);
-        }
+        let chat = self.chat_of(&message.device, &message.from, message.group)?;
         let id = message_id();
         let incoming = IncomingMessage {
             account: message.device,
@@ -190,12 +181,48 @@ impl SimNetwork {
             sender_name: Some(format!("Contact {}", message.from)),
             sender: message.from,
             id: id.clone(),
-            text: message.text,
-            media: message.media,
-            reply_to: message.reply_to,
+            body: message.body,
         };
         self.events.send(NetworkEvent::Message(Box::new(incoming))).map_err(|_| NetworkError::Disconnected)?;
         Ok(id)
+    }
+
+    /// `reader`'s phone reports that messages `device` sent were delivered or read.
+    pub fn receipt(
+        &self,
+        device: AccountId,
+        reader: PhoneNumber,
+        group: Option<String>,
+        message_ids: Vec<NetworkMessageId>,
+        kind: ReceiptKind,
+    ) -> Result<(), NetworkError> {
+        let chat = self.chat_of(&device, &reader, group)?;
+        let receipt = Receipt { account: device, chat, reader, message_ids, kind };
+        self.events.send(NetworkEvent::Receipt(receipt)).map_err(|_| NetworkError::Disconnected)
+    }
+
+    /// The chat in which `contact` talks to connected `device`: their direct chat, or a group both are in.
+    fn chat_of(
+        &self,
+        device: &AccountId,
+        contact: &PhoneNumber,
+        group: Option<String>,
+    ) -> Result<ChatId, NetworkError> {
+        let state = self.locked();
+        let chat = match group {
+            Some(jid) => {
+                let group = state.groups.get(&jid).ok_or_else(|| NetworkError::Refused(format!("no group {jid}")))?;
+                if !group.members.contains(device) {
+                    return Err(NetworkError::Refused(format!("{device} is not a member of {jid}")));
+                }
+                ChatId::Group(jid)
+            }
+            None => ChatId::Direct(contact.clone()),
+        };
+        if !state.connected.contains(device) {
+            return Err(NetworkError::Disconnected);
+        }
+        Ok(chat)
     }
 
     /// What the network received from `device`, oldest first.
@@ -317,10 +344,14 @@ impl Network for SimNetwork {
             to: chat.to_string(),
             text: message.text,
             media: message.media.map(|m| OutboxMedia {
+                kind: m.kind.as_str(),
                 size: m.data.len(),
                 base64: base64::engine::general_purpose::STANDARD.encode(&m.data),
                 mime_type: m.mime_type,
                 file_name: m.file_name,
+                width: m.width,
+                height: m.height,
+                duration_ms: m.duration.map(|d| d.as_millis() as u64),
             }),
             reply_to: message.reply_to,
         };

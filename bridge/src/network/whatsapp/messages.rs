@@ -1,13 +1,22 @@
-//! Messages between a session's client and the bridge's network-neutral types.
+//! A session's messages and receipts ↔ the bridge's network-neutral types; `convert`
+//! does the protobuf work, this part adds what needs the client: downloads, uploads and
+//! the quoted message of a reply.
+
+use std::sync::Arc;
 
 use whatsapp_rust::Jid;
-use whatsapp_rust::types::events::{InboundMessage, Receipt};
+use whatsapp_rust::types::events::{InboundMessage, Receipt as WaReceipt};
+use whatsapp_rust::types::presence::ReceiptType;
+use whatsapp_rust::upload::UploadOptions;
 use whatsapp_rust::waproto::whatsapp as wa;
 
-use super::session::Session;
+use super::convert::{self, Quote, Uploaded};
+use super::session::{Session, person};
 use super::{Inner, NetworkError};
 use crate::ids::{ChatId, PhoneNumber};
-use crate::network::{IncomingMessage, Media, NetworkEvent, OutgoingMessage};
+use crate::network::{
+    IncomingBody, IncomingMessage, Media, MediaKind, NetworkEvent, OutgoingMessage, Receipt, ReceiptKind,
+};
 
 /// The phone number behind a JID; WhatsApp may address people by LID, with the number
 /// beside it.
@@ -15,10 +24,17 @@ fn phone_of(jid: &Jid, alt: Option<&Jid>) -> Option<PhoneNumber> {
     [Some(jid), alt].into_iter().flatten().filter(|j| j.is_pn()).find_map(|j| j.user.parse().ok())
 }
 
+fn chat_of(chat: &Jid, is_group: bool, sender: &PhoneNumber) -> ChatId {
+    if is_group { ChatId::Group(chat.to_string()) } else { ChatId::Direct(sender.clone()) }
+}
+
 impl Inner {
     pub(super) async fn incoming(&self, session: &Session, inbound: &InboundMessage) {
         let info = &inbound.info;
         let source = &info.source;
+        let id = info.id.to_string();
+        session.remember(&id, source.sender.clone(), inbound.message.clone());
+        // The account's own messages (sent from the phone) are not bridged back as the contact's.
         if source.is_from_me {
             return;
         }
@@ -26,48 +42,126 @@ impl Inner {
             tracing::debug!(device = %session.account, "message from an address without a number skipped");
             return;
         };
-        let chat = if source.is_group { ChatId::Group(source.chat.to_string()) } else { ChatId::Direct(sender.clone()) };
-        let text = text_of(&inbound.message);
-        if text.is_none() {
-            tracing::debug!(device = %session.account, message = %info.id, "message kind not bridged");
+        let Some(converted) = convert::incoming(&inbound.message) else {
+            tracing::debug!(device = %session.account, message = %id, "message kind not bridged");
             return;
-        }
+        };
+        let body = match &converted.download {
+            None => converted.body,
+            Some(source) => match session.client.download(source.downloadable()).await {
+                Ok(data) => converted.downloaded(data),
+                Err(error) => {
+                    tracing::warn!(device = %session.account, message = %id, error = %error, "media download failed");
+                    IncomingBody::Message {
+                        text: Some("[a file that could not be downloaded from WhatsApp]".into()),
+                        media: None,
+                        reply_to: None,
+                    }
+                }
+            },
+        };
         let message = IncomingMessage {
             account: session.account.clone(),
-            chat,
+            chat: chat_of(&source.chat, source.is_group, &sender),
             sender,
             sender_name: Some(info.push_name.clone()).filter(|n| !n.is_empty()),
-            id: info.id.to_string(),
-            text,
-            media: None,
-            reply_to: None,
+            id,
+            body,
         };
         let _ = self.events.send(NetworkEvent::Message(Box::new(message)));
     }
 
-    pub(super) fn receipt(&self, _session: &Session, _receipt: &Receipt) {}
+    pub(super) fn receipt(&self, session: &Session, receipt: &WaReceipt) {
+        let kind = match receipt.r#type {
+            ReceiptType::Delivered => ReceiptKind::Delivered,
+            ReceiptType::Read | ReceiptType::Played => ReceiptKind::Read,
+            _ => return,
+        };
+        let source = &receipt.source;
+        if source.is_from_me {
+            return;
+        }
+        let Some(reader) = phone_of(&source.sender, source.sender_alt.as_ref()) else { return };
+        let chat = chat_of(&source.chat, source.is_group, &reader);
+        let message_ids = receipt.message_ids.iter().map(ToString::to_string).collect();
+        let receipt = Receipt { account: session.account.clone(), chat, reader, message_ids, kind };
+        let _ = self.events.send(NetworkEvent::Receipt(receipt));
+    }
 
+    /// `message` as WhatsApp carries it, its file uploaded and its quote filled in.
     pub(super) async fn outgoing(
         &self,
-        _session: &Session,
-        _chat: &ChatId,
-        message: OutgoingMessage,
+        session: &Session,
+        chat: &ChatId,
+        message: &OutgoingMessage,
     ) -> Result<wa::Message, NetworkError> {
-        if message.media.is_some() {
-            return Err(NetworkError::Refused("files are not sent on WhatsApp yet".into()));
-        }
-        Ok(wa::Message { conversation: message.text, ..Default::default() })
+        let uploaded = match &message.media {
+            Some(media) => Some(upload(session, media).await?),
+            None => None,
+        };
+        let quoted = message.reply_to.as_ref().map(|id| (id, session.recalled(id)));
+        let quote = quoted.as_ref().map(|(id, known)| {
+            let (sender, message) = match known {
+                Some((sender, message)) => (sender.to_string(), Some(message.as_ref())),
+                // A message from before this process started: in a direct chat it was most
+                // likely the contact's.
+                None => (quote_fallback_sender(chat), None),
+            };
+            (id.as_str(), sender, message)
+        });
+        let quote = quote.as_ref().map(|(id, sender, message)| Quote { id, sender, message: *message });
+        convert::outgoing(message, uploaded.as_ref(), quote)
     }
 }
 
-fn text_of(message: &wa::Message) -> Option<String> {
-    message.conversation.clone().or_else(|| message.extended_text_message.as_option().and_then(|m| m.text.clone()))
+fn quote_fallback_sender(chat: &ChatId) -> String {
+    match chat {
+        ChatId::Direct(phone) => person(phone).to_string(),
+        ChatId::Group(jid) => jid.clone(),
+    }
+}
+
+async fn upload(session: &Session, media: &Media) -> Result<Uploaded, NetworkError> {
+    let kind: MediaKind = media.kind;
+    let response = session
+        .client
+        .upload(media.data.clone(), convert::media_type(kind), UploadOptions::default())
+        .await
+        .map_err(|e| NetworkError::Refused(format!("WhatsApp did not take the file: {e}")))?;
+    Ok(Uploaded::from(response))
 }
 
 impl Media {
     /// A profile or group picture.
     pub fn picture(data: Vec<u8>, mime_type: String) -> Self {
         let extension = mime_type.rsplit('/').next().unwrap_or("jpeg").to_owned();
-        Self { data, mime_type, file_name: format!("picture.{extension}") }
+        Self::new(MediaKind::Image, data, mime_type, format!("picture.{extension}"))
+    }
+}
+
+/// The messages a session saw lately, so that a reply can quote one with its sender.
+#[derive(Default)]
+pub struct Recent {
+    order: std::collections::VecDeque<String>,
+    messages: std::collections::HashMap<String, (Jid, Arc<wa::Message>)>,
+}
+
+/// Enough for replies to recent messages; older quotes fall back to the chat as sender.
+const RECENT_MESSAGES: usize = 1_000;
+
+impl Recent {
+    pub fn remember(&mut self, id: &str, sender: Jid, message: Arc<wa::Message>) {
+        if self.messages.insert(id.to_owned(), (sender, message)).is_none() {
+            self.order.push_back(id.to_owned());
+        }
+        while self.order.len() > RECENT_MESSAGES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.messages.remove(&oldest);
+            }
+        }
+    }
+
+    pub fn recall(&self, id: &str) -> Option<(Jid, Arc<wa::Message>)> {
+        self.messages.get(id).cloned()
     }
 }

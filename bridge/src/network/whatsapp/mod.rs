@@ -3,6 +3,8 @@
 //! the connection alive and reconnects with backoff, this module follows its events.
 
 mod accounts;
+pub mod convert;
+mod http;
 mod messages;
 mod session;
 pub mod store;
@@ -332,8 +334,10 @@ impl Network for WhatsAppNetwork {
         let session = self.session(account)?;
         let to = chat_jid(chat)?;
         session.pace(Duration::from_millis(self.inner.config.send_interval_ms)).await;
-        let message = self.inner.outgoing(&session, chat, message).await?;
-        let sent = session.client.send_message(to, message).await.map_err(refused)?;
+        let message = self.inner.outgoing(&session, chat, &message).await?;
+        let message = Arc::new(message);
+        let sent = session.client.send_message(to, message.as_ref().clone()).await.map_err(refused)?;
+        session.remember(&sent.message_id, person(account), message);
         Ok(sent.message_id)
     }
 

@@ -13,6 +13,10 @@ use whatsapp_rust::transport::TokioWebSocketTransportFactory;
 use whatsapp_rust::types::events::{Event, EventHandler};
 use whatsapp_rust::{Client, Jid};
 
+use whatsapp_rust::waproto::whatsapp as wa;
+
+use super::http::Rerouted;
+use super::messages::Recent;
 use super::store::SqlStore;
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -52,6 +56,9 @@ pub async fn start(
     if let Some(url) = &config.url {
         builder = builder.with_transport_factory(TokioWebSocketTransportFactory::new().with_url(url.clone()));
     }
+    if let Some(base) = &config.http_url {
+        builder = builder.with_http_client(Rerouted::new(base));
+    }
     if let Some(phone) = pair_code {
         builder = builder.with_pair_code(PairCodeOptions { phone_number: phone.to_string(), ..Default::default() });
     }
@@ -71,6 +78,7 @@ pub struct Session {
     /// for one from the phone.
     closing: AtomicBool,
     next_send: tokio::sync::Mutex<Instant>,
+    recent: std::sync::Mutex<Recent>,
 }
 
 impl Session {
@@ -83,6 +91,7 @@ impl Session {
             state: std::sync::Mutex::new(state),
             closing: AtomicBool::new(false),
             next_send: tokio::sync::Mutex::new(Instant::now()),
+            recent: Default::default(),
         }
     }
 
@@ -103,6 +112,14 @@ impl Session {
                 waited.as_secs()
             ));
         }
+    }
+
+    pub fn remember(&self, id: &str, sender: Jid, message: Arc<wa::Message>) {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).remember(id, sender, message);
+    }
+
+    pub fn recalled(&self, id: &str) -> Option<(Jid, Arc<wa::Message>)> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).recall(id)
     }
 
     pub fn is_closing(&self) -> bool {
