@@ -21,9 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API and the bridge in one process.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the HTTP API only (the bridge runs elsewhere, at MXGATE_BRIDGE_URL).
-    Api(ApiConfig),
+    Api(Box<ApiConfig>),
     /// Run the appservice bridge only (not yet supported apart from the API: use `serve`).
     Bridge,
     /// Apply the database migrations and exit.
@@ -55,13 +55,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     match Cli::parse().command {
-        Command::Serve(ServeArgs { api, bridge }) => {
+        Command::Serve(args) => {
+            let ServeArgs { api, bridge } = *args;
             let listener = TcpListener::bind(bridge.bridge_listen_addr)
                 .await
                 .with_context(|| format!("binding {}", bridge.bridge_listen_addr))?;
             run_api(api, Some(server::BridgePart { config: bridge, listener })).await
         }
-        Command::Api(config) => run_api(config, None).await,
+        Command::Api(config) => run_api(*config, None).await,
         Command::Bridge => {
             anyhow::bail!(
                 "the bridge runs inside `mxgate serve` in this build; a separate bridge process is not supported yet"
