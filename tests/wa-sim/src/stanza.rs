@@ -4,7 +4,6 @@
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeContent, NodeValue};
 
-pub const SERVER: &str = "s.whatsapp.net";
 
 pub fn server_jid() -> Jid {
     Jid::new("", wacore_binary::Server::Pn)

@@ -32,11 +32,23 @@ async fn a_text_is_decrypted_by_the_other_account_and_the_reply_comes_back() -> 
     let msg = got.messages().next().expect("a message");
     assert_eq!(msg.info.source.sender.user, ALICE);
 
-    // Bob's client acknowledges delivery; the receipt travels back to Alice.
+    // Bob's client acknowledges delivery (as "inactive": it never went
+    // available); the receipt travels back to Alice.
     alice
         .wait_for(15, |e| {
             matches!(e, Event::Receipt(r)
-                if r.message_ids.contains(&sent.message_id) && r.r#type == ReceiptType::Delivered)
+                if r.message_ids.contains(&sent.message_id)
+                    && matches!(r.r#type, ReceiptType::Delivered | ReceiptType::Inactive))
+        })
+        .await?;
+    // Bob reads it; Alice hears of that too.
+    bob.client
+        .mark_as_read(&Jid::pn(ALICE), None, &[sent.message_id.as_str()])
+        .await?;
+    alice
+        .wait_for(15, |e| {
+            matches!(e, Event::Receipt(r)
+                if r.message_ids.contains(&sent.message_id) && r.r#type == ReceiptType::Read)
         })
         .await?;
 
