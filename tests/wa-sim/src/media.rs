@@ -4,7 +4,9 @@
 //!
 //! whatsapp-rust builds media URLs as `https://<host from media_conn>…`, so a
 //! client reaches this plain-HTTP endpoint through [`MediaHttpClient`], which
-//! rewrites `https://<media host>` to `http://<media host>`.
+//! rewrites `https://<media host>` to `http://<media host>`. It also serves
+//! `/sw.js`, where a client without a configured version looks its version up
+//! (`https://web.whatsapp.com/sw.js`, which the wrapper points here too).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +48,10 @@ async fn serve(
         });
         return axum::Json(json).into_response();
     }
+    if method == Method::GET && path == "/sw.js" {
+        // What whatsapp-rust reads its app version from when none is configured.
+        return (StatusCode::OK, "self.__swData={\"client_revision\":1000000000};").into_response();
+    }
     if method == Method::GET {
         if let Some(blob) = sim.state().media.get(&path) {
             return (StatusCode::OK, blob.clone()).into_response();
@@ -56,12 +62,16 @@ async fn serve(
 }
 
 /// Wraps an application's [`HttpClient`] so media requests for the simulator's
-/// host go over plain HTTP. Everything else passes through unchanged.
+/// host go over plain HTTP, and the version lookup at
+/// `https://web.whatsapp.com/sw.js` goes to the simulator. Everything else
+/// passes through unchanged.
 pub struct MediaHttpClient<C> {
     inner: C,
     https_prefix: String,
     http_prefix: String,
 }
+
+const WEB_SW_JS: &str = "https://web.whatsapp.com/sw.js";
 
 impl<C> MediaHttpClient<C> {
     /// `media_host` is `127.0.0.1:<port>`, as [`crate::WaSim::media_host`] gives it.
@@ -74,7 +84,9 @@ impl<C> MediaHttpClient<C> {
     }
 
     fn rewrite(&self, mut request: HttpRequest) -> HttpRequest {
-        if let Some(rest) = request.url.strip_prefix(&self.https_prefix) {
+        if request.url == WEB_SW_JS {
+            request.url = format!("{}sw.js", self.http_prefix);
+        } else if let Some(rest) = request.url.strip_prefix(&self.https_prefix) {
             request.url = format!("{}{rest}", self.http_prefix);
         }
         request

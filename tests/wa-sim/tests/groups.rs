@@ -42,6 +42,13 @@ async fn a_member_who_joined_by_invite_link_talks_in_the_group() -> anyhow::Resu
     assert_eq!(m.info.source.chat, group);
     assert_eq!(m.info.source.sender.user, "15550002222");
 
+    // The simulator relayed a sender-key ciphertext it cannot read.
+    let seen = sim.received("15550001111")?;
+    assert!(
+        seen.iter().any(|r| r.from == group.to_string() && r.enc.iter().any(|t| t == "skmsg")),
+        "{seen:#?}"
+    );
+
     alice.client.send_message(group.clone(), text("welcome Bob")).await?;
     bob.wait_for_text(15, "welcome Bob").await?;
 

@@ -28,7 +28,8 @@ pub async fn start_client(sim: &WaSim, backend: Arc<InMemoryBackend>) -> anyhow:
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(sim.ws_url()))
         .with_http_client(MediaHttpClient::new(UreqHttpClient::new(), &sim.media_host()))
         .with_runtime(whatsapp_rust::TokioRuntime)
-        .with_version((2, 3000, 1_000_000_000))
+        // No `with_version`: the client looks its version up at web.whatsapp.com,
+        // which `MediaHttpClient` sends to the simulator.
         .build()
         .await?;
     let client = bot.client();
