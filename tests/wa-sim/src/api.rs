@@ -103,28 +103,17 @@ async fn get_group(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> ApiRe
 
 pub fn account_info(sim: &Sim, phone: &str) -> anyhow::Result<AccountInfo> {
     let st = sim.state();
-    let acc = st
-        .accounts
-        .get(phone)
-        .ok_or_else(|| anyhow::anyhow!("no account {phone}"))?;
+    let acc = st.accounts.get(phone).ok_or_else(|| anyhow::anyhow!("no account {phone}"))?;
     Ok(AccountInfo {
         phone_number: acc.phone_number.clone(),
         jid: Jid::pn(acc.phone_number.as_str()).to_string(),
         lid: acc.lid_jid().to_string(),
-        devices: acc
-            .companions
-            .iter()
-            .filter(|(_, c)| c.adv_identity.is_some())
-            .map(|(id, _)| *id)
-            .collect(),
+        devices: acc.companions.iter().filter(|(_, c)| c.adv_identity.is_some()).map(|(id, _)| *id).collect(),
     })
 }
 
 pub fn received(sim: &Sim, phone: &str) -> anyhow::Result<Vec<Received>> {
     let st = sim.state();
-    let acc = st
-        .accounts
-        .get(phone)
-        .ok_or_else(|| anyhow::anyhow!("no account {phone}"))?;
+    let acc = st.accounts.get(phone).ok_or_else(|| anyhow::anyhow!("no account {phone}"))?;
     Ok(acc.received.clone())
 }

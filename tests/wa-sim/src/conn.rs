@@ -90,10 +90,7 @@ pub async fn serve(sim: Arc<Sim>, socket: WebSocket) {
     };
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
-    let conn = ConnHandle {
-        id: sim.next_conn_id(),
-        tx,
-    };
+    let conn = ConnHandle { id: sim.next_conn_id(), tx };
     let session = match sim.open_session(conn.clone(), &payload, result.client_static) {
         Ok(s) => s,
         Err(e) => {

@@ -59,10 +59,7 @@ fn create_locked(st: &mut State, creator: &str, subject: &str, members: &[String
 
 pub fn info(sim: &Sim, group: &str) -> anyhow::Result<GroupInfo> {
     let st = sim.state();
-    let g = st
-        .groups
-        .get(group_id(group))
-        .ok_or_else(|| anyhow!("no group {group}"))?;
+    let g = st.groups.get(group_id(group)).ok_or_else(|| anyhow!("no group {group}"))?;
     Ok(GroupInfo {
         jid: g.jid().to_string(),
         subject: g.subject.clone(),
@@ -149,12 +146,8 @@ pub fn iq(sim: &Sim, phone: &str, _device: u16, req: &Node) -> Node {
             None => iq_error(req, 404, "item-not-found"),
         },
         "participating" => {
-            let groups: Vec<Node> = st
-                .groups
-                .values()
-                .filter(|g| g.members.contains_key(phone))
-                .map(|g| group_node(&st, g))
-                .collect();
+            let groups: Vec<Node> =
+                st.groups.values().filter(|g| g.members.contains_key(phone)).map(|g| group_node(&st, g)).collect();
             iq_result(req, vec![NodeBuilder::new("groups").children(groups).build()])
         }
         "invite" => {
@@ -178,10 +171,9 @@ pub fn iq(sim: &Sim, phone: &str, _device: u16, req: &Node) -> Node {
                 return iq_result(req, vec![group_node(&st, &g)]);
             }
             match group.as_deref().and_then(|id| st.groups.get(id)) {
-                Some(g) if g.members.contains_key(phone) => iq_result(
-                    req,
-                    vec![NodeBuilder::new("invite").attr("code", g.invite_code.clone()).build()],
-                ),
+                Some(g) if g.members.contains_key(phone) => {
+                    iq_result(req, vec![NodeBuilder::new("invite").attr("code", g.invite_code.clone()).build()])
+                }
                 Some(_) => iq_error(req, 403, "forbidden"),
                 None => iq_error(req, 404, "item-not-found"),
             }

@@ -28,11 +28,9 @@ pub fn handle(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, req: &Node
         "md" => Some(iq_result(req, Vec::new())),
         "w" | "abt" if child(req, "props").is_some() => Some(iq_result(
             req,
-            vec![NodeBuilder::new("props")
-                .attr("protocol", "1")
-                .attr("hash", "wa-sim")
-                .attr("refresh", "86400")
-                .build()],
+            vec![
+                NodeBuilder::new("props").attr("protocol", "1").attr("hash", "wa-sim").attr("refresh", "86400").build(),
+            ],
         )),
         _ => {
             log::debug!("wa-sim: default answer to {}", crate::stanza::brief(req));
@@ -54,18 +52,12 @@ fn key32(node: Option<&Node>) -> Option<[u8; 32]> {
 fn encrypt(sim: &Sim, phone: &str, device: u16, req: &Node) -> Node {
     let mut st = sim.state();
     if child(req, "count").is_some() {
-        let count = st
-            .accounts
-            .get(phone)
-            .and_then(|a| a.companions.get(&device))
-            .map_or(0, |c| c.pre_keys.len());
+        let count = st.accounts.get(phone).and_then(|a| a.companions.get(&device)).map_or(0, |c| c.pre_keys.len());
         return iq_result(req, vec![NodeBuilder::new("count").attr("value", count.to_string()).build()]);
     }
     if let Some(key) = child(req, "key") {
-        let users: Vec<Node> = children(key, "user")
-            .filter_map(|u| jid_attr(u, "jid"))
-            .map(|jid| bundle_for(&mut st, &jid))
-            .collect();
+        let users: Vec<Node> =
+            children(key, "user").filter_map(|u| jid_attr(u, "jid")).map(|jid| bundle_for(&mut st, &jid)).collect();
         return iq_result(req, vec![NodeBuilder::new("list").children(users).build()]);
     }
     if child(req, "digest").is_some() {
@@ -117,8 +109,7 @@ fn signed_pre_key(skey: &Node) -> Option<SignedPreKey> {
 fn bundle_for(st: &mut State, jid: &Jid) -> Node {
     let user = NodeBuilder::new("user").attr("jid", jid.clone());
     let not_found = |user: NodeBuilder| {
-        user.children([NodeBuilder::new("error").attr("code", "404").attr("text", "item-not-found").build()])
-            .build()
+        user.children([NodeBuilder::new("error").attr("code", "404").attr("text", "item-not-found").build()]).build()
     };
     let Some(phone) = st.phone_of(jid) else {
         return not_found(user);
@@ -145,13 +136,7 @@ fn bundle_for(st: &mut State, jid: &Jid) -> Node {
             return not_found(user);
         };
         let one_time = comp.pre_keys.pop_first();
-        (
-            comp.registration_id,
-            comp.identity_pub,
-            comp.signed_pre_key.clone(),
-            one_time,
-            comp.adv_identity.clone(),
-        )
+        (comp.registration_id, comp.identity_pub, comp.signed_pre_key.clone(), one_time, comp.adv_identity.clone())
     };
     let id3 = |id: u32| id.to_be_bytes()[1..].to_vec();
     let mut kids = vec![
@@ -188,22 +173,15 @@ fn usync(sim: &Sim, req: &Node) -> Node {
     let Some(usync) = child(req, "usync") else {
         return iq_error(req, 400, "bad-request");
     };
-    let protocols: Vec<String> = child(usync, "query")
-        .and_then(Node::children)
-        .unwrap_or(&[])
-        .iter()
-        .map(|n| n.tag.to_string())
-        .collect();
+    let protocols: Vec<String> =
+        child(usync, "query").and_then(Node::children).unwrap_or(&[]).iter().map(|n| n.tag.to_string()).collect();
     let st = sim.state();
     let mut users = Vec::new();
     for user in child(usync, "list").map(|l| children(l, "user").collect::<Vec<_>>()).unwrap_or_default() {
         // Either a jid, or a phone number under <contact>.
         let contact = child(user, "contact").and_then(bytes).map(|b| String::from_utf8_lossy(b).to_string());
-        let jid = jid_attr(user, "jid").or_else(|| {
-            contact
-                .as_deref()
-                .map(|c| Jid::pn(c.trim_start_matches('+').to_string()))
-        });
+        let jid = jid_attr(user, "jid")
+            .or_else(|| contact.as_deref().map(|c| Jid::pn(c.trim_start_matches('+').to_string())));
         let Some(jid) = jid else { continue };
         let phone = st.phone_of(&jid);
         let mut kids = Vec::new();
@@ -269,12 +247,7 @@ fn usync(sim: &Sim, req: &Node) -> Node {
             usync_out = usync_out.attr(key, v);
         }
     }
-    iq_result(
-        req,
-        vec![usync_out
-            .children([NodeBuilder::new("list").children(users).build()])
-            .build()],
-    )
+    iq_result(req, vec![usync_out.children([NodeBuilder::new("list").children(users).build()]).build()])
 }
 
 // ---- app state --------------------------------------------------------------
@@ -303,12 +276,14 @@ fn media_conn(sim: &Sim, req: &Node) -> Node {
     let host = sim.media_host.get().cloned().unwrap_or_default();
     iq_result(
         req,
-        vec![NodeBuilder::new("media_conn")
-            .attr("auth", "wa-sim")
-            .attr("ttl", "3600")
-            .attr("auth_ttl", "3600")
-            .attr("max_buckets", "1")
-            .children([NodeBuilder::new("host").attr("hostname", host).build()])
-            .build()],
+        vec![
+            NodeBuilder::new("media_conn")
+                .attr("auth", "wa-sim")
+                .attr("ttl", "3600")
+                .attr("auth_ttl", "3600")
+                .attr("max_buckets", "1")
+                .children([NodeBuilder::new("host").attr("hostname", host).build()])
+                .build(),
+        ],
     )
 }

@@ -105,13 +105,7 @@ impl WaSim {
                 }
             }),
         ];
-        Ok(Self {
-            sim,
-            ws_addr,
-            api_addr,
-            media_addr,
-            tasks,
-        })
+        Ok(Self { sim, ws_addr, api_addr, media_addr, tasks })
     }
 
     /// `ws://127.0.0.1:<port>/ws/chat`, for `TokioWebSocketTransportFactory::with_url`.
@@ -186,6 +180,5 @@ impl Drop for WaSim {
 }
 
 async fn upgrade(State(sim): State<Arc<sim::Sim>>, ws: WebSocketUpgrade) -> impl IntoResponse {
-    ws.max_message_size(64 << 20)
-        .on_upgrade(move |socket| conn::serve(sim, socket))
+    ws.max_message_size(64 << 20).on_upgrade(move |socket| conn::serve(sim, socket))
 }

@@ -76,11 +76,7 @@ const WEB_SW_JS: &str = "https://web.whatsapp.com/sw.js";
 impl<C> MediaHttpClient<C> {
     /// `media_host` is `127.0.0.1:<port>`, as [`crate::WaSim::media_host`] gives it.
     pub fn new(inner: C, media_host: &str) -> Self {
-        Self {
-            inner,
-            https_prefix: format!("https://{media_host}/"),
-            http_prefix: format!("http://{media_host}/"),
-        }
+        Self { inner, https_prefix: format!("https://{media_host}/"), http_prefix: format!("http://{media_host}/") }
     }
 
     fn rewrite(&self, mut request: HttpRequest) -> HttpRequest {

@@ -26,10 +26,7 @@ impl ServerIdentity {
         let static_key = KeyPair::generate(&mut rng);
         let root = KeyPair::generate(&mut rng);
         let intermediate = KeyPair::generate(&mut rng);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let (not_before, not_after) = (now.saturating_sub(86_400), now + 10 * 365 * 86_400);
 
         let intermediate_details = wa::cert_chain::noise_certificate::Details {
@@ -64,10 +61,7 @@ impl ServerIdentity {
                 details: Some(leaf_details),
             }),
         };
-        Self {
-            static_key,
-            cert_chain: chain.encode_to_vec(),
-        }
+        Self { static_key, cert_chain: chain.encode_to_vec() }
     }
 
     fn static_pub(&self) -> [u8; 32] {
@@ -192,13 +186,7 @@ fn xx_server_hello(
         ..Default::default()
     }
     .encode_to_vec();
-    Ok(Accepted::AwaitFinish {
-        reply,
-        pending: PendingXx {
-            noise,
-            server_ephemeral,
-        },
-    })
+    Ok(Accepted::AwaitFinish { reply, pending: PendingXx { noise, server_ephemeral } })
 }
 
 fn try_ik(
@@ -211,10 +199,8 @@ fn try_ik(
     noise.authenticate(&identity.static_pub());
     noise.authenticate(client_eph);
     noise.mix_shared_secret(identity.static_key.private_key.serialize(), client_eph)?;
-    let client_static: [u8; 32] = noise
-        .decrypt(enc_static)?
-        .try_into()
-        .map_err(|_| anyhow!("client static is not 32 bytes"))?;
+    let client_static: [u8; 32] =
+        noise.decrypt(enc_static)?.try_into().map_err(|_| anyhow!("client static is not 32 bytes"))?;
     noise.mix_shared_secret(identity.static_key.private_key.serialize(), &client_static)?;
     let client_payload = noise.decrypt(enc_payload)?;
 
@@ -236,13 +222,7 @@ fn try_ik(
     let (client_write, client_read) = noise.finish()?;
     let mut transport = Transport::new(client_write, client_read);
     transport.pending_reply = Some(reply);
-    Ok(Accepted::Done(
-        transport,
-        HandshakeResult {
-            client_static,
-            client_payload,
-        },
-    ))
+    Ok(Accepted::Done(transport, HandshakeResult { client_static, client_payload }))
 }
 
 impl PendingXx {
@@ -252,22 +232,12 @@ impl PendingXx {
         let client_finish = msg.client_finish.into_option().ok_or_else(|| anyhow!("no ClientFinish"))?;
         let enc_static = client_finish.r#static.ok_or_else(|| anyhow!("ClientFinish without static"))?;
         let enc_payload = client_finish.payload.ok_or_else(|| anyhow!("ClientFinish without payload"))?;
-        let client_static: [u8; 32] = self
-            .noise
-            .decrypt(&enc_static)?
-            .try_into()
-            .map_err(|_| anyhow!("client static is not 32 bytes"))?;
-        self.noise
-            .mix_shared_secret(self.server_ephemeral.private_key.serialize(), &client_static)?;
+        let client_static: [u8; 32] =
+            self.noise.decrypt(&enc_static)?.try_into().map_err(|_| anyhow!("client static is not 32 bytes"))?;
+        self.noise.mix_shared_secret(self.server_ephemeral.private_key.serialize(), &client_static)?;
         let client_payload = self.noise.decrypt(&enc_payload)?;
         let (client_write, client_read) = self.noise.finish()?;
-        Ok((
-            Transport::new(client_write, client_read),
-            HandshakeResult {
-                client_static,
-                client_payload,
-            },
-        ))
+        Ok((Transport::new(client_write, client_read), HandshakeResult { client_static, client_payload }))
     }
 }
 
@@ -285,13 +255,7 @@ pub struct Transport {
 impl Transport {
     /// `client_write`/`client_read` are the keys as the client names them.
     fn new(client_write: NoiseCipher, client_read: NoiseCipher) -> Self {
-        Self {
-            read: client_write,
-            write: client_read,
-            read_counter: 0,
-            write_counter: 0,
-            pending_reply: None,
-        }
+        Self { read: client_write, write: client_read, read_counter: 0, write_counter: 0, pending_reply: None }
     }
 
     pub fn decrypt(&mut self, frame: &[u8]) -> anyhow::Result<Vec<u8>> {

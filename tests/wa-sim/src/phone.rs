@@ -41,9 +41,7 @@ impl Phone {
             .calculate_signature(&signed_pre_key.public_key.serialize(), &mut rng)
             .expect("signing with a fresh key")
             .to_vec();
-        let pre_keys = (1..=50)
-            .map(|id| (id, pub_bytes(&KeyPair::generate(&mut rng))))
-            .collect();
+        let pre_keys = (1..=50).map(|id| (id, pub_bytes(&KeyPair::generate(&mut rng)))).collect();
         Self {
             identity,
             registration_id: rand::random::<u32>() & 0x3FFF,

@@ -12,9 +12,8 @@ use crate::state::{ConnHandle, State};
 
 /// The server's `<ack>` of a stanza a client sent.
 pub fn server_ack(node: &Node) -> Node {
-    let mut b = NodeBuilder::new("ack")
-        .attr("id", attr(node, "id").unwrap_or_default())
-        .attr("class", node.tag.to_string());
+    let mut b =
+        NodeBuilder::new("ack").attr("id", attr(node, "id").unwrap_or_default()).attr("class", node.tag.to_string());
     if let Some(to) = jid_attr(node, "to") {
         b = b.attr("from", to);
     }
@@ -46,12 +45,7 @@ fn copy_message_attrs(from: &Node, mut b: NodeBuilder) -> NodeBuilder {
 /// The top-level children every recipient gets (everything but the per-device
 /// `<participants>` and the group-wide `<enc>`, which are handled separately).
 fn shared_children(msg: &Node) -> Vec<Node> {
-    msg.children()
-        .unwrap_or(&[])
-        .iter()
-        .filter(|c| c.tag != "participants" && c.tag != "enc")
-        .cloned()
-        .collect()
+    msg.children().unwrap_or(&[]).iter().filter(|c| c.tag != "participants" && c.tag != "enc").cloned().collect()
 }
 
 /// Per-device ciphertexts: `<participants><to jid=…><enc/>…</to>…</participants>`.
@@ -161,11 +155,7 @@ pub fn receipt(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, rcpt: &No
     let Some(to) = jid_attr(rcpt, "to") else { return };
     let mut st = sim.state();
     // In a group the receipt goes to the message's author.
-    let target = if to.server == Server::Group {
-        jid_attr(rcpt, "participant")
-    } else {
-        Some(to.clone())
-    };
+    let target = if to.server == Server::Group { jid_attr(rcpt, "participant") } else { Some(to.clone()) };
     let Some(target) = target else { return };
     let Some(target_phone) = st.phone_of(&target) else { return };
     let lid_domain = target.server == Server::Lid;

@@ -13,9 +13,7 @@ use waproto::whatsapp::ClientPayload;
 use crate::noise::ServerIdentity;
 use crate::phone::{Phone, QrCode};
 use crate::stanza::{self, attr, child, server_jid};
-use crate::state::{
-    Account, AwaitingSign, Companion, ConnHandle, Out, PendingPairing, Received, SignedPreKey, State,
-};
+use crate::state::{Account, AwaitingSign, Companion, ConnHandle, Out, PendingPairing, Received, SignedPreKey, State};
 
 #[derive(Debug, Clone)]
 pub enum Session {
@@ -100,10 +98,8 @@ impl Sim {
         let conn_id = pending.conn.id;
         st.pending_pairings.retain(|_, p| p.conn.id != conn_id);
 
-        let acc = st
-            .accounts
-            .get_mut(phone_number)
-            .ok_or_else(|| anyhow!("no account {phone_number}; create it first"))?;
+        let acc =
+            st.accounts.get_mut(phone_number).ok_or_else(|| anyhow!("no account {phone_number}; create it first"))?;
         let device = acc.next_device;
         acc.next_device += 1;
         let key_index = u32::from(device);
@@ -126,13 +122,7 @@ impl Sim {
         let push_name = acc.push_name.clone();
 
         let iq_id = stanza::random_id();
-        st.awaiting_sign.insert(
-            iq_id.clone(),
-            AwaitingSign {
-                phone_number: phone_number.to_string(),
-                device,
-            },
-        );
+        st.awaiting_sign.insert(iq_id.clone(), AwaitingSign { phone_number: phone_number.to_string(), device });
         let mut success = vec![
             NodeBuilder::new("device-identity").bytes(device_identity).build(),
             NodeBuilder::new("device").attr("jid", pn.clone()).attr("lid", lid).build(),
@@ -166,14 +156,9 @@ impl Sim {
             let phone = username.to_string();
             let device = payload.device.unwrap_or(0) as u16;
             let mut st = self.state();
-            let acc = st
-                .accounts
-                .get(&phone)
-                .ok_or_else(|| anyhow!("login for unknown account {phone}"))?;
-            let comp = acc
-                .companions
-                .get(&device)
-                .ok_or_else(|| anyhow!("login for unknown device {phone}:{device}"))?;
+            let acc = st.accounts.get(&phone).ok_or_else(|| anyhow!("login for unknown account {phone}"))?;
+            let comp =
+                acc.companions.get(&device).ok_or_else(|| anyhow!("login for unknown device {phone}:{device}"))?;
             if comp.noise_pub != client_static {
                 bail!("{phone}:{device} logged in with a Noise key it did not pair with");
             }
@@ -210,17 +195,10 @@ impl Sim {
             .as_deref()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| anyhow!("pairing data without a 32-byte identity key"))?;
-        let registration_id = reg
-            .e_regid
-            .as_deref()
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
-            .unwrap_or(0);
-        let skey_id = reg
-            .e_skey_id
-            .as_deref()
-            .map(|b| b.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x)))
-            .unwrap_or(0);
+        let registration_id =
+            reg.e_regid.as_deref().and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes).unwrap_or(0);
+        let skey_id =
+            reg.e_skey_id.as_deref().map(|b| b.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x))).unwrap_or(0);
         let signed_pre_key = SignedPreKey {
             id: skey_id,
             public: reg
@@ -295,10 +273,8 @@ impl Sim {
                 return;
             };
             let identity = child(sign, "device-identity").and_then(stanza::bytes).map(<[u8]>::to_vec);
-            if let Some(comp) = st
-                .accounts
-                .get_mut(&awaiting.phone_number)
-                .and_then(|a| a.companions.get_mut(&awaiting.device))
+            if let Some(comp) =
+                st.accounts.get_mut(&awaiting.phone_number).and_then(|a| a.companions.get_mut(&awaiting.device))
             {
                 comp.adv_identity = identity;
             }

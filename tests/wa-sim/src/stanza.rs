@@ -4,7 +4,6 @@
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeContent, NodeValue};
 
-
 pub fn server_jid() -> Jid {
     Jid::new("", wacore_binary::Server::Pn)
 }
@@ -40,17 +39,12 @@ pub fn bytes(node: &Node) -> Option<&[u8]> {
 }
 
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `<iq type="result">` answering `req`, from whoever it was addressed to.
 pub fn iq_result(req: &Node, content: Vec<Node>) -> Node {
-    let mut b = NodeBuilder::new("iq")
-        .attr("id", attr(req, "id").unwrap_or_default())
-        .attr("type", "result");
+    let mut b = NodeBuilder::new("iq").attr("id", attr(req, "id").unwrap_or_default()).attr("type", "result");
     b = match jid_attr(req, "to") {
         Some(to) => b.attr("from", to),
         None => b.attr("from", server_jid()),
@@ -63,18 +57,12 @@ pub fn iq_result(req: &Node, content: Vec<Node>) -> Node {
 
 /// `<iq type="error">` answering `req`.
 pub fn iq_error(req: &Node, code: u16, text: &str) -> Node {
-    let mut b = NodeBuilder::new("iq")
-        .attr("id", attr(req, "id").unwrap_or_default())
-        .attr("type", "error");
+    let mut b = NodeBuilder::new("iq").attr("id", attr(req, "id").unwrap_or_default()).attr("type", "error");
     b = match jid_attr(req, "to") {
         Some(to) => b.attr("from", to),
         None => b.attr("from", server_jid()),
     };
-    b.children([NodeBuilder::new("error")
-        .attr("code", code.to_string())
-        .attr("text", text)
-        .build()])
-        .build()
+    b.children([NodeBuilder::new("error").attr("code", code.to_string()).attr("text", text).build()]).build()
 }
 
 pub fn random_id() -> String {

@@ -149,12 +149,7 @@ impl State {
             return Vec::new();
         };
         std::iter::once(0)
-            .chain(
-                acc.companions
-                    .iter()
-                    .filter(|(_, c)| c.adv_identity.is_some())
-                    .map(|(id, _)| *id),
-            )
+            .chain(acc.companions.iter().filter(|(_, c)| c.adv_identity.is_some()).map(|(id, _)| *id))
             .collect()
     }
 }

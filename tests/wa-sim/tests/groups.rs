@@ -3,14 +3,11 @@
 
 mod common;
 
-use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::features::GroupCreateOptions;
+use whatsapp_rust::waproto::whatsapp as wa;
 
 fn text(s: &str) -> wa::Message {
-    wa::Message {
-        conversation: Some(s.to_string()),
-        ..Default::default()
-    }
+    wa::Message { conversation: Some(s.to_string()), ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -21,11 +18,8 @@ async fn a_member_who_joined_by_invite_link_talks_in_the_group() -> anyhow::Resu
     let alice = common::link(&sim, "15550001111").await?;
     let bob = common::link(&sim, "15550002222").await?;
 
-    let created = alice
-        .client
-        .groups()
-        .create_group(GroupCreateOptions::builder().subject("Sim friends").build())
-        .await?;
+    let created =
+        alice.client.groups().create_group(GroupCreateOptions::builder().subject("Sim friends").build()).await?;
     let group = created.metadata.id.clone();
     let link = alice.client.groups().get_invite_link(group.clone(), false).await?;
     assert!(link.starts_with("https://chat.whatsapp.com/"), "{link}");
@@ -44,10 +38,7 @@ async fn a_member_who_joined_by_invite_link_talks_in_the_group() -> anyhow::Resu
 
     // The simulator relayed a sender-key ciphertext it cannot read.
     let seen = sim.received("15550001111")?;
-    assert!(
-        seen.iter().any(|r| r.from == group.to_string() && r.enc.iter().any(|t| t == "skmsg")),
-        "{seen:#?}"
-    );
+    assert!(seen.iter().any(|r| r.from == group.to_string() && r.enc.iter().any(|t| t == "skmsg")), "{seen:#?}");
 
     alice.client.send_message(group.clone(), text("welcome Bob")).await?;
     bob.wait_for_text(15, "welcome Bob").await?;

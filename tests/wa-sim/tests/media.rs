@@ -17,10 +17,7 @@ async fn an_image_arrives_byte_for_byte() -> anyhow::Result<()> {
     let bob = common::link(&sim, "15550002222").await?;
 
     let image: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let up = alice
-        .client
-        .upload(image.clone(), MediaType::Image, UploadOptions::default())
-        .await?;
+    let up = alice.client.upload(image.clone(), MediaType::Image, UploadOptions::default()).await?;
     let message = wa::Message {
         image_message: wa::message::ImageMessage {
             url: Some(up.url),
@@ -38,9 +35,7 @@ async fn an_image_arrives_byte_for_byte() -> anyhow::Result<()> {
     };
     alice.client.send_message(Jid::pn("15550002222"), message).await?;
 
-    let event = bob
-        .wait_for(15, |e| e.messages().any(|m| m.message.image_message.is_set()))
-        .await?;
+    let event = bob.wait_for(15, |e| e.messages().any(|m| m.message.image_message.is_set())).await?;
     let msg = event.messages().find(|m| m.message.image_message.is_set()).expect("image");
     let img = msg.message.image_message.as_option().expect("image");
     assert_eq!(img.caption.as_deref(), Some("a picture"));

@@ -13,10 +13,7 @@ const ALICE: &str = "15550001111";
 const BOB: &str = "15550002222";
 
 fn text(s: &str) -> wa::Message {
-    wa::Message {
-        conversation: Some(s.to_string()),
-        ..Default::default()
-    }
+    wa::Message { conversation: Some(s.to_string()), ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -42,9 +39,7 @@ async fn a_text_is_decrypted_by_the_other_account_and_the_reply_comes_back() -> 
         })
         .await?;
     // Bob reads it; Alice hears of that too.
-    bob.client
-        .mark_as_read(&Jid::pn(ALICE), None, &[sent.message_id.as_str()])
-        .await?;
+    bob.client.mark_as_read(&Jid::pn(ALICE), None, &[sent.message_id.as_str()]).await?;
     alice
         .wait_for(15, |e| {
             matches!(e, Event::Receipt(r)

@@ -36,21 +36,14 @@ pub async fn start_client(sim: &WaSim, backend: Arc<InMemoryBackend>) -> anyhow:
     let (handler, events) = ChannelEventHandler::new();
     client.subscribe_handler(handler).detach();
     let handle = bot.spawn();
-    Ok(Device {
-        client,
-        events,
-        backend,
-        handle: Some(handle),
-    })
+    Ok(Device { client, events, backend, handle: Some(handle) })
 }
 
 /// A new companion of `phone_number`: the client shows a QR code, the
 /// simulated phone scans it, and the client logs in.
 pub async fn link(sim: &WaSim, phone_number: &str) -> anyhow::Result<Device> {
     let device = start_client(sim, Arc::new(InMemoryBackend::new())).await?;
-    let qr = device
-        .wait_for(20, |e| matches!(e, Event::PairingQrCode(_)))
-        .await?;
+    let qr = device.wait_for(20, |e| matches!(e, Event::PairingQrCode(_))).await?;
     let Event::PairingQrCode(qr) = &*qr else { unreachable!() };
     sim.scan_qr(phone_number, &qr.code)?;
     device.wait_connected().await?;
@@ -58,11 +51,7 @@ pub async fn link(sim: &WaSim, phone_number: &str) -> anyhow::Result<Device> {
 }
 
 impl Device {
-    pub async fn wait_for(
-        &self,
-        secs: u64,
-        mut pred: impl FnMut(&Event) -> bool,
-    ) -> anyhow::Result<Arc<Event>> {
+    pub async fn wait_for(&self, secs: u64, mut pred: impl FnMut(&Event) -> bool) -> anyhow::Result<Arc<Event>> {
         tokio::time::timeout(Duration::from_secs(secs), async {
             loop {
                 let e = self.events.recv().await?;
@@ -87,11 +76,7 @@ impl Device {
         self.wait_for(secs, |e| {
             e.messages().any(|m| {
                 m.message.conversation.as_deref() == Some(text)
-                    || m.message
-                        .extended_text_message
-                        .as_option()
-                        .and_then(|t| t.text.as_deref())
-                        == Some(text)
+                    || m.message.extended_text_message.as_option().and_then(|t| t.text.as_deref()) == Some(text)
             })
         })
         .await
