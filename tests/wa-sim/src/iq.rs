@@ -1,0 +1,289 @@
+//! `<iq>` requests from logged-in devices, by namespace.
+
+use wacore_binary::builder::NodeBuilder;
+use wacore_binary::{Jid, Node, Server};
+
+use crate::sim::Sim;
+use crate::stanza::{attr, bytes, child, children, iq_error, iq_result, jid_attr};
+use crate::state::{ConnHandle, SignedPreKey, State};
+
+/// Answers one IQ. `None` when the answer was already sent (or none is due).
+pub fn handle(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, req: &Node) -> Option<Node> {
+    let xmlns = attr(req, "xmlns").unwrap_or_default();
+    match xmlns.as_str() {
+        "passive" => {
+            conn.send(iq_result(req, Vec::new()));
+            if child(req, "active").is_some() {
+                sim.flush_offline(phone, device, conn);
+            }
+            None
+        }
+        "encrypt" => Some(encrypt(sim, phone, device, req)),
+        "usync" => Some(usync(sim, req)),
+        "w:sync:app:state" => Some(app_state(req)),
+        "w:g2" => Some(crate::groups::iq(sim, phone, device, req)),
+        "w:m" => Some(media_conn(sim, req)),
+        "blocklist" => Some(iq_result(req, vec![NodeBuilder::new("list").build()])),
+        "privacy" => Some(iq_result(req, vec![NodeBuilder::new("privacy").build()])),
+        "md" => Some(iq_result(req, Vec::new())),
+        "w" | "abt" if child(req, "props").is_some() => Some(iq_result(
+            req,
+            vec![
+                NodeBuilder::new("props").attr("protocol", "1").attr("hash", "wa-sim").attr("refresh", "86400").build(),
+            ],
+        )),
+        _ => {
+            log::debug!("wa-sim: default answer to {}", crate::stanza::brief(req));
+            Some(iq_result(req, Vec::new()))
+        }
+    }
+}
+
+// ---- pre-keys -----------------------------------------------------------
+
+fn u32_be(b: &[u8]) -> u32 {
+    b.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x))
+}
+
+fn key32(node: Option<&Node>) -> Option<[u8; 32]> {
+    node.and_then(bytes).and_then(|b| b.try_into().ok())
+}
+
+fn encrypt(sim: &Sim, phone: &str, device: u16, req: &Node) -> Node {
+    let mut st = sim.state();
+    if child(req, "count").is_some() {
+        let count = st.accounts.get(phone).and_then(|a| a.companions.get(&device)).map_or(0, |c| c.pre_keys.len());
+        return iq_result(req, vec![NodeBuilder::new("count").attr("value", count.to_string()).build()]);
+    }
+    if let Some(key) = child(req, "key") {
+        let users: Vec<Node> =
+            children(key, "user").filter_map(|u| jid_attr(u, "jid")).map(|jid| bundle_for(&mut st, &jid)).collect();
+        return iq_result(req, vec![NodeBuilder::new("list").children(users).build()]);
+    }
+    if child(req, "digest").is_some() {
+        // The key-bundle digest is not computed; the client treats 503 as "try later".
+        return iq_error(req, 503, "service-unavailable");
+    }
+    if let Some(rotate) = child(req, "rotate") {
+        if let Some(skey) = child(rotate, "skey")
+            && let Some(comp) = st.accounts.get_mut(phone).and_then(|a| a.companions.get_mut(&device))
+            && let Some(parsed) = signed_pre_key(skey)
+        {
+            comp.signed_pre_key = parsed;
+        }
+        return iq_result(req, Vec::new());
+    }
+    // Upload: <registration/><type/><identity/><list><key/>…</list><skey/>
+    let Some(comp) = st.accounts.get_mut(phone).and_then(|a| a.companions.get_mut(&device)) else {
+        return iq_error(req, 404, "item-not-found");
+    };
+    if let Some(reg) = child(req, "registration").and_then(bytes) {
+        comp.registration_id = u32_be(reg);
+    }
+    if let Some(identity) = key32(child(req, "identity")) {
+        comp.identity_pub = identity;
+    }
+    if let Some(list) = child(req, "list") {
+        for key in children(list, "key") {
+            if let (Some(id), Some(value)) = (child(key, "id").and_then(bytes), key32(child(key, "value"))) {
+                comp.pre_keys.insert(u32_be(id), value);
+            }
+        }
+    }
+    if let Some(skey) = child(req, "skey").and_then(signed_pre_key) {
+        comp.signed_pre_key = skey;
+    }
+    iq_result(req, Vec::new())
+}
+
+fn signed_pre_key(skey: &Node) -> Option<SignedPreKey> {
+    Some(SignedPreKey {
+        id: u32_be(child(skey, "id").and_then(bytes)?),
+        public: key32(child(skey, "value"))?,
+        signature: child(skey, "signature").and_then(bytes)?.to_vec(),
+    })
+}
+
+/// One `<user>` of a pre-key fetch answer: the device's bundle, taking one
+/// one-time pre-key if any is left.
+fn bundle_for(st: &mut State, jid: &Jid) -> Node {
+    let user = NodeBuilder::new("user").attr("jid", jid.clone());
+    let not_found = |user: NodeBuilder| {
+        user.children([NodeBuilder::new("error").attr("code", "404").attr("text", "item-not-found").build()]).build()
+    };
+    let Some(phone) = st.phone_of(jid) else {
+        return not_found(user);
+    };
+    let Some(acc) = st.accounts.get_mut(&phone) else {
+        return not_found(user);
+    };
+    let (registration_id, identity, skey, one_time, device_identity) = if jid.device == 0 {
+        let p = &mut acc.phone;
+        let one_time = if p.pre_keys.is_empty() { None } else { Some(p.pre_keys.remove(0)) };
+        (
+            p.registration_id,
+            p.identity_pub(),
+            SignedPreKey {
+                id: p.signed_pre_key_id,
+                public: crate::phone::pub_bytes(&p.signed_pre_key),
+                signature: p.signed_pre_key_signature.clone(),
+            },
+            one_time,
+            None,
+        )
+    } else {
+        let Some(comp) = acc.companions.get_mut(&jid.device).filter(|c| c.adv_identity.is_some()) else {
+            return not_found(user);
+        };
+        let one_time = comp.pre_keys.pop_first();
+        (comp.registration_id, comp.identity_pub, comp.signed_pre_key.clone(), one_time, comp.adv_identity.clone())
+    };
+    let id3 = |id: u32| id.to_be_bytes()[1..].to_vec();
+    let mut kids = vec![
+        NodeBuilder::new("registration").bytes(registration_id.to_be_bytes().to_vec()).build(),
+        NodeBuilder::new("type").bytes(vec![5u8]).build(),
+        NodeBuilder::new("identity").bytes(identity.to_vec()).build(),
+        NodeBuilder::new("skey")
+            .children([
+                NodeBuilder::new("id").bytes(id3(skey.id)).build(),
+                NodeBuilder::new("value").bytes(skey.public.to_vec()).build(),
+                NodeBuilder::new("signature").bytes(skey.signature).build(),
+            ])
+            .build(),
+    ];
+    if let Some((id, public)) = one_time {
+        kids.push(
+            NodeBuilder::new("key")
+                .children([
+                    NodeBuilder::new("id").bytes(id3(id)).build(),
+                    NodeBuilder::new("value").bytes(public.to_vec()).build(),
+                ])
+                .build(),
+        );
+    }
+    if let Some(di) = device_identity {
+        kids.push(NodeBuilder::new("device-identity").bytes(di).build());
+    }
+    user.children(kids).build()
+}
+
+// ---- usync ----------------------------------------------------------------
+
+fn usync(sim: &Sim, req: &Node) -> Node {
+    let Some(usync) = child(req, "usync") else {
+        return iq_error(req, 400, "bad-request");
+    };
+    let protocols: Vec<String> =
+        child(usync, "query").and_then(Node::children).unwrap_or(&[]).iter().map(|n| n.tag.to_string()).collect();
+    let st = sim.state();
+    let mut users = Vec::new();
+    for user in child(usync, "list").map(|l| children(l, "user").collect::<Vec<_>>()).unwrap_or_default() {
+        // Either a jid, or a phone number under <contact>.
+        let contact = child(user, "contact").and_then(bytes).map(|b| String::from_utf8_lossy(b).to_string());
+        let jid = jid_attr(user, "jid")
+            .or_else(|| contact.as_deref().map(|c| Jid::pn(c.trim_start_matches('+').to_string())));
+        let Some(jid) = jid else { continue };
+        let phone = st.phone_of(&jid);
+        let mut kids = Vec::new();
+        for p in &protocols {
+            match p.as_str() {
+                "devices" => {
+                    let devices = phone.as_deref().map(|p| st.device_ids(p)).unwrap_or_default();
+                    let acc = phone.as_deref().and_then(|p| st.accounts.get(p));
+                    let list = devices.iter().map(|d| {
+                        let mut b = NodeBuilder::new("device").attr("id", d.to_string());
+                        if *d != 0
+                            && let Some(c) = acc.and_then(|a| a.companions.get(d))
+                        {
+                            b = b.attr("key-index", c.key_index.to_string());
+                        }
+                        b.build()
+                    });
+                    let mut devices_kids = vec![NodeBuilder::new("device-list").children(list).build()];
+                    if let Some(acc) = acc {
+                        let valid: Vec<u32> = devices
+                            .iter()
+                            .filter(|d| **d != 0)
+                            .filter_map(|d| acc.companions.get(d).map(|c| c.key_index))
+                            .collect();
+                        let ts = acc.created;
+                        devices_kids.push(
+                            NodeBuilder::new("key-index-list")
+                                .attr("ts", ts.to_string())
+                                .bytes(acc.phone.key_index_list(valid, ts))
+                                .build(),
+                        );
+                    }
+                    kids.push(NodeBuilder::new("devices").children(devices_kids).build());
+                }
+                "lid" => {
+                    let mut b = NodeBuilder::new("lid");
+                    if let Some(acc) = phone.as_deref().and_then(|p| st.accounts.get(p)) {
+                        b = b.attr("val", acc.lid_jid());
+                    }
+                    kids.push(b.build());
+                }
+                "contact" => {
+                    let kind = if phone.is_some() { "in" } else { "out" };
+                    let mut b = NodeBuilder::new("contact").attr("type", kind);
+                    if let Some(c) = &contact {
+                        b = b.string_content(c.as_str());
+                    }
+                    kids.push(b.build());
+                }
+                "status" => kids.push(NodeBuilder::new("status").build()),
+                _ => {}
+            }
+        }
+        let user_jid = match (&phone, jid.server) {
+            (Some(p), Server::Pn) => Jid::pn(p.as_str()),
+            _ => jid.to_non_ad(),
+        };
+        users.push(NodeBuilder::new("user").attr("jid", user_jid).children(kids).build());
+    }
+    let mut usync_out = NodeBuilder::new("usync");
+    for key in ["sid", "index", "last", "mode", "context"] {
+        if let Some(v) = attr(usync, key) {
+            usync_out = usync_out.attr(key, v);
+        }
+    }
+    iq_result(req, vec![usync_out.children([NodeBuilder::new("list").children(users).build()]).build()])
+}
+
+// ---- app state --------------------------------------------------------------
+
+/// Every collection exists and is empty: nothing to sync, nothing to decrypt.
+fn app_state(req: &Node) -> Node {
+    let collections: Vec<Node> = child(req, "sync")
+        .map(|s| children(s, "collection").collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| attr(c, "name"))
+        .map(|name| {
+            NodeBuilder::new("collection")
+                .attr("name", name)
+                .attr("version", "0")
+                .attr("has_more_patches", "false")
+                .build()
+        })
+        .collect();
+    iq_result(req, vec![NodeBuilder::new("sync").children(collections).build()])
+}
+
+// ---- media ------------------------------------------------------------------
+
+fn media_conn(sim: &Sim, req: &Node) -> Node {
+    let host = sim.media_host.get().cloned().unwrap_or_default();
+    iq_result(
+        req,
+        vec![
+            NodeBuilder::new("media_conn")
+                .attr("auth", "wa-sim")
+                .attr("ttl", "3600")
+                .attr("auth_ttl", "3600")
+                .attr("max_buckets", "1")
+                .children([NodeBuilder::new("host").attr("hostname", host).build()])
+                .build(),
+        ],
+    )
+}

@@ -1,0 +1,184 @@
+//! A WhatsApp Web server simulator for tests.
+//!
+//! Unmodified whatsapp-rust clients connect to it through
+//! `TokioWebSocketTransportFactory::new().with_url(sim.ws_url())` (built with
+//! whatsapp-rust's `danger-skip-cert-chain-verify`: the simulator cannot sign
+//! with WhatsApp's root key), pair by QR code with a simulated phone, log in,
+//! exchange pre-keys and device lists, and relay end-to-end encrypted messages
+//! to each other. See README.md for what of the protocol is covered.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let sim = wa_sim::WaSim::start().await?;
+//! sim.create_account("15550001111", "Alice")?;
+//! // …a client connects to sim.ws_url() and shows a QR code…
+//! # let qr = String::new();
+//! let device = sim.scan_qr("15550001111", &qr)?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod conn;
+mod groups;
+mod iq;
+mod media;
+mod noise;
+mod phone;
+mod routing;
+mod sim;
+mod stanza;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use media::MediaHttpClient;
+pub use state::Received;
+
+/// An account as the simulator knows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AccountInfo {
+    /// The phone number, digits only (`15550001111`).
+    pub phone_number: String,
+    /// `15550001111@s.whatsapp.net`
+    pub jid: String,
+    /// `100000000000001@lid`
+    pub lid: String,
+    /// Linked companion device ids (the phone is device 0 and not listed).
+    pub devices: Vec<u16>,
+}
+
+/// A group as the simulator knows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupInfo {
+    /// `120363000000000001@g.us`
+    pub jid: String,
+    pub subject: String,
+    /// Member phone numbers.
+    pub members: Vec<String>,
+    pub invite_code: String,
+    /// `https://chat.whatsapp.com/<code>`
+    pub invite_link: String,
+}
+
+/// A running simulator. Dropping it (or [`WaSim::shutdown`]) stops it.
+pub struct WaSim {
+    sim: Arc<sim::Sim>,
+    ws_addr: SocketAddr,
+    api_addr: SocketAddr,
+    media_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl WaSim {
+    /// Binds the WebSocket, test-API and media endpoints on free loopback ports.
+    pub async fn start() -> anyhow::Result<Self> {
+        let sim = Arc::new(sim::Sim::new());
+        let ws = TcpListener::bind("127.0.0.1:0").await?;
+        let api = TcpListener::bind("127.0.0.1:0").await?;
+        let media = TcpListener::bind("127.0.0.1:0").await?;
+        let (ws_addr, api_addr, media_addr) = (ws.local_addr()?, api.local_addr()?, media.local_addr()?);
+        let _ = sim.media_host.set(media_addr.to_string());
+
+        let ws_app = Router::new().route("/ws/chat", any(upgrade)).with_state(sim.clone());
+        let tasks = vec![
+            tokio::spawn(async move {
+                let _ = axum::serve(ws, ws_app).await;
+            }),
+            tokio::spawn({
+                let app = api::router(sim.clone());
+                async move {
+                    let _ = axum::serve(api, app).await;
+                }
+            }),
+            tokio::spawn({
+                let app = media::router(sim.clone());
+                async move {
+                    let _ = axum::serve(media, app).await;
+                }
+            }),
+        ];
+        Ok(Self { sim, ws_addr, api_addr, media_addr, tasks })
+    }
+
+    /// `ws://127.0.0.1:<port>/ws/chat`, for `TokioWebSocketTransportFactory::with_url`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws/chat", self.ws_addr)
+    }
+
+    /// `http://127.0.0.1:<port>`, the JSON test API (see README.md).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// `127.0.0.1:<port>`, the media host the simulator hands out in `media_conn`.
+    pub fn media_host(&self) -> String {
+        self.media_addr.to_string()
+    }
+
+    /// Creates the account of `phone_number` (digits only) with its simulated
+    /// phone; idempotent.
+    pub fn create_account(&self, phone_number: &str, push_name: &str) -> anyhow::Result<AccountInfo> {
+        self.sim.create_account(phone_number, push_name)?;
+        self.account(phone_number)
+    }
+
+    pub fn account(&self, phone_number: &str) -> anyhow::Result<AccountInfo> {
+        api::account_info(&self.sim, phone_number)
+    }
+
+    /// The phone of `phone_number` scans a QR code shown by a new device.
+    /// Returns the device's JID (`<phone>:<device>@s.whatsapp.net`).
+    pub fn scan_qr(&self, phone_number: &str, qr_code: &str) -> anyhow::Result<String> {
+        Ok(self.sim.scan_qr(phone_number, qr_code)?.to_string())
+    }
+
+    /// Creates a group owned by `creator` with `members` (phone numbers).
+    pub fn create_group(&self, creator: &str, subject: &str, members: &[&str]) -> anyhow::Result<GroupInfo> {
+        let members: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+        let id = groups::create(&self.sim, creator, subject, &members)?;
+        self.group(&id)
+    }
+
+    /// A group by its id or JID.
+    pub fn group(&self, group: &str) -> anyhow::Result<GroupInfo> {
+        groups::info(&self.sim, group)
+    }
+
+    /// Everything delivered to (or queued for) the devices of an account,
+    /// the phone included, oldest first.
+    pub fn received(&self, phone_number: &str) -> anyhow::Result<Vec<Received>> {
+        api::received(&self.sim, phone_number)
+    }
+
+    /// Stops accepting connections and drops every open one.
+    pub fn shutdown(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let mut st = self.sim.state();
+        for (_, conn) in st.online.drain() {
+            let _ = conn.tx.send(state::Out::Close);
+        }
+        for (_, p) in st.pending_pairings.drain() {
+            let _ = p.conn.tx.send(state::Out::Close);
+        }
+    }
+}
+
+impl Drop for WaSim {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn upgrade(State(sim): State<Arc<sim::Sim>>, ws: WebSocketUpgrade) -> impl IntoResponse {
+    ws.max_message_size(64 << 20).on_upgrade(move |socket| conn::serve(sim, socket))
+}

@@ -1,0 +1,363 @@
+//! The simulator core: sessions (registration and login), pairing, and the
+//! dispatch of client stanzas to the IQ and routing handlers.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use anyhow::{anyhow, bail};
+use wacore_binary::builder::NodeBuilder;
+use wacore_binary::{Jid, Node};
+use waproto::whatsapp::ClientPayload;
+
+use crate::noise::ServerIdentity;
+use crate::phone::{Phone, QrCode};
+use crate::stanza::{self, attr, child, server_jid};
+use crate::state::{Account, AwaitingSign, Companion, ConnHandle, Out, PendingPairing, Received, SignedPreKey, State};
+
+#[derive(Debug, Clone)]
+pub enum Session {
+    /// A new device showing QR codes.
+    Unpaired,
+    /// A linked device that logged in.
+    Device { phone: String, device: u16 },
+}
+
+pub struct Sim {
+    pub identity: ServerIdentity,
+    state: Mutex<State>,
+    conn_ids: AtomicU64,
+    /// `host:port` of the media HTTP endpoint, set once it is bound.
+    pub media_host: OnceLock<String>,
+}
+
+impl Sim {
+    pub fn new() -> Self {
+        Self {
+            identity: ServerIdentity::generate(),
+            state: Mutex::new(State {
+                next_lid: 100_000_000_000_000,
+                next_group: 120_363_000_000_000_000,
+                ..Default::default()
+            }),
+            conn_ids: AtomicU64::new(1),
+            media_host: OnceLock::new(),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.conn_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // ---- accounts and pairing -------------------------------------------
+
+    pub fn create_account(&self, phone_number: &str, push_name: &str) -> anyhow::Result<(String, String)> {
+        if phone_number.is_empty() || !phone_number.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("a phone number is digits only, without '+': {phone_number:?}");
+        }
+        let mut st = self.state();
+        if let Some(acc) = st.accounts.get(phone_number) {
+            return Ok((acc.phone_number.clone(), acc.lid.clone()));
+        }
+        st.next_lid += 1;
+        let lid = st.next_lid.to_string();
+        st.lid_to_phone.insert(lid.clone(), phone_number.to_string());
+        st.accounts.insert(
+            phone_number.to_string(),
+            Account {
+                phone_number: phone_number.to_string(),
+                lid: lid.clone(),
+                push_name: push_name.to_string(),
+                phone: Phone::generate(),
+                companions: BTreeMap::new(),
+                next_device: 1,
+                created: stanza::now_secs(),
+                received: Vec::new(),
+            },
+        );
+        Ok((phone_number.to_string(), lid))
+    }
+
+    /// The phone of `phone_number` scans `qr`: the waiting device is linked
+    /// as a new companion and receives `<pair-success>`.
+    pub fn scan_qr(&self, phone_number: &str, qr: &str) -> anyhow::Result<Jid> {
+        let qr: QrCode = qr.parse()?;
+        let mut st = self.state();
+        let pending = st
+            .pending_pairings
+            .remove(&qr.pairing_ref)
+            .ok_or_else(|| anyhow!("no device is showing the QR ref {:?}", qr.pairing_ref))?;
+        if pending.noise_pub != qr.noise_pub || pending.identity_pub != qr.identity_pub {
+            bail!("the QR code's keys are not those of the device that was given its ref");
+        }
+        // The other refs of that device are spent too.
+        let conn_id = pending.conn.id;
+        st.pending_pairings.retain(|_, p| p.conn.id != conn_id);
+
+        let acc =
+            st.accounts.get_mut(phone_number).ok_or_else(|| anyhow!("no account {phone_number}; create it first"))?;
+        let device = acc.next_device;
+        acc.next_device += 1;
+        let key_index = u32::from(device);
+        let device_identity = acc.phone.sign_companion(&qr.identity_pub, &qr.adv_secret, key_index);
+        acc.companions.insert(
+            device,
+            Companion {
+                noise_pub: pending.noise_pub,
+                identity_pub: pending.identity_pub,
+                registration_id: pending.registration_id,
+                signed_pre_key: pending.signed_pre_key.clone(),
+                pre_keys: BTreeMap::new(),
+                adv_identity: None,
+                key_index,
+                queue: Vec::new(),
+            },
+        );
+        let pn = Jid::pn_device(acc.phone_number.as_str(), device);
+        let lid = Jid::lid_device(acc.lid.as_str(), device);
+        let push_name = acc.push_name.clone();
+
+        let iq_id = stanza::random_id();
+        st.awaiting_sign.insert(iq_id.clone(), AwaitingSign { phone_number: phone_number.to_string(), device });
+        let mut success = vec![
+            NodeBuilder::new("device-identity").bytes(device_identity).build(),
+            NodeBuilder::new("device").attr("jid", pn.clone()).attr("lid", lid).build(),
+            NodeBuilder::new("platform").attr("name", "android").build(),
+        ];
+        if !push_name.is_empty() {
+            success.push(NodeBuilder::new("biz").attr("name", push_name).build());
+        }
+        pending.conn.send(
+            NodeBuilder::new("iq")
+                .attr("from", server_jid())
+                .attr("type", "set")
+                .attr("id", iq_id)
+                .attr("xmlns", "md")
+                .attr("t", stanza::now_secs().to_string())
+                .children([NodeBuilder::new("pair-success").children(success).build()])
+                .build(),
+        );
+        Ok(pn)
+    }
+
+    /// After the Noise handshake: a login of a linked device, or a new device
+    /// asking to be paired.
+    pub fn open_session(
+        &self,
+        conn: ConnHandle,
+        payload: &ClientPayload,
+        client_static: [u8; 32],
+    ) -> anyhow::Result<Session> {
+        if let Some(username) = payload.username {
+            let phone = username.to_string();
+            let device = payload.device.unwrap_or(0) as u16;
+            let mut st = self.state();
+            let acc = st.accounts.get(&phone).ok_or_else(|| anyhow!("login for unknown account {phone}"))?;
+            let comp =
+                acc.companions.get(&device).ok_or_else(|| anyhow!("login for unknown device {phone}:{device}"))?;
+            if comp.noise_pub != client_static {
+                bail!("{phone}:{device} logged in with a Noise key it did not pair with");
+            }
+            if comp.adv_identity.is_none() {
+                bail!("{phone}:{device} never countersigned its pairing");
+            }
+            let lid = Jid::lid_device(acc.lid.as_str(), device);
+            if let Some(old) = st.online.insert((phone.clone(), device), conn.clone()) {
+                let _ = old.tx.send(Out::Close);
+            }
+            conn.send(
+                NodeBuilder::new("success")
+                    .attr("t", stanza::now_secs().to_string())
+                    .attr("props", "1")
+                    .attr("abprops", "1")
+                    .attr("location", "sim")
+                    .attr("creation", stanza::now_secs().to_string())
+                    .attr("lid", lid)
+                    .build(),
+            );
+            if payload.passive == Some(false) {
+                drop(st);
+                self.flush_offline(&phone, device, &conn);
+            }
+            return Ok(Session::Device { phone, device });
+        }
+
+        let reg = payload
+            .device_pairing_data
+            .as_option()
+            .ok_or_else(|| anyhow!("client payload has neither a username nor pairing data"))?;
+        let identity_pub: [u8; 32] = reg
+            .e_ident
+            .as_deref()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow!("pairing data without a 32-byte identity key"))?;
+        let registration_id =
+            reg.e_regid.as_deref().and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes).unwrap_or(0);
+        let skey_id =
+            reg.e_skey_id.as_deref().map(|b| b.iter().fold(0u32, |acc, x| (acc << 8) | u32::from(*x))).unwrap_or(0);
+        let signed_pre_key = SignedPreKey {
+            id: skey_id,
+            public: reg
+                .e_skey_val
+                .as_deref()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| anyhow!("pairing data without a signed pre-key"))?,
+            signature: reg.e_skey_sig.clone().unwrap_or_default(),
+        };
+        let refs: Vec<String> = (0..6).map(|_| format!("2@{}", stanza::random_id())).collect();
+        let mut st = self.state();
+        for r in &refs {
+            st.pending_pairings.insert(
+                r.clone(),
+                PendingPairing {
+                    conn: conn.clone(),
+                    noise_pub: client_static,
+                    identity_pub,
+                    registration_id,
+                    signed_pre_key: signed_pre_key.clone(),
+                },
+            );
+        }
+        conn.send(
+            NodeBuilder::new("iq")
+                .attr("from", server_jid())
+                .attr("type", "set")
+                .attr("id", stanza::random_id())
+                .attr("xmlns", "md")
+                .children([NodeBuilder::new("pair-device")
+                    .children(refs.iter().map(|r| NodeBuilder::new("ref").bytes(r.as_bytes().to_vec()).build()))
+                    .build()])
+                .build(),
+        );
+        Ok(Session::Unpaired)
+    }
+
+    pub fn close_session(&self, session: &Session, conn: &ConnHandle) {
+        let mut st = self.state();
+        match session {
+            Session::Unpaired => st.pending_pairings.retain(|_, p| p.conn.id != conn.id),
+            Session::Device { phone, device } => {
+                let key = (phone.clone(), *device);
+                if st.online.get(&key).is_some_and(|c| c.id == conn.id) {
+                    st.online.remove(&key);
+                }
+            }
+        }
+    }
+
+    // ---- stanzas from clients --------------------------------------------
+
+    pub fn handle(&self, session: &mut Session, conn: &ConnHandle, node: Node) {
+        match (&*session, node.tag.as_ref()) {
+            (Session::Unpaired, "iq") => self.handle_unpaired_iq(conn, &node),
+            (Session::Unpaired, _) => {}
+            (Session::Device { phone, device }, _) => {
+                let (phone, device) = (phone.clone(), *device);
+                self.handle_device_stanza(&phone, device, conn, node);
+            }
+        }
+    }
+
+    fn handle_unpaired_iq(&self, conn: &ConnHandle, node: &Node) {
+        let id = attr(node, "id").unwrap_or_default();
+        let kind = attr(node, "type").unwrap_or_default();
+        if kind == "result"
+            && let Some(sign) = child(node, "pair-device-sign")
+        {
+            let mut st = self.state();
+            let Some(awaiting) = st.awaiting_sign.remove(&id) else {
+                return;
+            };
+            let identity = child(sign, "device-identity").and_then(stanza::bytes).map(<[u8]>::to_vec);
+            if let Some(comp) =
+                st.accounts.get_mut(&awaiting.phone_number).and_then(|a| a.companions.get_mut(&awaiting.device))
+            {
+                comp.adv_identity = identity;
+            }
+            drop(st);
+            log::info!("wa-sim: {}:{} linked", awaiting.phone_number, awaiting.device);
+            let _ = conn.tx.send(Out::StreamError("515"));
+            return;
+        }
+        if kind == "error" {
+            log::warn!("wa-sim: unpaired device answered with an error: {}", stanza::brief(node));
+            return;
+        }
+        if kind == "get" || kind == "set" {
+            conn.send(stanza::iq_result(node, Vec::new()));
+        }
+    }
+
+    fn handle_device_stanza(&self, phone: &str, device: u16, conn: &ConnHandle, node: Node) {
+        match node.tag.as_ref() {
+            "iq" => {
+                let kind = attr(&node, "type").unwrap_or_default();
+                if kind == "get" || kind == "set" {
+                    let reply = crate::iq::handle(self, phone, device, conn, &node);
+                    if let Some(reply) = reply {
+                        conn.send(reply);
+                    }
+                }
+            }
+            "message" => crate::routing::message(self, phone, device, conn, &node),
+            "receipt" => crate::routing::receipt(self, phone, device, conn, &node),
+            "ack" | "ib" | "presence" | "chatstate" => {}
+            "notification" | "call" => conn.send(crate::routing::server_ack(&node)),
+            other => log::debug!("wa-sim: ignoring <{other}> from {phone}:{device}"),
+        }
+    }
+
+    // ---- delivery ----------------------------------------------------------
+
+    /// Sends `node` to one device if it is online, or queues it.
+    pub fn deliver(&self, st: &mut State, phone: &str, device: u16, node: Node) {
+        let received = Received {
+            device,
+            tag: node.tag.to_string(),
+            id: attr(&node, "id").unwrap_or_default(),
+            from: attr(&node, "from").unwrap_or_default(),
+            participant: attr(&node, "participant"),
+            kind: attr(&node, "type"),
+            enc: stanza::children(&node, "enc").filter_map(|e| attr(e, "type")).collect(),
+            at: stanza::now_secs(),
+        };
+        let Some(acc) = st.accounts.get_mut(phone) else {
+            return;
+        };
+        acc.received.push(received);
+        if device == 0 {
+            // The phone is simulated: it only keeps the log.
+            return;
+        }
+        if let Some(conn) = st.online.get(&(phone.to_string(), device)) {
+            conn.send(node);
+        } else if let Some(comp) = acc.companions.get_mut(&device) {
+            comp.queue.push(node);
+        }
+    }
+
+    /// Hands a device what was queued for it, then tells it the backlog is done.
+    pub fn flush_offline(&self, phone: &str, device: u16, conn: &ConnHandle) {
+        let mut st = self.state();
+        let queued = st
+            .accounts
+            .get_mut(phone)
+            .and_then(|a| a.companions.get_mut(&device))
+            .map(|c| std::mem::take(&mut c.queue))
+            .unwrap_or_default();
+        let count = queued.len();
+        for mut node in queued {
+            node.attrs.insert("offline", "1");
+            conn.send(node);
+        }
+        conn.send(
+            NodeBuilder::new("ib")
+                .children([NodeBuilder::new("offline").attr("count", count.to_string()).build()])
+                .build(),
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! What the simulated server knows: accounts (each a phone plus linked
+//! companions), who is online, what is queued for whom, groups and media.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+use wacore_binary::{Jid, Node, Server};
+
+use crate::phone::Phone;
+
+/// What a connection task is told to do by the rest of the simulator.
+#[derive(Debug)]
+pub enum Out {
+    Node(Node),
+    /// Send `<stream:error code=…>` and close the socket.
+    StreamError(&'static str),
+    Close,
+}
+
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub id: u64,
+    pub tx: UnboundedSender<Out>,
+}
+
+impl ConnHandle {
+    pub fn send(&self, node: Node) {
+        let _ = self.tx.send(Out::Node(node));
+    }
+}
+
+/// A companion device linked to an account.
+pub struct Companion {
+    pub noise_pub: [u8; 32],
+    pub identity_pub: [u8; 32],
+    pub registration_id: u32,
+    pub signed_pre_key: SignedPreKey,
+    pub pre_keys: BTreeMap<u32, [u8; 32]>,
+    /// The companion's ADVSignedDeviceIdentity, once it has countersigned it.
+    pub adv_identity: Option<Vec<u8>>,
+    pub key_index: u32,
+    /// Stanzas waiting for the device to come online.
+    pub queue: Vec<Node>,
+}
+
+#[derive(Clone)]
+pub struct SignedPreKey {
+    pub id: u32,
+    pub public: [u8; 32],
+    pub signature: Vec<u8>,
+}
+
+pub struct Account {
+    pub phone_number: String,
+    pub lid: String,
+    pub push_name: String,
+    pub phone: Phone,
+    pub companions: BTreeMap<u16, Companion>,
+    pub next_device: u16,
+    /// When the account was created (the key-index list's timestamp).
+    pub created: u64,
+    pub received: Vec<Received>,
+}
+
+impl Account {
+    pub fn lid_jid(&self) -> Jid {
+        Jid::lid(self.lid.as_str())
+    }
+}
+
+/// One stanza delivered (or queued) for an account, as the test API reports it.
+/// Payloads stay opaque: the simulator never decrypts end-to-end content.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Received {
+    /// The device it was addressed to (0 = the phone).
+    pub device: u16,
+    /// `message`, `receipt`, `notification`, …
+    pub tag: String,
+    pub id: String,
+    pub from: String,
+    pub participant: Option<String>,
+    /// The stanza's `type` attribute (`text`, `media`, `read`, …).
+    pub kind: Option<String>,
+    /// For messages: the `type` of each `<enc>` child (`pkmsg`, `msg`, `skmsg`).
+    pub enc: Vec<String>,
+    pub at: u64,
+}
+
+/// A device waiting for a phone to scan its QR code.
+pub struct PendingPairing {
+    pub conn: ConnHandle,
+    pub noise_pub: [u8; 32],
+    pub identity_pub: [u8; 32],
+    pub registration_id: u32,
+    pub signed_pre_key: SignedPreKey,
+}
+
+/// A pair-success sent and not yet countersigned by the companion.
+pub struct AwaitingSign {
+    pub phone_number: String,
+    pub device: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub id: String,
+    pub subject: String,
+    pub creator: String,
+    pub created: u64,
+    /// Members by phone number, with their admin flag.
+    pub members: BTreeMap<String, bool>,
+    pub invite_code: String,
+}
+
+impl Group {
+    pub fn jid(&self) -> Jid {
+        Jid::new(self.id.as_str(), Server::Group)
+    }
+}
+
+#[derive(Default)]
+pub struct State {
+    pub accounts: BTreeMap<String, Account>,
+    pub lid_to_phone: HashMap<String, String>,
+    pub pending_pairings: HashMap<String, PendingPairing>,
+    pub awaiting_sign: HashMap<String, AwaitingSign>,
+    pub online: HashMap<(String, u16), ConnHandle>,
+    pub groups: BTreeMap<String, Group>,
+    pub next_lid: u64,
+    pub next_group: u64,
+    pub media: HashMap<String, Vec<u8>>,
+}
+
+impl State {
+    /// Resolves a PN or LID user to the account's phone number.
+    pub fn phone_of(&self, jid: &Jid) -> Option<String> {
+        match jid.server {
+            Server::Pn => self.accounts.contains_key(jid.user.as_str()).then(|| jid.user.to_string()),
+            Server::Lid => self.lid_to_phone.get(jid.user.as_str()).cloned(),
+            _ => None,
+        }
+    }
+
+    /// The device ids that exist for an account: the phone (0) and every
+    /// companion that finished linking.
+    pub fn device_ids(&self, phone: &str) -> Vec<u16> {
+        let Some(acc) = self.accounts.get(phone) else {
+            return Vec::new();
+        };
+        std::iter::once(0)
+            .chain(acc.companions.iter().filter(|(_, c)| c.adv_identity.is_some()).map(|(id, _)| *id))
+            .collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! Two accounts, each with a linked whatsapp-rust companion, talk through
+//! the simulator: Signal sessions are built by the clients from the pre-keys
+//! and device lists the simulator serves; the simulator only relays.
+
+mod common;
+
+use whatsapp_rust::Jid;
+use whatsapp_rust::wacore::types::events::Event;
+use whatsapp_rust::wacore::types::presence::ReceiptType;
+use whatsapp_rust::waproto::whatsapp as wa;
+
+const ALICE: &str = "15550001111";
+const BOB: &str = "15550002222";
+
+fn text(s: &str) -> wa::Message {
+    wa::Message { conversation: Some(s.to_string()), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_text_is_decrypted_by_the_other_account_and_the_reply_comes_back() -> anyhow::Result<()> {
+    let sim = wa_sim::WaSim::start().await?;
+    sim.create_account(ALICE, "Alice")?;
+    sim.create_account(BOB, "Bob")?;
+    let alice = common::link(&sim, ALICE).await?;
+    let bob = common::link(&sim, BOB).await?;
+
+    let sent = alice.client.send_message(Jid::pn(BOB), text("hello Bob")).await?;
+    let got = bob.wait_for_text(15, "hello Bob").await?;
+    let msg = got.messages().next().expect("a message");
+    assert_eq!(msg.info.source.sender.user, ALICE);
+
+    // Bob's client acknowledges delivery (as "inactive": it never went
+    // available); the receipt travels back to Alice.
+    alice
+        .wait_for(15, |e| {
+            matches!(e, Event::Receipt(r)
+                if r.message_ids.contains(&sent.message_id)
+                    && matches!(r.r#type, ReceiptType::Delivered | ReceiptType::Inactive))
+        })
+        .await?;
+    // Bob reads it; Alice hears of that too.
+    bob.client.mark_as_read(&Jid::pn(ALICE), None, &[sent.message_id.as_str()]).await?;
+    alice
+        .wait_for(15, |e| {
+            matches!(e, Event::Receipt(r)
+                if r.message_ids.contains(&sent.message_id) && r.r#type == ReceiptType::Read)
+        })
+        .await?;
+
+    bob.client.send_message(Jid::pn(ALICE), text("hi Alice")).await?;
+    alice.wait_for_text(15, "hi Alice").await?;
+
+    // The simulator saw ciphertext only.
+    let received = sim.received(BOB)?;
+    let m = received.iter().find(|r| r.id == sent.message_id).expect("logged");
+    assert!(m.enc.iter().all(|t| t == "pkmsg" || t == "msg"), "{m:?}");
+
+    alice.stop().await;
+    bob.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_for_an_offline_device_waits_for_its_next_login() -> anyhow::Result<()> {
+    let sim = wa_sim::WaSim::start().await?;
+    sim.create_account(ALICE, "Alice")?;
+    sim.create_account(BOB, "Bob")?;
+    let alice = common::link(&sim, ALICE).await?;
+    let bob = common::link(&sim, BOB).await?;
+    // One exchange first, so both ends have sessions.
+    alice.client.send_message(Jid::pn(BOB), text("first")).await?;
+    bob.wait_for_text(15, "first").await?;
+
+    let bob_store = bob.backend.clone();
+    bob.stop().await;
+    alice.client.send_message(Jid::pn(BOB), text("while you were away")).await?;
+
+    let bob = common::start_client(&sim, bob_store).await?;
+    bob.wait_for_text(30, "while you were away").await?;
+
+    alice.stop().await;
+    bob.stop().await;
+    Ok(())
+}
