@@ -3,6 +3,7 @@
 //! HTTP helpers that speak the API the way a client would.
 #![allow(dead_code)]
 
+mod phone;
 mod process;
 mod receiver;
 pub mod relay;
@@ -24,6 +25,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+pub use phone::Phone;
+#[allow(unused_imports)]
 pub use receiver::{Received, WebhookReceiver};
 pub use synapse::{SLOTS, Synapse, free_port, synapse};
 
@@ -85,12 +88,21 @@ impl Drop for Runner {
 }
 
 /// Options that differ between scenarios.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Options {
     pub allow_loopback_webhooks: bool,
     pub auth_failures_per_minute: u32,
     pub body_limit: usize,
     pub webhook_retry_base_ms: u64,
+    /// The `whatsapp` connector against a protocol simulator, instead of the `sim` network.
+    pub whatsapp: Option<WhatsAppServer>,
+}
+
+/// Where mxgate's whatsapp-rust clients find the WhatsApp server (a `wa-sim`).
+#[derive(Clone)]
+pub struct WhatsAppServer {
+    pub ws_url: String,
+    pub http_url: String,
 }
 
 impl Default for Options {
@@ -100,6 +112,7 @@ impl Default for Options {
             auth_failures_per_minute: 1000,
             body_limit: 64 * 1024,
             webhook_retry_base_ms: 200,
+            whatsapp: None,
         }
     }
 }
@@ -155,9 +168,13 @@ impl TestApp {
 
     /// mxgate as its own process (the `mxgate serve` binary), so a test can `kill -9` it.
     pub async fn start_process() -> Self {
+        Self::start_process_with(Options::default()).await
+    }
+
+    pub async fn start_process_with(options: Options) -> Self {
         let addrs = ([127, 0, 0, 1], free_port()).into();
         let bridge_addr = ([127, 0, 0, 1], free_port()).into();
-        let (app, api, bridge) = Self::prepare(Options::default(), (addrs, bridge_addr)).await;
+        let (app, api, bridge) = Self::prepare(options, (addrs, bridge_addr)).await;
         let env = process::environment(&api, &bridge);
         let child = process::spawn(&env, &app.base).await;
         Self { runner: Runner::Process { child, env }, ..app }
@@ -225,9 +242,14 @@ impl TestApp {
             bridge_hs_token: slot.pair.bridge.hs_token.clone(),
             bot_localpart: slot.pair.bridge.sender_localpart.clone(),
             puppet_prefix: slot.pair.bridge.prefix.clone(),
-            network: NetworkKind::Sim,
+            network: if options.whatsapp.is_some() { NetworkKind::Whatsapp } else { NetworkKind::Sim },
             sim_qr_interval_ms: 1000,
-            whatsapp: WhatsAppConfig { url: None, http_url: None, send_interval_ms: 0, connect_timeout_ms: 30_000 },
+            whatsapp: WhatsAppConfig {
+                url: options.whatsapp.as_ref().map(|s| s.ws_url.clone()),
+                http_url: options.whatsapp.as_ref().map(|s| s.http_url.clone()),
+                send_interval_ms: 0,
+                connect_timeout_ms: 30_000,
+            },
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         let app = Self {
@@ -321,6 +343,20 @@ pub fn basic_header(id: &str, secret: &str) -> String {
 
 /// A linked device: the phone scanned the QR streamed over the WebSocket.
 pub async fn link_device(app: &TestApp, token: &str, phone: &str) -> Vec<Value> {
+    // Scan once the code has rotated, so the stream is seen to carry more than one.
+    link_device_with(app, token, 2, |_| async {
+        expect(app.request(Method::POST, "/sim/qr/scan").json(&json!({ "phone": phone })), StatusCode::OK).await;
+    })
+    .await
+}
+
+/// Links a device through the API's QR WebSocket, calling `scan` with the `nth` code;
+/// returns every frame the socket sent.
+pub async fn link_device_with<F, Fut>(app: &TestApp, token: &str, nth: usize, mut scan: F) -> Vec<Value>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     use futures::StreamExt;
     let link =
         expect(app.bearer(Method::POST, "/api/v1/devices", token).json(&json!({ "platform": "wa" })), StatusCode::OK)
@@ -335,11 +371,9 @@ pub async fn link_device(app: &TestApp, token: &str, phone: &str) -> Vec<Value> 
             _ => continue,
         };
         let frame: Value = serde_json::from_str(&text).unwrap();
-        let qr_frames = frames.iter().filter(|f: &&Value| f["type"] == "qr").count();
         frames.push(frame.clone());
-        // Scan once the code has rotated, so the stream is seen to carry more than one.
-        if frame["type"] == "qr" && qr_frames == 1 {
-            expect(app.request(Method::POST, "/sim/qr/scan").json(&json!({ "phone": phone })), StatusCode::OK).await;
+        if frame["type"] == "qr" && frames.iter().filter(|f| f["type"] == "qr").count() == nth {
+            scan(frame["code"].as_str().unwrap().to_owned()).await;
         }
     }
     frames

@@ -7,7 +7,9 @@ use mxgate::config::{ApiConfig, BridgeConfig};
 
 pub fn environment(api: &ApiConfig, bridge: &BridgeConfig) -> Vec<(&'static str, String)> {
     let hs = &api.homeserver;
-    vec![
+    let simulator =
+        [("MXGATE_WHATSAPP_URL", &bridge.whatsapp.url), ("MXGATE_WHATSAPP_HTTP_URL", &bridge.whatsapp.http_url)];
+    let mut env = vec![
         ("LISTEN_ADDR", api.listen_addr.to_string()),
         ("DATABASE_URL", api.database.database_url.clone()),
         ("CLIENT_ID", api.client_id.clone()),
@@ -31,10 +33,13 @@ pub fn environment(api: &ApiConfig, bridge: &BridgeConfig) -> Vec<(&'static str,
         ("MXGATE_BRIDGE_HS_TOKEN", bridge.bridge_hs_token.clone()),
         ("MXGATE_BRIDGE_BOT", bridge.bot_localpart.clone()),
         ("MXGATE_PUPPET_PREFIX", bridge.puppet_prefix.clone()),
-        ("MXGATE_NETWORK", "sim".into()),
+        ("MXGATE_NETWORK", if bridge.whatsapp.url.is_some() { "whatsapp" } else { "sim" }.into()),
+        ("MXGATE_WHATSAPP_SEND_INTERVAL_MS", bridge.whatsapp.send_interval_ms.to_string()),
         ("MXGATE_SIM_QR_INTERVAL_MS", bridge.sim_qr_interval_ms.to_string()),
         ("MXGATE_LOG", std::env::var("MXGATE_TEST_LOG").unwrap_or_else(|_| "error".into())),
-    ]
+    ];
+    env.extend(simulator.into_iter().filter_map(|(name, value)| Some((name, value.clone()?))));
+    env
 }
 
 /// Starts `mxgate serve` and waits until its API answers.

@@ -1,0 +1,169 @@
+//! The bridge's stories again, on the `whatsapp` connector: mxgate's own whatsapp-rust
+//! clients against `wa-sim`, a server speaking the WhatsApp Web protocol, with people's
+//! phones as real whatsapp-rust clients that encrypt and decrypt for themselves.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use wa_sim::WaSim;
+use whatsapp_rust::download::Downloadable;
+use whatsapp_rust::waproto::whatsapp as wa;
+
+use crate::common::{Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, link_device_with};
+
+const DEVICE: &str = "237600000101";
+const CONTACT: &str = "237698700202";
+
+fn options(sim: &WaSim) -> Options {
+    let server = WhatsAppServer { ws_url: sim.ws_url(), http_url: format!("http://{}", sim.media_host()) };
+    Options { whatsapp: Some(server), ..Options::default() }
+}
+
+struct Linked {
+    sim: WaSim,
+    app: TestApp,
+    token: String,
+    identity: String,
+    receiver: WebhookReceiver,
+}
+
+/// An mxgate on the simulator, a token with a webhook, and `DEVICE` linked through the
+/// API's QR socket: the codes are the real client's, the simulated phone scans one.
+async fn linked(app: impl AsyncFnOnce(Options) -> TestApp) -> Linked {
+    let sim = WaSim::start().await.expect("the simulator starts");
+    sim.create_account(DEVICE, "Device Owner").unwrap();
+    let app = app(options(&sim)).await;
+    let issued = app.admin_token(false).await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let receiver = WebhookReceiver::start().await;
+    let hook = app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url }));
+    expect(hook, StatusCode::CREATED).await;
+
+    let frames = link_device_with(&app, &token, 1, |code| {
+        let scanned = sim.scan_qr(DEVICE, &code);
+        async move {
+            scanned.expect("the phone scans the code");
+        }
+    })
+    .await;
+    let qr = &frames[0];
+    assert_eq!(qr["type"], "qr", "{frames:?}");
+    // The shape of a WhatsApp Web pairing code: ref, noise key, identity key, adv secret, platform.
+    let code = qr["code"].as_str().unwrap();
+    assert!(code.starts_with("2@") && code.split(',').count() == 5, "{code}");
+    assert_eq!(frames.last().unwrap(), &json!({ "type": "success", "device_id": DEVICE }), "{frames:?}");
+    let identity = issued["matrix_user_id"].as_str().unwrap().to_owned();
+    Linked { sim, app, token, identity, receiver }
+}
+
+fn send_path() -> String {
+    format!("/api/v1/devices/{DEVICE}/message")
+}
+
+async fn send(linked: &Linked, body: Value) -> Value {
+    let sent = expect(linked.app.bearer(Method::POST, &send_path(), &linked.token).json(&body), StatusCode::OK).await;
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+    sent
+}
+
+fn text_of(message: &wa::Message) -> Option<&str> {
+    message.conversation.as_deref().or_else(|| message.extended_text_message.as_option()?.text.as_deref())
+}
+
+#[tokio::test]
+async fn a_device_linked_by_qr_sends_text_and_an_image_and_receives_a_reply() {
+    let linked = linked(TestApp::with).await;
+    let devices = expect(linked.app.bearer(Method::GET, "/api/v1/devices", &linked.token), StatusCode::OK).await;
+    assert_eq!(devices, json!([{ "platform": "wa", "device_id": DEVICE, "status": "connected" }]));
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+
+    let sent = send(&linked, json!({ "contact": CONTACT, "text": "Good morning from mxgate" })).await;
+    let received = contact.next_message().await;
+    assert_eq!(text_of(&received.message), Some("Good morning from mxgate"));
+    assert_eq!(received.info.source.sender.user.as_str(), DEVICE);
+    assert_eq!(received.info.id.to_string(), sent["results"][0]["message_id"].as_str().unwrap());
+
+    let png = mxgate_bridge::qr::png("a picture for the contact").unwrap();
+    let form = Form::new()
+        .text("contact", CONTACT)
+        .text("text", "the picture")
+        .part("file", Part::bytes(png.clone()).file_name("picture.png"));
+    let sent =
+        expect(linked.app.bearer(Method::POST, &send_path(), &linked.token).multipart(form), StatusCode::OK).await;
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+    let received = contact.next_message().await;
+    let image = received.message.image_message.as_option().expect("an image message");
+    assert_eq!(image.caption.as_deref(), Some("the picture"));
+    assert_eq!(image.mimetype.as_deref(), Some("image/png"));
+    let (width, height) = mxgate_bridge::media::dimensions(&png).unwrap();
+    assert_eq!((image.width, image.height), (Some(width), Some(height)));
+    let downloadable: &dyn Downloadable = image;
+    assert_eq!(contact.client.download(downloadable).await.expect("the contact downloads the image"), png);
+
+    let reply = wa::Message { conversation: Some("Thanks, got it".into()), ..Default::default() };
+    let reply_id = contact.client.send_message(whatsapp_rust::Jid::pn(DEVICE), reply).await.unwrap().message_id;
+    let delivery = linked.receiver.wait_for(1).await.remove(0).json();
+    let puppet = format!("@{}{CONTACT}:mxgate.test", linked.app.slot.pair.bridge.prefix);
+    assert!(delivery["id"].as_str().unwrap().starts_with('$'), "{delivery}");
+    assert_eq!(delivery["type"], "m.text");
+    assert_eq!(delivery["message"], "Thanks, got it");
+    assert_eq!(delivery["from"], puppet);
+    assert_eq!(delivery["to"], linked.identity);
+    assert_eq!(delivery["device_id"], DEVICE);
+    assert_eq!(delivery["message_id"], reply_id);
+    assert_eq!(delivery["is_contact"], true);
+    assert_eq!(delivery["chat_id"], format!("{CONTACT}@s.whatsapp.net"));
+}
+
+#[tokio::test]
+async fn a_group_joined_by_invite_url_carries_messages_both_ways() {
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let group = linked.sim.create_group(CONTACT, "Team", &[CONTACT]).unwrap();
+
+    send(&linked, json!({ "group_url": group.invite_link, "text": "hello team" })).await;
+    let received = contact.next_message().await;
+    assert_eq!(text_of(&received.message), Some("hello team"));
+    assert_eq!(received.info.source.chat.to_string(), group.jid);
+    assert!(linked.sim.group(&group.jid).unwrap().members.contains(&DEVICE.to_owned()));
+
+    let message = wa::Message { conversation: Some("welcome!".into()), ..Default::default() };
+    let jid: whatsapp_rust::Jid = group.jid.parse().unwrap();
+    let id = contact.client.send_message(jid, message).await.unwrap().message_id;
+    let delivery = linked.receiver.wait_for(1).await.remove(0).json();
+    assert_eq!(delivery["message"], "welcome!");
+    assert_eq!(delivery["message_id"], id);
+    assert_eq!(delivery["chat_id"], group.jid);
+    assert_eq!(delivery["is_contact"], false);
+    assert_eq!(delivery["device_id"], DEVICE);
+}
+
+#[tokio::test]
+async fn a_number_not_on_whatsapp_gets_its_own_error() {
+    let linked = linked(TestApp::with).await;
+    let body = json!({ "contact": "237611111999", "text": "anyone?" });
+    let sent = expect(linked.app.bearer(Method::POST, &send_path(), &linked.token).json(&body), StatusCode::OK).await;
+    assert_eq!(sent["results"][0]["status"], "failed", "{sent}");
+    assert!(sent["results"][0]["error"].as_str().unwrap().contains("not on WhatsApp"), "{sent}");
+}
+
+#[tokio::test]
+async fn after_kill_9_and_restart_the_device_is_linked_without_a_new_qr() {
+    let mut linked = linked(TestApp::start_process_with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    linked.app.kill_and_restart().await;
+
+    let connected = json!([{ "platform": "wa", "device_id": DEVICE, "status": "connected" }]);
+    eventually("the device to reconnect from its stored session", || async {
+        let devices = expect(linked.app.bearer(Method::GET, "/api/v1/devices", &linked.token), StatusCode::OK).await;
+        (devices == connected).then_some(())
+    })
+    .await;
+    send(&linked, json!({ "contact": CONTACT, "text": "still here" })).await;
+    assert_eq!(text_of(&contact.next_message().await.message), Some("still here"));
+    let account = linked.sim.account(DEVICE).unwrap();
+    assert_eq!(account.devices.len(), 1, "no second device was linked: {:?}", account.devices);
+}
