@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(scan))
         .routes(routes!(remove_device))
+        .routes(routes!(rename_group))
         .routes(routes!(create_group))
         .routes(routes!(incoming))
         .routes(routes!(receipts))
@@ -62,6 +63,24 @@ async fn scan(State(state): State<AppState>, Json(scan): Json<Scan>) -> ApiResul
 async fn remove_device(State(state): State<AppState>, Json(device): Json<Scan>) -> ApiResult<Json<Message>> {
     sim(&state)?.remove_device(&phone(&device.phone)?).map_err(network_error)?;
     Ok(Json(Message::new("Device removed on the phone")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRename {
+    pub jid: String,
+    pub name: String,
+}
+
+/// A member renames the group.
+#[utoipa::path(post, path = "/sim/groups/rename", tag = "sim", request_body = GroupRename,
+    responses((status = 200, body = Message), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn rename_group(State(state): State<AppState>, Json(rename): Json<GroupRename>) -> ApiResult<Json<Message>> {
+    if rename.name.trim().is_empty() {
+        return Err(ApiError::unprocessable("name must not be empty"));
+    }
+    sim(&state)?.rename_group(&rename.jid, rename.name).map_err(network_error)?;
+    Ok(Json(Message::new("Group renamed")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -14,7 +14,9 @@ use crate::content::{self, MatrixEvent};
 use crate::core::{BridgeError, Core, DeviceLoggedOut};
 use crate::ids::ChatId;
 use crate::matrix::MatrixError;
-use crate::network::{AccountId, Contact, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind};
+use crate::network::{
+    AccountId, Contact, GroupInfo, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
+};
 use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
 use crate::store::{self, MessageRow, ReactionKey};
@@ -46,6 +48,8 @@ pub fn spawn_relay(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<NetworkE
                 NetworkEvent::Receipt(receipt) => {
                     (receipt.account.as_str(), receipt.chat.to_string()).hash(&mut hasher)
                 }
+                NetworkEvent::Contact(contact) => contact.phone.as_str().hash(&mut hasher),
+                NetworkEvent::Group { account, info } => (account.as_str(), info.chat.to_string()).hash(&mut hasher),
                 NetworkEvent::LoggedOut(account) => account.as_str().hash(&mut hasher),
             }
             let shard = (hasher.finish() % RELAY_SHARDS) as usize;
@@ -69,12 +73,37 @@ async fn handle(core: &Core, event: NetworkEvent) {
                 tracing::error!(device = %receipt.account, error = %error, "receipt not bridged");
             }
         }
+        NetworkEvent::Contact(contact) => {
+            if let Err(error) = ensure_puppet(core, &contact).await {
+                tracing::error!(contact = %contact.phone, error = %error, "puppet profile not updated");
+            }
+        }
+        NetworkEvent::Group { account, info } => {
+            if let Err(error) = update_portal(core, &account, &info).await {
+                tracing::error!(chat = %info.chat, error = %error, "portal not updated");
+            }
+        }
         NetworkEvent::LoggedOut(account) => {
             if let Err(error) = record_logged_out(core, account).await {
                 tracing::error!(error = %error, "cannot record a log-out");
             }
         }
     }
+}
+
+/// A group's new name and topic on its portal; a group without a portal yet gets them
+/// when the portal is made.
+async fn update_portal(core: &Core, account: &AccountId, info: &GroupInfo) -> Result<(), BridgeError> {
+    let Some(portal) = store::portal(&core.db, account.as_str(), &info.chat.to_string()).await? else { return Ok(()) };
+    let room = room_id(&portal)?;
+    if portal.name.as_deref() != Some(info.name.as_str()) {
+        core.matrix.send_state(&core.bot, &room, "m.room.name", &json!({ "name": info.name })).await?;
+        store::set_portal_name(&core.db, &portal.room_id, &info.name).await?;
+    }
+    if let Some(topic) = &info.topic {
+        core.matrix.send_state(&core.bot, &room, "m.room.topic", &json!({ "topic": topic })).await?;
+    }
+    Ok(())
 }
 
 async fn record_logged_out(core: &Core, account: AccountId) -> Result<(), BridgeError> {

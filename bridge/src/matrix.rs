@@ -134,6 +134,17 @@ impl MatrixClient {
         parse_field(&answer, "room_id", |s| RoomId::parse(s).ok())
     }
 
+    pub async fn send_state(
+        &self,
+        sender: &UserId,
+        room: &RoomId,
+        event_type: &str,
+        content: &Value,
+    ) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/state/{}/", segment(room.as_str()), segment(event_type));
+        self.call(Method::PUT, &path, Auth::Appservice, Some(sender), Some(content.clone())).await.map(drop)
+    }
+
     pub async fn invite(&self, inviter: &UserId, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {
         let path = format!("/_matrix/client/v3/rooms/{}/invite", segment(room.as_str()));
         match self.call(Method::POST, &path, Auth::Appservice, Some(inviter), Some(json!({ "user_id": user }))).await {

@@ -106,6 +106,15 @@ pub async fn portal_by_room(db: &Db, room_id: &str) -> Result<Option<PortalRow>,
         .await
 }
 
+pub async fn set_portal_name(db: &Db, room_id: &str, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE bridge_portals SET name = $2 WHERE room_id = $1")
+        .bind(room_id)
+        .bind(name)
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn insert_portal(db: &Db, portal: &PortalRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO bridge_portals (account_id, chat_id, room_id, is_direct, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -219,6 +219,15 @@ async fn a_matrix_client_sees_the_portal_with_both_directions_of_the_conversatio
     assert!(!portal.is_direct().await.unwrap());
     assert_eq!(portal.topic().as_deref(), Some("2 members"));
     assert!(portal.avatar_url().is_some(), "the group's picture is the portal's avatar");
+
+    let rename = json!({ "jid": group["jid"], "name": "Team North" });
+    expect(app.request(Method::POST, "/sim/groups/rename").json(&rename), StatusCode::OK).await;
+    eventually("the portal to follow the group's new name", || async {
+        client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+        let room = client.get_room(portal.room_id()).unwrap();
+        (room.name().as_deref() == Some("Team North")).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+#[allow(unused_imports)]
 pub use phone::Phone;
 #[allow(unused_imports)]
 pub use receiver::{Received, WebhookReceiver};

@@ -203,6 +203,13 @@ pub struct Receipt {
 pub enum NetworkEvent {
     Message(Box<IncomingMessage>),
     Receipt(Receipt),
+    /// A contact's name (or push name) changed; their puppet follows.
+    Contact(Contact),
+    /// A group's name or topic changed, as `account` (a member) sees it; its portal follows.
+    Group {
+        account: AccountId,
+        info: GroupInfo,
+    },
     /// The account was logged out from the network side (e.g. removed on the phone).
     LoggedOut(AccountId),
 }

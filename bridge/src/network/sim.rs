@@ -162,6 +162,19 @@ impl SimNetwork {
         self.events.send(NetworkEvent::LoggedOut(phone.clone())).map_err(|_| NetworkError::Disconnected)
     }
 
+    /// Someone renames a group; every linked member hears of it.
+    pub fn rename_group(&self, jid: &str, name: String) -> Result<(), NetworkError> {
+        let mut state = self.locked();
+        let connected: Vec<AccountId> = state.connected.iter().cloned().collect();
+        let group = state.groups.get_mut(jid).ok_or_else(|| NetworkError::Refused(format!("no group {jid}")))?;
+        group.name = name;
+        for account in connected.into_iter().filter(|a| group.members.contains(a)) {
+            let info = group.info(jid);
+            self.events.send(NetworkEvent::Group { account, info }).map_err(|_| NetworkError::Disconnected)?;
+        }
+        Ok(())
+    }
+
     pub fn create_group(&self, name: String, members: Vec<PhoneNumber>) -> CreatedGroup {
         let jid = format!("1203630{}@g.us", rand::random_range(10_000_000u64..99_999_999));
         let invite_code = hex::encode(rand::random::<[u8; 11]>());

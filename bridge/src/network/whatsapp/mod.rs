@@ -179,9 +179,40 @@ impl Inner {
                     }
                 }
                 Event::Receipt(receipt) => self.receipt(&session, receipt),
+                Event::PushNameUpdate(update) => self.renamed(&update.jid, Some(update.new_push_name.clone())),
+                // The name the account's owner saved for the contact on the phone wins over push names.
+                Event::ContactUpdate(update) => {
+                    let action = &update.action;
+                    self.renamed(&update.jid, action.full_name.clone().or_else(|| action.first_name.clone()));
+                }
+                Event::GroupUpdate(update) => {
+                    let chat = ChatId::Group(update.group_jid.to_string());
+                    match self.group_info(&session, &chat).await {
+                        Ok(info) => {
+                            let _ = self.events.send(NetworkEvent::Group { account: account.clone(), info });
+                        }
+                        Err(error) => {
+                            tracing::warn!(device = %account, chat = %chat, error = %error, "group not re-read")
+                        }
+                    }
+                }
                 _ => {}
             }
         }
+    }
+
+    fn renamed(&self, jid: &Jid, name: Option<String>) {
+        let (Some(name), Ok(phone)) = (name.filter(|n| !n.is_empty()), jid.user.parse::<PhoneNumber>()) else { return };
+        if jid.is_pn() {
+            let _ = self.events.send(NetworkEvent::Contact(Contact { phone, name: Some(name), avatar: None }));
+        }
+    }
+
+    async fn group_info(&self, session: &Session, chat: &ChatId) -> Result<GroupInfo, NetworkError> {
+        let jid = group_jid(chat)?;
+        let metadata = session.client.groups().get_metadata(&jid).await.map_err(refused)?;
+        let avatar = self.picture(&session.client, &jid).await;
+        Ok(GroupInfo { chat: chat.clone(), name: metadata.subject, topic: metadata.description, avatar })
     }
 
     async fn logged_out_by_network(&self, session: &Arc<Session>) {
@@ -301,10 +332,7 @@ impl Network for WhatsAppNetwork {
 
     async fn group_info(&self, account: &AccountId, chat: &ChatId) -> Result<GroupInfo, NetworkError> {
         let session = self.session(account)?;
-        let jid = group_jid(chat)?;
-        let metadata = session.client.groups().get_metadata(&jid).await.map_err(refused)?;
-        let avatar = self.inner.picture(&session.client, &jid).await;
-        Ok(GroupInfo { chat: chat.clone(), name: metadata.subject, topic: metadata.description, avatar })
+        self.inner.group_info(&session, chat).await
     }
 
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError> {
