@@ -167,3 +167,46 @@ async fn after_kill_9_and_restart_the_device_is_linked_without_a_new_qr() {
     let account = linked.sim.account(DEVICE).unwrap();
     assert_eq!(account.devices.len(), 1, "no second device was linked: {:?}", account.devices);
 }
+
+#[tokio::test]
+async fn replies_quote_both_ways_and_receipts_become_message_statuses() {
+    use whatsapp_rust::wacore::proto_helpers::{MessageBuilderExt, build_quote_context};
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+
+    let sent = send(&linked, json!({ "contact": CONTACT, "text": "Shall we meet at 10?" })).await;
+    let ours = &sent["results"][0];
+    let original = contact.next_message().await;
+    // The contact's phone acknowledges delivery by itself; the webhook hears of it.
+    let status = linked.receiver.wait_for(1).await.remove(0).json();
+    assert_eq!(status["type"], "message.status", "{status}");
+    assert_eq!(status["status"], "delivered");
+    assert_eq!(status["event_id"], ours["event_id"]);
+    assert_eq!(status["message_id"], ours["message_id"]);
+    assert_eq!(status["device_id"], DEVICE);
+
+    let quote =
+        build_quote_context(original.info.id.to_string(), format!("{DEVICE}@s.whatsapp.net"), &original.message);
+    let answer = wa::Message::text_with_context("Yes, at the station", quote);
+    let answer_id = contact.client.send_message(contact_device_chat(), answer).await.unwrap().message_id;
+    let delivery = eventually("the quoted answer at the webhook", || async {
+        linked.receiver.received().into_iter().map(|r| r.json()).find(|p| p["message_id"] == answer_id.as_str())
+    })
+    .await;
+    assert_eq!(delivery["message"], "Yes, at the station");
+    assert_eq!(delivery["reply_to"], ours["event_id"], "the quote points at the event the API sent");
+
+    let body = json!({ "contact": CONTACT, "text": "See you there", "reply_id": delivery["id"] });
+    send(&linked, body).await;
+    let reply = contact.next_message().await;
+    let text = reply.message.extended_text_message.as_option().expect("a quoting reply is extended text");
+    assert_eq!(text.text.as_deref(), Some("See you there"));
+    let context = text.context_info.as_option().expect("the reply quotes");
+    assert_eq!(context.stanza_id.as_deref(), Some(answer_id.as_str()));
+    assert_eq!(context.participant.as_deref(), Some(format!("{CONTACT}@s.whatsapp.net").as_str()));
+    assert_eq!(context.quoted_message.as_option().and_then(|m| text_of(m)), Some("Yes, at the station"));
+}
+
+fn contact_device_chat() -> whatsapp_rust::Jid {
+    whatsapp_rust::Jid::pn(DEVICE)
+}

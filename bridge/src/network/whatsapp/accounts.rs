@@ -3,7 +3,7 @@
 use crate::db::{Db, now};
 
 pub async fn store_key(db: &Db, account: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT store_key FROM wa_accounts WHERE account_id = $1")
+    sqlx::query_scalar("SELECT store_key FROM whatsapp_accounts WHERE account_id = $1")
         .bind(account)
         .fetch_optional(&db.pool)
         .await
@@ -14,7 +14,7 @@ pub async fn store_key(db: &Db, account: &str) -> Result<Option<String>, sqlx::E
 pub async fn link(db: &Db, account: &str, store_key: &str) -> Result<Option<String>, sqlx::Error> {
     let previous = self::store_key(db, account).await?;
     sqlx::query(
-        "INSERT INTO wa_accounts (account_id, store_key, created_at) VALUES ($1, $2, $3)
+        "INSERT INTO whatsapp_accounts (account_id, store_key, created_at) VALUES ($1, $2, $3)
          ON CONFLICT (account_id) DO UPDATE SET store_key = excluded.store_key, created_at = excluded.created_at",
     )
     .bind(account)
@@ -26,6 +26,6 @@ pub async fn link(db: &Db, account: &str, store_key: &str) -> Result<Option<Stri
 }
 
 pub async fn unlink(db: &Db, account: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM wa_accounts WHERE account_id = $1").bind(account).execute(&db.pool).await?;
+    sqlx::query("DELETE FROM whatsapp_accounts WHERE account_id = $1").bind(account).execute(&db.pool).await?;
     Ok(())
 }

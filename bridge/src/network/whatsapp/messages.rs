@@ -33,7 +33,8 @@ impl Inner {
         let info = &inbound.info;
         let source = &info.source;
         let id = info.id.to_string();
-        session.remember(&id, source.sender.clone(), inbound.message.clone());
+        // A quote names the person, not the device they wrote from.
+        session.remember(&id, source.sender.to_non_ad(), inbound.message.clone());
         // The account's own messages (sent from the phone) are not bridged back as the contact's.
         if source.is_from_me {
             return;
@@ -72,8 +73,10 @@ impl Inner {
     }
 
     pub(super) fn receipt(&self, session: &Session, receipt: &WaReceipt) {
+        tracing::debug!(device = %session.account, kind = ?receipt.r#type, source = ?receipt.source, "receipt");
         let kind = match receipt.r#type {
-            ReceiptType::Delivered => ReceiptKind::Delivered,
+            // A phone that is not in the foreground acknowledges delivery as `inactive`.
+            ReceiptType::Delivered | ReceiptType::Inactive => ReceiptKind::Delivered,
             ReceiptType::Read | ReceiptType::Played => ReceiptKind::Read,
             _ => return,
         };

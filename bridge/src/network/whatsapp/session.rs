@@ -77,8 +77,29 @@ pub struct Session {
     /// Set once mxgate itself ends the session, so the log-out it causes is not taken
     /// for one from the phone.
     closing: AtomicBool,
-    next_send: tokio::sync::Mutex<Instant>,
+    pacer: Pacer,
     recent: std::sync::Mutex<Recent>,
+}
+
+/// Spaces one device's sends: each waits until the slot the previous one booked.
+#[derive(Debug)]
+pub struct Pacer {
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Self { next: tokio::sync::Mutex::new(Instant::now()) }
+    }
+}
+
+impl Pacer {
+    /// Waits until this device may send again, then books the next slot.
+    pub async fn pace(&self, interval: Duration) {
+        let mut next = self.next.lock().await;
+        tokio::time::sleep_until(*next).await;
+        *next = Instant::now() + interval;
+    }
 }
 
 impl Session {
@@ -90,7 +111,7 @@ impl Session {
             handle: std::sync::Mutex::new(Some(handle)),
             state: std::sync::Mutex::new(state),
             closing: AtomicBool::new(false),
-            next_send: tokio::sync::Mutex::new(Instant::now()),
+            pacer: Pacer::default(),
             recent: Default::default(),
         }
     }
@@ -126,11 +147,8 @@ impl Session {
         self.closing.load(Ordering::SeqCst)
     }
 
-    /// Waits until this device may send again, then books the next slot.
     pub async fn pace(&self, interval: Duration) {
-        let mut next = self.next_send.lock().await;
-        tokio::time::sleep_until(*next).await;
-        *next = Instant::now() + interval;
+        self.pacer.pace(interval).await;
     }
 
     /// Logs the device out of WhatsApp (when `remove` is set) and stops its client.
@@ -149,4 +167,27 @@ impl Session {
 /// The JID of a person, from their number.
 pub fn person(phone: &PhoneNumber) -> Jid {
     Jid::pn(phone.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // On tokio's paused clock, time moves only when every task waits: the elapsed virtual
+    // time is exactly what the pacer imposed.
+    #[tokio::test(start_paused = true)]
+    async fn sends_of_one_device_are_spaced_by_the_interval() {
+        let pacer = Pacer::default();
+        let interval = Duration::from_millis(1_500);
+        let start = Instant::now();
+        pacer.pace(interval).await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "the first send goes at once");
+        pacer.pace(interval).await;
+        pacer.pace(interval).await;
+        assert_eq!(start.elapsed(), interval * 2);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let later = Instant::now();
+        pacer.pace(interval).await;
+        assert_eq!(later.elapsed(), Duration::ZERO, "an idle device sends at once");
+    }
 }
