@@ -104,6 +104,8 @@ pub struct Options {
 pub struct WhatsAppServer {
     pub ws_url: String,
     pub http_url: String,
+    /// How long a restored device may stay unconnected before it shows `error`.
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for Options {
@@ -249,7 +251,7 @@ impl TestApp {
                 url: options.whatsapp.as_ref().map(|s| s.ws_url.clone()),
                 http_url: options.whatsapp.as_ref().map(|s| s.http_url.clone()),
                 send_interval_ms: 0,
-                connect_timeout_ms: 30_000,
+                connect_timeout_ms: options.whatsapp.as_ref().map_or(30_000, |s| s.connect_timeout_ms),
             },
         };
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();

@@ -35,6 +35,7 @@ pub fn environment(api: &ApiConfig, bridge: &BridgeConfig) -> Vec<(&'static str,
         ("MXGATE_PUPPET_PREFIX", bridge.puppet_prefix.clone()),
         ("MXGATE_NETWORK", if bridge.whatsapp.url.is_some() { "whatsapp" } else { "sim" }.into()),
         ("MXGATE_WHATSAPP_SEND_INTERVAL_MS", bridge.whatsapp.send_interval_ms.to_string()),
+        ("MXGATE_WHATSAPP_CONNECT_TIMEOUT_MS", bridge.whatsapp.connect_timeout_ms.to_string()),
         ("MXGATE_SIM_QR_INTERVAL_MS", bridge.sim_qr_interval_ms.to_string()),
         ("MXGATE_LOG", std::env::var("MXGATE_TEST_LOG").unwrap_or_else(|_| "error".into())),
     ];

@@ -18,7 +18,11 @@ const DEVICE: &str = "237600000101";
 const CONTACT: &str = "237698700202";
 
 fn options(sim: &WaSim) -> Options {
-    let server = WhatsAppServer { ws_url: sim.ws_url(), http_url: format!("http://{}", sim.media_host()) };
+    let server = WhatsAppServer {
+        ws_url: sim.ws_url(),
+        http_url: format!("http://{}", sim.media_host()),
+        connect_timeout_ms: 2_000,
+    };
     Options { whatsapp: Some(server), ..Options::default() }
 }
 
@@ -205,6 +209,29 @@ async fn replies_quote_both_ways_and_receipts_become_message_statuses() {
     assert_eq!(context.stanza_id.as_deref(), Some(answer_id.as_str()));
     assert_eq!(context.participant.as_deref(), Some(format!("{CONTACT}@s.whatsapp.net").as_str()));
     assert_eq!(context.quoted_message.as_option().and_then(|m| text_of(m)), Some("Yes, at the station"));
+}
+
+#[tokio::test]
+async fn a_device_that_cannot_reach_whatsapp_after_a_restart_is_reported_and_retried() {
+    let mut linked = linked(TestApp::start_process_with).await;
+    linked.sim.shutdown();
+    linked.app.kill_and_restart().await;
+
+    let device = eventually("the device to be reported in error", || async {
+        let devices = expect(linked.app.bearer(Method::GET, "/api/v1/devices", &linked.token), StatusCode::OK).await;
+        (devices[0]["status"] == "error").then(|| devices[0].clone())
+    })
+    .await;
+    assert_eq!(device["device_id"], DEVICE);
+    assert!(device["error"].as_str().unwrap().contains("retrying"), "{device}");
+    let health = expect(linked.app.request(Method::GET, "/health"), StatusCode::OK).await;
+    assert_eq!(health["status"], "ok", "a failing device does not make the service unhealthy: {health}");
+    assert_eq!(health["devices"]["error"], 1, "{health}");
+    assert_eq!(health["devices"]["failing"][0]["device_id"], DEVICE, "{health}");
+    let body = json!({ "contact": CONTACT, "text": "anyone?" });
+    let sent = expect(linked.app.bearer(Method::POST, &send_path(), &linked.token).json(&body), StatusCode::OK).await;
+    assert_eq!(sent["results"][0]["status"], "failed", "{sent}");
+    assert!(sent["results"][0]["error"].as_str().unwrap().contains("not connected"), "{sent}");
 }
 
 fn contact_device_chat() -> whatsapp_rust::Jid {
