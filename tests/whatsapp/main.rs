@@ -73,6 +73,15 @@ async fn send(linked: &Linked, body: Value) -> Value {
     sent
 }
 
+/// The webhook payload of the incoming message `message_id` (statuses of sent messages
+/// arrive beside it, in any order).
+async fn delivery_of(linked: &Linked, message_id: &str) -> Value {
+    eventually("the message at the webhook", || async {
+        linked.receiver.received().into_iter().map(|r| r.json()).find(|p| p["message_id"] == message_id)
+    })
+    .await
+}
+
 fn text_of(message: &wa::Message) -> Option<&str> {
     message.conversation.as_deref().or_else(|| message.extended_text_message.as_option()?.text.as_deref())
 }
@@ -109,7 +118,7 @@ async fn a_device_linked_by_qr_sends_text_and_an_image_and_receives_a_reply() {
 
     let reply = wa::Message { conversation: Some("Thanks, got it".into()), ..Default::default() };
     let reply_id = contact.client.send_message(whatsapp_rust::Jid::pn(DEVICE), reply).await.unwrap().message_id;
-    let delivery = linked.receiver.wait_for(1).await.remove(0).json();
+    let delivery = delivery_of(&linked, &reply_id).await;
     let puppet = format!("@{}{CONTACT}:mxgate.test", linked.app.slot.pair.bridge.prefix);
     assert!(delivery["id"].as_str().unwrap().starts_with('$'), "{delivery}");
     assert_eq!(delivery["type"], "m.text");
@@ -137,7 +146,7 @@ async fn a_group_joined_by_invite_url_carries_messages_both_ways() {
     let message = wa::Message { conversation: Some("welcome!".into()), ..Default::default() };
     let jid: whatsapp_rust::Jid = group.jid.parse().unwrap();
     let id = contact.client.send_message(jid, message).await.unwrap().message_id;
-    let delivery = linked.receiver.wait_for(1).await.remove(0).json();
+    let delivery = delivery_of(&linked, &id).await;
     assert_eq!(delivery["message"], "welcome!");
     assert_eq!(delivery["message_id"], id);
     assert_eq!(delivery["chat_id"], group.jid);
@@ -193,10 +202,7 @@ async fn replies_quote_both_ways_and_receipts_become_message_statuses() {
         build_quote_context(original.info.id.to_string(), format!("{DEVICE}@s.whatsapp.net"), &original.message);
     let answer = wa::Message::text_with_context("Yes, at the station", quote);
     let answer_id = contact.client.send_message(contact_device_chat(), answer).await.unwrap().message_id;
-    let delivery = eventually("the quoted answer at the webhook", || async {
-        linked.receiver.received().into_iter().map(|r| r.json()).find(|p| p["message_id"] == answer_id.as_str())
-    })
-    .await;
+    let delivery = delivery_of(&linked, &answer_id).await;
     assert_eq!(delivery["message"], "Yes, at the station");
     assert_eq!(delivery["reply_to"], ours["event_id"], "the quote points at the event the API sent");
 
