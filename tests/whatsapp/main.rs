@@ -129,6 +129,32 @@ async fn a_device_linked_by_qr_sends_text_and_an_image_and_receives_a_reply() {
     assert_eq!(delivery["message_id"], reply_id);
     assert_eq!(delivery["is_contact"], true);
     assert_eq!(delivery["chat_id"], format!("{CONTACT}@s.whatsapp.net"));
+
+    // The same chat in a Matrix client, both directions, the contact named by their push name.
+    let app = &linked.app;
+    let login = expect(app.bearer(Method::POST, "/api/v1/matrix/credentials", &linked.token), StatusCode::OK).await;
+    let client = matrix_sdk::Client::builder().homeserver_url(app.synapse.url.as_str()).build().await.unwrap();
+    let (user, password) = (login["username"].as_str().unwrap(), login["password"].as_str().unwrap());
+    client.matrix_auth().login_username(user, password).await.unwrap();
+    client.sync_once(matrix_sdk::config::SyncSettings::default()).await.unwrap();
+    let rooms = client.joined_rooms();
+    assert_eq!(rooms.len(), 1, "one portal for the one chat");
+    assert!(rooms[0].is_direct().await.unwrap());
+    let puppet: matrix_sdk::ruma::OwnedUserId = puppet.try_into().unwrap();
+    let member = rooms[0].get_member(&puppet).await.unwrap().expect("the contact's puppet is in the portal");
+    assert_eq!(member.display_name(), Some("Contact Person (WhatsApp)"));
+    let messages = rooms[0].messages(matrix_sdk::room::MessagesOptions::backward()).await.unwrap();
+    let bodies: Vec<String> = messages
+        .chunk
+        .iter()
+        .filter_map(|event| {
+            let raw: Value = event.raw().deserialize_as().ok()?;
+            (raw["type"] == "m.room.message").then(|| raw["content"]["body"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    for body in ["Good morning from mxgate", "the picture", "Thanks, got it"] {
+        assert!(bodies.iter().any(|b| b == body), "{body} in {bodies:?}");
+    }
 }
 
 #[tokio::test]
