@@ -28,6 +28,9 @@ use crate::config::WhatsAppConfig;
 use crate::db::Db;
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
+/// How long a pairing-code login waits for the code to be typed on the phone.
+const PAIR_CODE_LIFETIME: Duration = Duration::from_secs(200);
+
 /// Profile pictures larger than this are not bridged.
 const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
 
@@ -69,18 +72,31 @@ fn storage(error: impl std::fmt::Display) -> NetworkError {
 impl Inner {
     /// Follows a new client from its first code to a linked account, then keeps it as
     /// that account's session. A login abandoned or failed leaves no store behind.
-    async fn run_login(self: Arc<Self>, store_key: String, started: Started, tx: mpsc::Sender<LoginEvent>) {
+    async fn run_login(
+        self: Arc<Self>,
+        store_key: String,
+        started: Started,
+        by_code: bool,
+        tx: mpsc::Sender<LoginEvent>,
+    ) {
         let Started { handle, mut events } = started;
         let mut paired: Option<AccountId> = None;
+        // QR logins end when their codes run out; a pairing code is valid about three minutes.
+        let expiry = tokio::time::sleep(if by_code { PAIR_CODE_LIFETIME } else { Duration::MAX });
+        tokio::pin!(expiry);
         let outcome = loop {
             let event = tokio::select! {
                 event = events.recv() => event,
                 () = tx.closed() => break None,
+                () = &mut expiry, if paired.is_none() => break Some(LoginEvent::Timeout),
             };
             let Some(event) = event else { break Some(LoginEvent::Failed("the WhatsApp client stopped".into())) };
             let step = match &*event {
+                // A pairing-code login still receives QR refs; its user waits for the code only.
+                Event::PairingQrCode(_) if by_code => continue,
                 Event::PairingQrCode(qr) => LoginEvent::Qr(qr.code.clone()),
                 Event::PairingCode(code) => LoginEvent::PairCode(code.code.clone()),
+                Event::PairingQrCodesExhausted(exhausted) if by_code && !exhausted.disconnected => continue,
                 Event::PairingQrCodesExhausted(_) => break Some(LoginEvent::Timeout),
                 Event::PairingCodeError(error) => break Some(LoginEvent::Failed(format!("{error:?}"))),
                 Event::PairError(error) => break Some(LoginEvent::Failed(error.error.clone())),
@@ -275,7 +291,7 @@ impl Network for WhatsAppNetwork {
         };
         let started = session::start(&self.inner.db, &self.inner.config, &store_key, pair_code).await?;
         let (tx, rx) = mpsc::channel(8);
-        tokio::spawn(self.inner.clone().run_login(store_key, started, tx));
+        tokio::spawn(self.inner.clone().run_login(store_key, started, pair_code.is_some(), tx));
         Ok(rx)
     }
 
