@@ -140,6 +140,14 @@ impl WaSim {
         Ok(self.sim.scan_qr(phone_number, qr_code)?.to_string())
     }
 
+    /// The phone of `phone_number` unlinks its companion `device`: a connected
+    /// client is logged out (`Event::LoggedOut`), a later login with that
+    /// device's store is refused (`<failure reason="401">`), and the device
+    /// leaves usync device lists and [`AccountInfo::devices`].
+    pub fn remove_device(&self, phone_number: &str, device: u16) -> anyhow::Result<()> {
+        self.sim.remove_device(phone_number, device)
+    }
+
     /// Creates a group owned by `creator` with `members` (phone numbers).
     pub fn create_group(&self, creator: &str, subject: &str, members: &[&str]) -> anyhow::Result<GroupInfo> {
         let members: Vec<String> = members.iter().map(|m| m.to_string()).collect();

@@ -144,6 +144,63 @@ impl Sim {
         Ok(pn)
     }
 
+    /// The phone unlinks one of its companions ("Linked devices" → "Log out"):
+    /// the real server ends that device's stream with
+    /// `<stream:error code="401"><conflict type="device_removed"/>`, which
+    /// whatsapp-rust reports as `Event::LoggedOut` without reconnecting.
+    pub fn remove_device(&self, phone_number: &str, device: u16) -> anyhow::Result<()> {
+        let mut st = self.state();
+        if let Some(conn) = self.unlink(&mut st, phone_number, device)? {
+            let removed = NodeBuilder::new("conflict").attr("type", "device_removed").build();
+            let _ = conn.tx.send(Out::StreamError(stanza::stream_error("401", Some(removed))));
+        }
+        Ok(())
+    }
+
+    /// Forgets a companion — its keys, its queue, its place in device lists —
+    /// and announces that with a `devices` notification, as the server does,
+    /// so other clients drop it from their cached device lists (and its
+    /// Signal sessions) without waiting for a usync. The simulator has no
+    /// contact lists, so every companion of every account is told. Returns the
+    /// removed device's connection if it was online.
+    fn unlink(&self, st: &mut State, phone_number: &str, device: u16) -> anyhow::Result<Option<ConnHandle>> {
+        let acc = st.accounts.get_mut(phone_number).ok_or_else(|| anyhow!("no account {phone_number}"))?;
+        if device == 0 {
+            bail!("device 0 is the phone itself, not a linked device");
+        }
+        if acc.companions.remove(&device).is_none() {
+            bail!("{phone_number} has no linked device {device}");
+        }
+        let pn = Jid::pn(acc.phone_number.as_str());
+        let lid = acc.lid_jid();
+        let removed = NodeBuilder::new("device")
+            .attr("jid", Jid::pn_device(acc.phone_number.as_str(), device))
+            .attr("lid", Jid::lid_device(acc.lid.as_str(), device))
+            .build();
+        st.awaiting_sign.retain(|_, a| !(a.phone_number == phone_number && a.device == device));
+        let conn = st.online.remove(&(phone_number.to_string(), device));
+
+        let now = stanza::now_secs().to_string();
+        let notification = NodeBuilder::new("notification")
+            .attr("from", pn)
+            .attr("lid", lid)
+            .attr("type", "devices")
+            .attr("id", stanza::random_id())
+            .attr("t", now.clone())
+            // A remove carries no signed list, but its timestamp is mandatory.
+            .children([NodeBuilder::new("remove")
+                .children([removed, NodeBuilder::new("key-index-list").attr("ts", now).build()])
+                .build()])
+            .build();
+        let audience: Vec<(String, u16)> =
+            st.accounts.values().flat_map(|a| a.companions.keys().map(|d| (a.phone_number.clone(), *d))).collect();
+        for (phone, d) in audience {
+            self.deliver(st, &phone, d, notification.clone());
+        }
+        log::info!("wa-sim: {phone_number}:{device} unlinked");
+        Ok(conn)
+    }
+
     /// After the Noise handshake: a login of a linked device, or a new device
     /// asking to be paired.
     pub fn open_session(
@@ -280,7 +337,7 @@ impl Sim {
             }
             drop(st);
             log::info!("wa-sim: {}:{} linked", awaiting.phone_number, awaiting.device);
-            let _ = conn.tx.send(Out::StreamError("515"));
+            let _ = conn.tx.send(Out::StreamError(stanza::stream_error("515", None)));
             return;
         }
         if kind == "error" {

@@ -13,8 +13,8 @@ use crate::phone::Phone;
 #[derive(Debug)]
 pub enum Out {
     Node(Node),
-    /// Send `<stream:error code=…>` and close the socket.
-    StreamError(&'static str),
+    /// Send this `<stream:error>` and close the socket.
+    StreamError(Node),
     Close,
 }
 
