@@ -157,6 +157,21 @@ impl Sim {
         Ok(())
     }
 
+    /// A companion deregisters itself (`Client::logout`'s
+    /// `<remove-companion-device>`): answered, then unlinked like
+    /// [`Self::remove_device`], and its socket closed — the client already
+    /// reports its own logout, so it gets no stream error on top.
+    pub fn logout(&self, phone_number: &str, device: u16, conn: &ConnHandle, req: &Node) {
+        let mut st = self.state();
+        match self.unlink(&mut st, phone_number, device) {
+            Ok(_) => {
+                conn.send(stanza::iq_result(req, Vec::new()));
+                let _ = conn.tx.send(Out::Close);
+            }
+            Err(e) => conn.send(stanza::iq_error(req, 404, &format!("{e:#}"))),
+        }
+    }
+
     /// Forgets a companion — its keys, its queue, its place in device lists —
     /// and announces that with a `devices` notification, as the server does,
     /// so other clients drop it from their cached device lists (and its

@@ -1,5 +1,5 @@
-//! Linked devices leave an account: the phone removes one, and the client is
-//! logged out for good.
+//! Linked devices leave an account: the phone removes one, or a client logs
+//! itself out. Either way the client is logged out for good.
 
 mod common;
 
@@ -72,5 +72,18 @@ async fn the_phone_removes_a_linked_device() -> anyhow::Result<()> {
     assert_eq!(http.execute(remove(second_id)).await?.status_code, 400);
 
     bob.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_logs_out_is_unlinked() -> anyhow::Result<()> {
+    let sim = wa_sim::WaSim::start().await?;
+    sim.create_account(ALICE, "Alice")?;
+    let device = common::link(&sim, ALICE).await?;
+    assert_eq!(sim.account(ALICE)?.devices.len(), 1);
+
+    device.client.logout().await;
+    assert_eq!(sim.account(ALICE)?.devices, Vec::<u16>::new());
+    assert_refused_at_login(&sim, device).await?;
     Ok(())
 }
