@@ -5,6 +5,7 @@
 //! | `POST /accounts`                      | `{"phone_number", "push_name"?}`       | `AccountInfo`   |
 //! | `GET  /accounts/{phone}`              |                                        | `AccountInfo`   |
 //! | `POST /accounts/{phone}/scan`         | `{"qr_code"}`                          | `{"device_jid"}`|
+//! | `POST /accounts/{phone}/pair-code`    | `{"code"}`                             | `{"device_jid"}`|
 //! | `GET  /accounts/{phone}/received`     |                                        | `[Received]`    |
 //! | `POST /accounts/{phone}/devices/{device}/remove` |                             | `AccountInfo`   |
 //! | `POST /groups`                        | `{"creator", "subject", "members"}`    | `GroupInfo`     |
@@ -45,6 +46,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/accounts", post(create_account))
         .route("/accounts/{phone}", get(get_account))
         .route("/accounts/{phone}/scan", post(scan))
+        .route("/accounts/{phone}/pair-code", post(pair_code))
         .route("/accounts/{phone}/received", get(get_received))
         .route("/accounts/{phone}/devices/{device}/remove", post(remove_device))
         .route("/groups", post(create_group))
@@ -79,6 +81,20 @@ async fn scan(
     Json(body): Json<Scan>,
 ) -> ApiResult<serde_json::Value> {
     let jid = sim.scan_qr(&phone, &body.qr_code)?;
+    Ok(Json(serde_json::json!({ "device_jid": jid.to_string() })))
+}
+
+#[derive(Deserialize)]
+struct PairCode {
+    code: String,
+}
+
+async fn pair_code(
+    State(sim): State<Arc<Sim>>,
+    Path(phone): Path<String>,
+    Json(body): Json<PairCode>,
+) -> ApiResult<serde_json::Value> {
+    let jid = crate::pair_code::enter(&sim, &phone, &body.code).await?;
     Ok(Json(serde_json::json!({ "device_jid": jid.to_string() })))
 }
 

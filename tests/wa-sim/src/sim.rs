@@ -94,7 +94,21 @@ impl Sim {
         if pending.noise_pub != qr.noise_pub || pending.identity_pub != qr.identity_pub {
             bail!("the QR code's keys are not those of the device that was given its ref");
         }
-        // The other refs of that device are spent too.
+        self.link(&mut st, phone_number, pending, &qr.adv_secret)
+    }
+
+    /// The phone links the device waiting on `pending`'s connection, having
+    /// learnt its ADV secret (from a QR code or a pair-code key exchange): the
+    /// companion's identity is signed and sent in `<pair-success>`; the device
+    /// is listed once it countersigns (`pair-device-sign`).
+    pub fn link(
+        &self,
+        st: &mut State,
+        phone_number: &str,
+        pending: PendingPairing,
+        adv_secret: &[u8],
+    ) -> anyhow::Result<Jid> {
+        // Every ref the device was given is spent, whichever way it links.
         let conn_id = pending.conn.id;
         st.pending_pairings.retain(|_, p| p.conn.id != conn_id);
 
@@ -103,7 +117,7 @@ impl Sim {
         let device = acc.next_device;
         acc.next_device += 1;
         let key_index = u32::from(device);
-        let device_identity = acc.phone.sign_companion(&qr.identity_pub, &qr.adv_secret, key_index);
+        let device_identity = acc.phone.sign_companion(&pending.identity_pub, adv_secret, key_index);
         acc.companions.insert(
             device,
             Companion {
@@ -311,7 +325,16 @@ impl Sim {
     pub fn close_session(&self, session: &Session, conn: &ConnHandle) {
         let mut st = self.state();
         match session {
-            Session::Unpaired => st.pending_pairings.retain(|_, p| p.conn.id != conn.id),
+            Session::Unpaired => {
+                st.pending_pairings.retain(|_, p| p.conn.id != conn.id);
+                let gone: Vec<Vec<u8>> =
+                    st.code_pairings.values().filter(|p| p.conn.id == conn.id).map(|p| p.pairing_ref.clone()).collect();
+                st.code_pairings.retain(|_, p| p.conn.id != conn.id);
+                // A phone waiting for this device's companion_finish hears it left.
+                for r in gone {
+                    st.awaiting_finish.remove(&r);
+                }
+            }
             Session::Device { phone, device } => {
                 let key = (phone.clone(), *device);
                 if st.online.get(&key).is_some_and(|c| c.id == conn.id) {
@@ -353,6 +376,12 @@ impl Sim {
             drop(st);
             log::info!("wa-sim: {}:{} linked", awaiting.phone_number, awaiting.device);
             let _ = conn.tx.send(Out::StreamError(stanza::stream_error("515", None)));
+            return;
+        }
+        if kind == "set"
+            && let Some(reg) = child(node, "link_code_companion_reg")
+        {
+            conn.send(crate::pair_code::companion_iq(self, conn, node, reg));
             return;
         }
         if kind == "error" {
