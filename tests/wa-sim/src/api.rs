@@ -5,7 +5,9 @@
 //! | `POST /accounts`                      | `{"phone_number", "push_name"?}`       | `AccountInfo`   |
 //! | `GET  /accounts/{phone}`              |                                        | `AccountInfo`   |
 //! | `POST /accounts/{phone}/scan`         | `{"qr_code"}`                          | `{"device_jid"}`|
+//! | `POST /accounts/{phone}/pair-code`    | `{"code"}`                             | `{"device_jid"}`|
 //! | `GET  /accounts/{phone}/received`     |                                        | `[Received]`    |
+//! | `POST /accounts/{phone}/devices/{device}/remove` |                             | `AccountInfo`   |
 //! | `POST /groups`                        | `{"creator", "subject", "members"}`    | `GroupInfo`     |
 //! | `GET  /groups/{id}`                   |                                        | `GroupInfo`     |
 
@@ -44,7 +46,9 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/accounts", post(create_account))
         .route("/accounts/{phone}", get(get_account))
         .route("/accounts/{phone}/scan", post(scan))
+        .route("/accounts/{phone}/pair-code", post(pair_code))
         .route("/accounts/{phone}/received", get(get_received))
+        .route("/accounts/{phone}/devices/{device}/remove", post(remove_device))
         .route("/groups", post(create_group))
         .route("/groups/{id}", get(get_group))
         .with_state(sim)
@@ -78,6 +82,28 @@ async fn scan(
 ) -> ApiResult<serde_json::Value> {
     let jid = sim.scan_qr(&phone, &body.qr_code)?;
     Ok(Json(serde_json::json!({ "device_jid": jid.to_string() })))
+}
+
+#[derive(Deserialize)]
+struct PairCode {
+    code: String,
+}
+
+async fn pair_code(
+    State(sim): State<Arc<Sim>>,
+    Path(phone): Path<String>,
+    Json(body): Json<PairCode>,
+) -> ApiResult<serde_json::Value> {
+    let jid = crate::pair_code::enter(&sim, &phone, &body.code).await?;
+    Ok(Json(serde_json::json!({ "device_jid": jid.to_string() })))
+}
+
+async fn remove_device(
+    State(sim): State<Arc<Sim>>,
+    Path((phone, device)): Path<(String, u16)>,
+) -> ApiResult<AccountInfo> {
+    sim.remove_device(&phone, device)?;
+    Ok(Json(account_info(&sim, &phone)?))
 }
 
 async fn get_received(State(sim): State<Arc<Sim>>, Path(phone): Path<String>) -> ApiResult<Vec<Received>> {

@@ -112,7 +112,7 @@ pub async fn serve(sim: Arc<Sim>, socket: WebSocket) {
                 let Some(out) = out else { break };
                 let (node, close) = match out {
                     Out::Node(node) => (node, false),
-                    Out::StreamError(code) => (NodeBuilder::new("stream:error").attr("code", code).build(), true),
+                    Out::StreamError(node) => (node, true),
                     Out::Close => break,
                 };
                 log::trace!("wa-sim -> {label}: {}", brief(&node));

@@ -25,7 +25,18 @@ pub fn handle(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, req: &Node
         "w:m" => Some(media_conn(sim, req)),
         "blocklist" => Some(iq_result(req, vec![NodeBuilder::new("list").build()])),
         "privacy" => Some(iq_result(req, vec![NodeBuilder::new("privacy").build()])),
-        "md" => Some(iq_result(req, Vec::new())),
+        "md" => match child(req, "remove-companion-device").and_then(|r| jid_attr(r, "jid")) {
+            Some(jid) => {
+                let own = sim.state().phone_of(&jid).is_some_and(|p| p == phone) && jid.device == device;
+                if !own {
+                    // Only the phone may unlink other devices; a companion logs out itself.
+                    return Some(iq_error(req, 403, "forbidden"));
+                }
+                sim.logout(phone, device, conn, req);
+                None
+            }
+            None => Some(iq_result(req, Vec::new())),
+        },
         "w" | "abt" if child(req, "props").is_some() => Some(iq_result(
             req,
             vec![

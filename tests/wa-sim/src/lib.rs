@@ -3,9 +3,9 @@
 //! Unmodified whatsapp-rust clients connect to it through
 //! `TokioWebSocketTransportFactory::new().with_url(sim.ws_url())` (built with
 //! whatsapp-rust's `danger-skip-cert-chain-verify`: the simulator cannot sign
-//! with WhatsApp's root key), pair by QR code with a simulated phone, log in,
-//! exchange pre-keys and device lists, and relay end-to-end encrypted messages
-//! to each other. See README.md for what of the protocol is covered.
+//! with WhatsApp's root key), pair with a simulated phone (QR code or pair
+//! code), log in, exchange pre-keys and device lists, and relay end-to-end
+//! encrypted messages to each other; the phone can also unlink them. See README.md for what of the protocol is covered.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -23,6 +23,7 @@ mod groups;
 mod iq;
 mod media;
 mod noise;
+mod pair_code;
 mod phone;
 mod routing;
 mod sim;
@@ -138,6 +139,25 @@ impl WaSim {
     /// Returns the device's JID (`<phone>:<device>@s.whatsapp.net`).
     pub fn scan_qr(&self, phone_number: &str, qr_code: &str) -> anyhow::Result<String> {
         Ok(self.sim.scan_qr(phone_number, qr_code)?.to_string())
+    }
+
+    /// The user types `code` (shown by a device that asked to link with this
+    /// number, `Event::PairingCode`) on the phone of `phone_number`: the phone
+    /// answers the device's key exchange and links it as after a QR scan.
+    /// Returns the device's JID once `pair-success` is sent. A wrong code is an
+    /// error and links nothing; the device keeps waiting and the code may be
+    /// typed again. Async because the phone only learns whether the code was
+    /// right from the device's answer (`companion_finish`).
+    pub async fn enter_pair_code(&self, phone_number: &str, code: &str) -> anyhow::Result<String> {
+        Ok(pair_code::enter(&self.sim, phone_number, code).await?.to_string())
+    }
+
+    /// The phone of `phone_number` unlinks its companion `device`: a connected
+    /// client is logged out (`Event::LoggedOut`), a later login with that
+    /// device's store is refused (`<failure reason="401">`), and the device
+    /// leaves usync device lists and [`AccountInfo::devices`].
+    pub fn remove_device(&self, phone_number: &str, device: u16) -> anyhow::Result<()> {
+        self.sim.remove_device(phone_number, device)
     }
 
     /// Creates a group owned by `creator` with `members` (phone numbers).

@@ -94,7 +94,21 @@ impl Sim {
         if pending.noise_pub != qr.noise_pub || pending.identity_pub != qr.identity_pub {
             bail!("the QR code's keys are not those of the device that was given its ref");
         }
-        // The other refs of that device are spent too.
+        self.link(&mut st, phone_number, pending, &qr.adv_secret)
+    }
+
+    /// The phone links the device waiting on `pending`'s connection, having
+    /// learnt its ADV secret (from a QR code or a pair-code key exchange): the
+    /// companion's identity is signed and sent in `<pair-success>`; the device
+    /// is listed once it countersigns (`pair-device-sign`).
+    pub fn link(
+        &self,
+        st: &mut State,
+        phone_number: &str,
+        pending: PendingPairing,
+        adv_secret: &[u8],
+    ) -> anyhow::Result<Jid> {
+        // Every ref the device was given is spent, whichever way it links.
         let conn_id = pending.conn.id;
         st.pending_pairings.retain(|_, p| p.conn.id != conn_id);
 
@@ -103,7 +117,7 @@ impl Sim {
         let device = acc.next_device;
         acc.next_device += 1;
         let key_index = u32::from(device);
-        let device_identity = acc.phone.sign_companion(&qr.identity_pub, &qr.adv_secret, key_index);
+        let device_identity = acc.phone.sign_companion(&pending.identity_pub, adv_secret, key_index);
         acc.companions.insert(
             device,
             Companion {
@@ -142,6 +156,78 @@ impl Sim {
                 .build(),
         );
         Ok(pn)
+    }
+
+    /// The phone unlinks one of its companions ("Linked devices" → "Log out"):
+    /// the real server ends that device's stream with
+    /// `<stream:error code="401"><conflict type="device_removed"/>`, which
+    /// whatsapp-rust reports as `Event::LoggedOut` without reconnecting.
+    pub fn remove_device(&self, phone_number: &str, device: u16) -> anyhow::Result<()> {
+        let mut st = self.state();
+        if let Some(conn) = self.unlink(&mut st, phone_number, device)? {
+            let removed = NodeBuilder::new("conflict").attr("type", "device_removed").build();
+            let _ = conn.tx.send(Out::StreamError(stanza::stream_error("401", Some(removed))));
+        }
+        Ok(())
+    }
+
+    /// A companion deregisters itself (`Client::logout`'s
+    /// `<remove-companion-device>`): answered, then unlinked like
+    /// [`Self::remove_device`], and its socket closed — the client already
+    /// reports its own logout, so it gets no stream error on top.
+    pub fn logout(&self, phone_number: &str, device: u16, conn: &ConnHandle, req: &Node) {
+        let mut st = self.state();
+        match self.unlink(&mut st, phone_number, device) {
+            Ok(_) => {
+                conn.send(stanza::iq_result(req, Vec::new()));
+                let _ = conn.tx.send(Out::Close);
+            }
+            Err(e) => conn.send(stanza::iq_error(req, 404, &format!("{e:#}"))),
+        }
+    }
+
+    /// Forgets a companion — its keys, its queue, its place in device lists —
+    /// and announces that with a `devices` notification, as the server does,
+    /// so other clients drop it from their cached device lists (and its
+    /// Signal sessions) without waiting for a usync. The simulator has no
+    /// contact lists, so every companion of every account is told. Returns the
+    /// removed device's connection if it was online.
+    fn unlink(&self, st: &mut State, phone_number: &str, device: u16) -> anyhow::Result<Option<ConnHandle>> {
+        let acc = st.accounts.get_mut(phone_number).ok_or_else(|| anyhow!("no account {phone_number}"))?;
+        if device == 0 {
+            bail!("device 0 is the phone itself, not a linked device");
+        }
+        if acc.companions.remove(&device).is_none() {
+            bail!("{phone_number} has no linked device {device}");
+        }
+        let pn = Jid::pn(acc.phone_number.as_str());
+        let lid = acc.lid_jid();
+        let removed = NodeBuilder::new("device")
+            .attr("jid", Jid::pn_device(acc.phone_number.as_str(), device))
+            .attr("lid", Jid::lid_device(acc.lid.as_str(), device))
+            .build();
+        st.awaiting_sign.retain(|_, a| !(a.phone_number == phone_number && a.device == device));
+        let conn = st.online.remove(&(phone_number.to_string(), device));
+
+        let now = stanza::now_secs().to_string();
+        let notification = NodeBuilder::new("notification")
+            .attr("from", pn)
+            .attr("lid", lid)
+            .attr("type", "devices")
+            .attr("id", stanza::random_id())
+            .attr("t", now.clone())
+            // A remove carries no signed list, but its timestamp is mandatory.
+            .children([NodeBuilder::new("remove")
+                .children([removed, NodeBuilder::new("key-index-list").attr("ts", now).build()])
+                .build()])
+            .build();
+        let audience: Vec<(String, u16)> =
+            st.accounts.values().flat_map(|a| a.companions.keys().map(|d| (a.phone_number.clone(), *d))).collect();
+        for (phone, d) in audience {
+            self.deliver(st, &phone, d, notification.clone());
+        }
+        log::info!("wa-sim: {phone_number}:{device} unlinked");
+        Ok(conn)
     }
 
     /// After the Noise handshake: a login of a linked device, or a new device
@@ -239,7 +325,16 @@ impl Sim {
     pub fn close_session(&self, session: &Session, conn: &ConnHandle) {
         let mut st = self.state();
         match session {
-            Session::Unpaired => st.pending_pairings.retain(|_, p| p.conn.id != conn.id),
+            Session::Unpaired => {
+                st.pending_pairings.retain(|_, p| p.conn.id != conn.id);
+                let gone: Vec<Vec<u8>> =
+                    st.code_pairings.values().filter(|p| p.conn.id == conn.id).map(|p| p.pairing_ref.clone()).collect();
+                st.code_pairings.retain(|_, p| p.conn.id != conn.id);
+                // A phone waiting for this device's companion_finish hears it left.
+                for r in gone {
+                    st.awaiting_finish.remove(&r);
+                }
+            }
             Session::Device { phone, device } => {
                 let key = (phone.clone(), *device);
                 if st.online.get(&key).is_some_and(|c| c.id == conn.id) {
@@ -280,7 +375,13 @@ impl Sim {
             }
             drop(st);
             log::info!("wa-sim: {}:{} linked", awaiting.phone_number, awaiting.device);
-            let _ = conn.tx.send(Out::StreamError("515"));
+            let _ = conn.tx.send(Out::StreamError(stanza::stream_error("515", None)));
+            return;
+        }
+        if kind == "set"
+            && let Some(reg) = child(node, "link_code_companion_reg")
+        {
+            conn.send(crate::pair_code::companion_iq(self, conn, node, reg));
             return;
         }
         if kind == "error" {

@@ -65,6 +65,15 @@ pub fn iq_error(req: &Node, code: u16, text: &str) -> Node {
     b.children([NodeBuilder::new("error").attr("code", code.to_string()).attr("text", text).build()]).build()
 }
 
+/// `<stream:error code=…>`, with the child that says why when there is one.
+pub fn stream_error(code: &str, reason: Option<Node>) -> Node {
+    let b = NodeBuilder::new("stream:error").attr("code", code);
+    match reason {
+        Some(reason) => b.children([reason]).build(),
+        None => b.build(),
+    }
+}
+
 pub fn random_id() -> String {
     let n: u64 = rand::random();
     format!("{n:016X}")

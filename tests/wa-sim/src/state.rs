@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 use wacore_binary::{Jid, Node, Server};
 
 use crate::phone::Phone;
@@ -13,8 +14,8 @@ use crate::phone::Phone;
 #[derive(Debug)]
 pub enum Out {
     Node(Node),
-    /// Send `<stream:error code=…>` and close the socket.
-    StreamError(&'static str),
+    /// Send this `<stream:error>` and close the socket.
+    StreamError(Node),
     Close,
 }
 
@@ -96,6 +97,21 @@ pub struct PendingPairing {
     pub signed_pre_key: SignedPreKey,
 }
 
+/// A device that asked to be linked by phone number (`companion_hello`).
+#[derive(Clone)]
+pub struct CodePairing {
+    pub conn: ConnHandle,
+    pub pairing_ref: Vec<u8>,
+    /// The companion's ephemeral public key, encrypted with the code it shows.
+    pub wrapped_ephemeral: Vec<u8>,
+}
+
+/// What a companion sends in `companion_finish`, for the phone to open.
+pub struct CompanionFinish {
+    pub wrapped_key_bundle: Vec<u8>,
+    pub identity_pub: [u8; 32],
+}
+
 /// A pair-success sent and not yet countersigned by the companion.
 pub struct AwaitingSign {
     pub phone_number: String,
@@ -125,6 +141,11 @@ pub struct State {
     pub lid_to_phone: HashMap<String, String>,
     pub pending_pairings: HashMap<String, PendingPairing>,
     pub awaiting_sign: HashMap<String, AwaitingSign>,
+    /// Pair-code requests by the phone number they name: the server routes
+    /// the phone's answer by number, so a newer request replaces an older one.
+    pub code_pairings: HashMap<String, CodePairing>,
+    /// `primary_hello`s sent, by pairing ref, waiting for `companion_finish`.
+    pub awaiting_finish: HashMap<Vec<u8>, oneshot::Sender<CompanionFinish>>,
     pub online: HashMap<(String, u16), ConnHandle>,
     pub groups: BTreeMap<String, Group>,
     pub next_lid: u64,

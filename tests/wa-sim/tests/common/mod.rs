@@ -7,6 +7,7 @@ use std::time::Duration;
 use wa_sim::{MediaHttpClient, WaSim};
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::client::Client;
+use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::wacore::store::InMemoryBackend;
 use whatsapp_rust::wacore::types::events::{ChannelEventHandler, Event};
 use whatsapp_rust_tokio_transport::TokioWebSocketTransportFactory;
@@ -22,16 +23,34 @@ pub struct Device {
 
 /// Starts a client on `backend` (a fresh one pairs, a paired one logs in).
 pub async fn start_client(sim: &WaSim, backend: Arc<InMemoryBackend>) -> anyhow::Result<Device> {
+    start(sim, backend, None).await
+}
+
+/// Starts a new client that asks for a code to link with `phone_number`
+/// (`Event::PairingCode`) as soon as it is connected.
+pub async fn start_client_with_pair_code(sim: &WaSim, phone_number: &str) -> anyhow::Result<Device> {
+    let options = PairCodeOptions { phone_number: phone_number.to_string(), ..Default::default() };
+    start(sim, Arc::new(InMemoryBackend::new()), Some(options)).await
+}
+
+async fn start(
+    sim: &WaSim,
+    backend: Arc<InMemoryBackend>,
+    pair_code: Option<PairCodeOptions>,
+) -> anyhow::Result<Device> {
     init_logging();
-    let bot = Bot::builder()
+    let mut builder = Bot::builder()
         .with_backend_arc(backend.clone())
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(sim.ws_url()))
         .with_http_client(MediaHttpClient::new(UreqHttpClient::new(), &sim.media_host()))
         .with_runtime(whatsapp_rust::TokioRuntime)
         // No `with_version`: the client looks its version up at web.whatsapp.com,
         // which `MediaHttpClient` sends to the simulator.
-        .build()
-        .await?;
+        ;
+    if let Some(options) = pair_code {
+        builder = builder.with_pair_code(options);
+    }
+    let bot = builder.build().await?;
     let client = bot.client();
     let (handler, events) = ChannelEventHandler::new();
     client.subscribe_handler(handler).detach();
