@@ -89,9 +89,13 @@ pub async fn send(
         check_platform(platform)?;
     }
     let user = identity(token)?;
-    let login = bridge_store::login(&state.db, device_id).await?;
-    if !login.is_some_and(|l| l.owner == user.as_str() && l.state == bridge_store::CONNECTED) {
-        return Err(ApiError::NotFound("device"));
+    let login = bridge_store::login(&state.db, device_id).await?.filter(|l| l.owner == user.as_str());
+    match login.map(|l| l.state) {
+        Some(state) if state == bridge_store::CONNECTED => {}
+        Some(state) if state == bridge_store::LOGGED_OUT => {
+            return Err(ApiError::Conflict("the phone logged this device out; link it again".into()));
+        }
+        _ => return Err(ApiError::NotFound("device")),
     }
     let text = request.text.filter(|t| !t.trim().is_empty());
     if text.is_none() && request.file.is_none() {

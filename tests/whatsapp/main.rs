@@ -12,7 +12,9 @@ use wa_sim::WaSim;
 use whatsapp_rust::download::Downloadable;
 use whatsapp_rust::waproto::whatsapp as wa;
 
-use crate::common::{Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, link_device_with};
+use crate::common::{
+    Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, expect_error, link_device_with,
+};
 
 const DEVICE: &str = "237600000101";
 const CONTACT: &str = "237698700202";
@@ -264,6 +266,57 @@ async fn a_device_that_cannot_reach_whatsapp_after_a_restart_is_reported_and_ret
     let sent = expect(linked.app.bearer(Method::POST, &send_path(), &linked.token).json(&body), StatusCode::OK).await;
     assert_eq!(sent["results"][0]["status"], "failed", "{sent}");
     assert!(sent["results"][0]["error"].as_str().unwrap().contains("not connected"), "{sent}");
+}
+
+#[tokio::test]
+async fn a_device_linked_by_pairing_code_and_removed_on_the_phone_is_reported_once() {
+    let sim = WaSim::start().await.expect("the simulator starts");
+    sim.create_account(DEVICE, "Device Owner").unwrap();
+    let app = TestApp::with(options(&sim)).await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let receiver = WebhookReceiver::start().await;
+    expect(
+        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let body = json!({ "platform": "wa", "phone": DEVICE });
+    let link = expect(app.bearer(Method::POST, "/api/v1/devices", &token).json(&body), StatusCode::OK).await;
+    let code = link["pair_code"].as_str().expect("a pairing code").to_owned();
+    assert_eq!(code.len(), 8, "{link}");
+    assert!(sim.enter_pair_code(DEVICE, "AAAA1111").await.is_err(), "a mistyped code links nothing");
+    let device_jid = sim.enter_pair_code(DEVICE, &code).await.expect("the phone takes the right code");
+    let connected = json!([{ "platform": "wa", "device_id": DEVICE, "status": "connected" }]);
+    eventually("the device linked by code to be listed", || async {
+        let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+        (devices == connected).then_some(())
+    })
+    .await;
+
+    let device: u16 = device_jid.split(['@', ':']).nth(1).and_then(|d| d.parse().ok()).expect("a device number");
+    sim.remove_device(DEVICE, device).unwrap();
+    let delivery = receiver.wait_for(1).await.remove(0).json();
+    assert_eq!(delivery["type"], "device.logged_out", "{delivery}");
+    assert_eq!(delivery["device_id"], DEVICE);
+    let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+    assert_eq!(devices, json!([{ "platform": "wa", "device_id": DEVICE, "status": "logged_out" }]));
+    let body = json!({ "contact": CONTACT, "text": "anyone?" });
+    let send = app.bearer(Method::POST, &send_path(), &token).json(&body);
+    let refused = expect_error(send, StatusCode::CONFLICT, "conflict").await;
+    assert!(refused["message"].as_str().unwrap().contains("link it again"), "{refused}");
+    assert_eq!(receiver.received().len(), 1, "one removal, one event");
+}
+
+#[tokio::test]
+async fn deleting_a_device_logs_it_out_of_whatsapp() {
+    let linked = linked(TestApp::with).await;
+    assert_eq!(linked.sim.account(DEVICE).unwrap().devices.len(), 1);
+    let body = json!({ "device_id": DEVICE, "platform": "wa" });
+    expect(linked.app.bearer(Method::DELETE, "/api/v1/devices", &linked.token).json(&body), StatusCode::OK).await;
+    assert_eq!(linked.sim.account(DEVICE).unwrap().devices, Vec::<u16>::new(), "the phone no longer lists it");
+    let devices = expect(linked.app.bearer(Method::GET, "/api/v1/devices", &linked.token), StatusCode::OK).await;
+    assert_eq!(devices, json!([]));
 }
 
 fn contact_device_chat() -> whatsapp_rust::Jid {
