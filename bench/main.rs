@@ -1,6 +1,7 @@
 //! `make bench`: mxgate's figures, each measured next to its baseline in the same run,
-//! on a release build, a real Synapse (SQLite) and the `sim` network. Prints a table and
-//! writes `bench/results.json`. Never part of `make test`.
+//! on a release build, a real Synapse (SQLite) and the `sim` network, then the `whatsapp`
+//! connector against `wa-sim`. Prints a table and writes `bench/results.json`. Never part
+//! of `make test`.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -14,7 +15,10 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::put;
-use common::{TestApp, WebhookReceiver, expect, link_device, take_slot};
+use common::{
+    Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, link_device, link_device_with,
+    take_slot,
+};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -30,6 +34,8 @@ const DEVICES: usize = 1000;
 /// Tokens (one webhook each) of the fan-out figure.
 const FAN_OUT: usize = 100;
 const CONTACT: &str = "237698765432";
+/// Devices of the whatsapp-connector figure, each a whatsapp-rust client in mxgate.
+const WA_DEVICES: usize = 10;
 
 #[derive(Clone)]
 struct Figure {
@@ -452,7 +458,10 @@ async fn main() {
     eprintln!("==> 5. webhook fan-out");
     let fan_out = Row { figure: bench.metered(bench.fan_out()).await, baseline: None };
 
-    let rows = [&auth, &send, &receive, &send_many, &receive_many, &fan_out];
+    eprintln!("==> 6. the whatsapp connector against wa-sim");
+    let (whatsapp, whatsapp_send) = whatsapp_connector().await;
+
+    let rows = [&auth, &send, &receive, &send_many, &receive_many, &fan_out, &whatsapp_send];
     let results = json!({
         "machine": machine(),
         "auth_overhead": auth.json(),
@@ -470,12 +479,101 @@ async fn main() {
             "receive_path": receive_many.json(),
         },
         "fan_out": fan_out.json(),
+        "whatsapp": whatsapp,
         "total_seconds": total.elapsed().as_secs_f64(),
     });
     print_table(&rows, &results);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.json");
     std::fs::write(path, serde_json::to_string_pretty(&results).unwrap() + "\n").unwrap();
     eprintln!("wrote {path} in {:.0} s", total.elapsed().as_secs_f64());
+}
+
+/// `WA_DEVICES` devices linked by QR through the API at once, memory per whatsapp-rust
+/// client, sends from one of them (compare the `sim` network's send figure: same API,
+/// same Synapse) with the contact's own client decrypting every one, and a kill -9 until
+/// every device is connected again from its stored session.
+async fn whatsapp_connector() -> (Value, Row) {
+    let sim = wa_sim::WaSim::start().await.expect("the simulator starts");
+    let server = WhatsAppServer {
+        ws_url: sim.ws_url(),
+        http_url: format!("http://{}", sim.media_host()),
+        connect_timeout_ms: 30_000,
+    };
+    let mut app = TestApp::start_process_with(Options { whatsapp: Some(server), ..Options::default() }).await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let rss_none = rss_kib(app.pid().unwrap());
+    let numbers: Vec<String> = (0..WA_DEVICES).map(|n| format!("2376200{n:05}")).collect();
+    let started = Instant::now();
+    let sim_ref = &sim;
+    futures::future::join_all(numbers.iter().map(|number| {
+        let sim = sim_ref;
+        sim.create_account(number, "Bench Device").unwrap();
+        link_device_with(&app, &token, 1, move |code| {
+            let scanned = sim.scan_qr(number, &code);
+            async move {
+                scanned.expect("the phone scans");
+            }
+        })
+    }))
+    .await;
+    let link_seconds = started.elapsed().as_secs_f64();
+    let rss_linked = rss_kib(app.pid().unwrap());
+
+    let contact = Arc::new(Phone::new(&sim, CONTACT, "Bench Contact").await);
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = (contact.clone(), received.clone());
+    tokio::spawn(async move {
+        loop {
+            counter.0.next_message().await;
+            counter.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let (http, base, device) = (reqwest::Client::new(), app.base.clone(), numbers[0].clone());
+    let token_for_send = token.clone();
+    let figure = sustained("send via API on whatsapp (wa-sim), until WhatsApp accepted it", move |n| {
+        let (http, base, token, device) = (http.clone(), base.clone(), token_for_send.clone(), device.clone());
+        async move {
+            let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
+            let url = format!("{base}/api/v1/devices/{device}/message");
+            match http.post(url).bearer_auth(token).json(&body).send().await {
+                Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["results"][0]["status"] == "sent"),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let sent = figure.count;
+    eventually("the contact to decrypt every send", || {
+        let received = received.load(std::sync::atomic::Ordering::SeqCst);
+        async move { (received >= sent).then_some(()) }
+    })
+    .await;
+
+    let restart = Instant::now();
+    app.kill_and_restart().await;
+    let all_connected = eventually("every device to reconnect from its stored session", || async {
+        let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
+        let devices = devices.as_array().cloned().unwrap_or_default();
+        (devices.len() == WA_DEVICES && devices.iter().all(|d| d["status"] == "connected")).then_some(())
+    });
+    all_connected.await;
+    let restore_seconds = restart.elapsed().as_secs_f64();
+    let results = json!({
+        "devices": WA_DEVICES,
+        "link_seconds": link_seconds,
+        "rss_kib_no_device": rss_none,
+        "rss_kib_all_devices": rss_linked,
+        "rss_kib_per_device": rss_linked.saturating_sub(rss_none) as f64 / WA_DEVICES as f64,
+        "kill_9_until_all_connected_seconds": restore_seconds,
+        "decrypted_by_contact": received.load(std::sync::atomic::Ordering::SeqCst),
+        "send_path": figure.json(),
+    });
+    println!(
+        "whatsapp: {WA_DEVICES} devices linked by QR at once in {link_seconds:.1} s; RSS {rss_none} KiB with none, \
+         {rss_linked} KiB with all ({:.0} KiB per device); kill -9 until all connected {restore_seconds:.1} s",
+        results["rss_kib_per_device"].as_f64().unwrap_or(0.0)
+    );
+    (results, Row { figure, baseline: None })
 }
 
 fn machine() -> Value {
