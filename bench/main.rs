@@ -530,7 +530,8 @@ async fn whatsapp_connector() -> (Value, Row) {
     });
     let (http, base, device) = (reqwest::Client::new(), app.base.clone(), numbers[0].clone());
     let token_for_send = token.clone();
-    let figure = sustained("send via API on whatsapp (wa-sim), until WhatsApp accepted it", move |n| {
+    let meter = CpuMeter::start(app.pid().unwrap(), app.synapse.pid().expect("the test Synapse is running"));
+    let mut figure = sustained("send via API on whatsapp (wa-sim), until WhatsApp accepted it", move |n| {
         let (http, base, token, device) = (http.clone(), base.clone(), token_for_send.clone(), device.clone());
         async move {
             let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
@@ -542,6 +543,7 @@ async fn whatsapp_connector() -> (Value, Row) {
         }
     })
     .await;
+    figure.cpu_ms = meter.per_op(figure.count);
     let sent = figure.count;
     eventually("the contact to decrypt every send", || {
         let received = received.load(std::sync::atomic::Ordering::SeqCst);
