@@ -123,6 +123,16 @@ where
     Figure::new(name, latencies, started.elapsed().as_secs_f64())
 }
 
+/// One message to `CONTACT` through the API; whether WhatsApp (or the simulator) took it.
+async fn send_once(http: reqwest::Client, base: String, token: String, device: String, n: usize) -> bool {
+    let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
+    let url = format!("{base}/api/v1/devices/{device}/message");
+    match http.post(url).bearer_auth(token).json(&body).send().await {
+        Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["results"][0]["status"] == "sent"),
+        Err(_) => false,
+    }
+}
+
 /// CPU seconds (user + system) a process has used so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -209,14 +219,7 @@ impl Bench {
         let figure = self
             .metered(sustained(&name, move |n| {
                 let (http, base, token, device) = (http.clone(), base.clone(), token.clone(), device.clone());
-                async move {
-                    let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
-                    let url = format!("{base}/api/v1/devices/{device}/message");
-                    match http.post(url).bearer_auth(token).json(&body).send().await {
-                        Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["results"][0]["status"] == "sent"),
-                        Err(_) => false,
-                    }
-                }
+                send_once(http, base, token, device, n)
             }))
             .await;
         // The same m.room.message straight to Synapse's client-server API, as the same user.
@@ -421,11 +424,7 @@ async fn main() {
     let device = "237600000100".to_owned();
     link_device(&app, &token, &device).await;
     let receiver = WebhookReceiver::start().await;
-    expect(
-        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
-        StatusCode::CREATED,
-    )
-    .await;
+    app.add_webhook(&token, &receiver.url).await;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let synapse_pid = app.synapse.pid().expect("the test Synapse is running");
     let mut bench = Bench { synapse_pid, app, token, identity, device, receiver, http };
@@ -533,14 +532,7 @@ async fn whatsapp_connector() -> (Value, Row) {
     let meter = CpuMeter::start(app.pid().unwrap(), app.synapse.pid().expect("the test Synapse is running"));
     let mut figure = sustained("send via API on whatsapp (wa-sim), until WhatsApp accepted it", move |n| {
         let (http, base, token, device) = (http.clone(), base.clone(), token_for_send.clone(), device.clone());
-        async move {
-            let body = json!({ "contact": CONTACT, "text": format!("bench {n}") });
-            let url = format!("{base}/api/v1/devices/{device}/message");
-            match http.post(url).bearer_auth(token).json(&body).send().await {
-                Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["results"][0]["status"] == "sent"),
-                Err(_) => false,
-            }
-        }
+        send_once(http, base, token, device, n)
     })
     .await;
     figure.cpu_ms = meter.per_op(figure.count);

@@ -114,11 +114,7 @@ async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_we
     let app = TestApp::start().await;
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     let receiver = WebhookReceiver::start().await;
-    expect(
-        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
-        StatusCode::CREATED,
-    )
-    .await;
+    app.add_webhook(&token, &receiver.url).await;
     let post = |body: serde_json::Value| app.bearer(Method::POST, "/api/v1/devices", &token).json(&body);
     expect_error(
         post(json!({ "platform": "wa", "phone": "+12 x" })),

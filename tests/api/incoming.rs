@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::common::{Received, TestApp, WebhookReceiver, eventually, expect, link_device};
+use crate::common::{Received, TestApp, WebhookReceiver, eventually, expect, link_device, room_bodies};
 
 const DEVICE: &str = "237600000002";
 const CONTACT: &str = "2376987654321";
@@ -28,11 +28,7 @@ async fn linked_with_webhook() -> Linked {
     let token = issued["token"].as_str().unwrap().to_owned();
     link_device(&app, &token, DEVICE).await;
     let receiver = WebhookReceiver::start().await;
-    let hook = expect(
-        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
-        StatusCode::CREATED,
-    )
-    .await;
+    let hook = app.add_webhook(&token, &receiver.url).await;
     Linked {
         identity: issued["matrix_user_id"].as_str().unwrap().to_owned(),
         secret: hook["secret"].as_str().unwrap().to_owned(),
@@ -193,15 +189,7 @@ async fn a_matrix_client_sees_the_portal_with_both_directions_of_the_conversatio
     let member = room.get_member(&puppet).await.unwrap().expect("the puppet is in the portal");
     assert_eq!(member.display_name(), Some(format!("Contact {CONTACT} (WhatsApp)").as_str()));
     assert!(member.avatar_url().is_some(), "the puppet carries the contact's picture");
-    let messages = room.messages(matrix_sdk::room::MessagesOptions::backward()).await.unwrap();
-    let bodies: Vec<String> = messages
-        .chunk
-        .iter()
-        .filter_map(|event| {
-            let raw: Value = event.raw().deserialize_as().ok()?;
-            (raw["type"] == "m.room.message").then(|| raw["content"]["body"].as_str().unwrap_or_default().to_owned())
-        })
-        .collect();
+    let bodies = room_bodies(room).await;
     assert!(bodies.contains(&"from the API".to_owned()), "{bodies:?}");
     assert!(bodies.contains(&"from WhatsApp".to_owned()), "{bodies:?}");
 
@@ -237,11 +225,7 @@ async fn a_receiver_that_hangs_does_not_hold_up_another() {
     slow.hang();
     // A second token on the same identity, whose webhook never answers.
     let other = linked.app.admin_token(true).await["token"].as_str().unwrap().to_owned();
-    expect(
-        linked.app.bearer(Method::POST, "/api/v1/webhooks", &other).json(&json!({ "url": slow.url })),
-        StatusCode::CREATED,
-    )
-    .await;
+    linked.app.add_webhook(&other, &slow.url).await;
     for n in 0..3 {
         inject(&linked.app, json!({ "device_id": DEVICE, "from": CONTACT, "text": format!("message {n}") })).await;
     }

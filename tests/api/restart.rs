@@ -14,11 +14,7 @@ async fn after_kill_9_and_restart_devices_are_restored_and_queued_deliveries_go_
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     link_device(&app, &token, DEVICE).await;
     let receiver = WebhookReceiver::start().await;
-    let hook = expect(
-        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
-        StatusCode::CREATED,
-    )
-    .await;
+    let hook = app.add_webhook(&token, &receiver.url).await;
     receiver.set_down(true);
     for n in 0..3 {
         let body = json!({ "device_id": DEVICE, "from": CONTACT, "text": format!("before the crash {n}") });

@@ -306,6 +306,25 @@ impl TestApp {
         let request = self.admin(Method::POST, "/api/v1/tokens").json(&json!({ "use_host": use_host }));
         expect(request, StatusCode::CREATED).await
     }
+
+    /// Gives `token` a webhook to `url`; returns the creation response (with its secret).
+    pub async fn add_webhook(&self, token: &str, url: &str) -> Value {
+        let request = self.bearer(Method::POST, "/api/v1/webhooks", token).json(&json!({ "url": url }));
+        expect(request, StatusCode::CREATED).await
+    }
+}
+
+/// The bodies of the `m.room.message` events a Matrix client can page back through in `room`.
+pub async fn room_bodies(room: &matrix_sdk::Room) -> Vec<String> {
+    let messages = room.messages(matrix_sdk::room::MessagesOptions::backward()).await.unwrap();
+    messages
+        .chunk
+        .iter()
+        .filter_map(|event| {
+            let raw: Value = event.raw().deserialize_as().ok()?;
+            (raw["type"] == "m.room.message").then(|| raw["content"]["body"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
 }
 
 /// A client credential as its owner holds it.

@@ -14,6 +14,7 @@ use whatsapp_rust::waproto::whatsapp as wa;
 
 use crate::common::{
     Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, expect_error, link_device_with,
+    room_bodies,
 };
 
 const DEVICE: &str = "237600000101";
@@ -45,8 +46,7 @@ async fn linked(app: impl AsyncFnOnce(Options) -> TestApp) -> Linked {
     let issued = app.admin_token(false).await;
     let token = issued["token"].as_str().unwrap().to_owned();
     let receiver = WebhookReceiver::start().await;
-    let hook = app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url }));
-    expect(hook, StatusCode::CREATED).await;
+    app.add_webhook(&token, &receiver.url).await;
 
     let frames = link_device_with(&app, &token, 1, |code| {
         let scanned = sim.scan_qr(DEVICE, &code);
@@ -145,15 +145,7 @@ async fn a_device_linked_by_qr_sends_text_and_an_image_and_receives_a_reply() {
     let puppet: matrix_sdk::ruma::OwnedUserId = puppet.try_into().unwrap();
     let member = rooms[0].get_member(&puppet).await.unwrap().expect("the contact's puppet is in the portal");
     assert_eq!(member.display_name(), Some("Contact Person (WhatsApp)"));
-    let messages = rooms[0].messages(matrix_sdk::room::MessagesOptions::backward()).await.unwrap();
-    let bodies: Vec<String> = messages
-        .chunk
-        .iter()
-        .filter_map(|event| {
-            let raw: Value = event.raw().deserialize_as().ok()?;
-            (raw["type"] == "m.room.message").then(|| raw["content"]["body"].as_str().unwrap_or_default().to_owned())
-        })
-        .collect();
+    let bodies = room_bodies(&rooms[0]).await;
     for body in ["Good morning from mxgate", "the picture", "Thanks, got it"] {
         assert!(bodies.iter().any(|b| b == body), "{body} in {bodies:?}");
     }
@@ -275,11 +267,7 @@ async fn a_device_linked_by_pairing_code_and_removed_on_the_phone_is_reported_on
     let app = TestApp::with(options(&sim)).await;
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     let receiver = WebhookReceiver::start().await;
-    expect(
-        app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": receiver.url })),
-        StatusCode::CREATED,
-    )
-    .await;
+    app.add_webhook(&token, &receiver.url).await;
 
     let body = json!({ "platform": "wa", "phone": DEVICE });
     let link = expect(app.bearer(Method::POST, "/api/v1/devices", &token).json(&body), StatusCode::OK).await;
