@@ -235,6 +235,31 @@ impl ConnectionState {
     }
 }
 
+/// The channel of a network's own events: the network sends, the bridge takes the
+/// receiving end once (events sent before then wait in it).
+pub struct EventChannel {
+    sender: mpsc::UnboundedSender<NetworkEvent>,
+    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<NetworkEvent>>>,
+}
+
+impl Default for EventChannel {
+    fn default() -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self { sender, receiver: std::sync::Mutex::new(Some(receiver)) }
+    }
+}
+
+impl EventChannel {
+    /// Fails only once the bridge has dropped the receiving end, i.e. while shutting down.
+    pub fn send(&self, event: NetworkEvent) -> Result<(), NetworkError> {
+        self.sender.send(event).map_err(|_| NetworkError::Disconnected)
+    }
+
+    pub fn take(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {
+        self.receiver.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// A receiver of a login's events; dropping it abandons the login.
 pub type LoginStream = mpsc::Receiver<LoginEvent>;
 

@@ -12,9 +12,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, ConnectionState, Contact, GroupInfo, IncomingBody, IncomingMessage, LoginEvent, LoginMethod,
-    LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage, Receipt,
-    ReceiptKind,
+    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, IncomingBody, IncomingMessage, LoginEvent,
+    LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
+    Receipt, ReceiptKind,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
@@ -30,8 +30,7 @@ const QR_CODES_PER_LOGIN: usize = 6;
 pub struct SimNetwork {
     qr_interval: Duration,
     state: Mutex<State>,
-    events: mpsc::UnboundedSender<NetworkEvent>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<NetworkEvent>>>,
+    events: EventChannel,
 }
 
 #[derive(Default)]
@@ -128,8 +127,7 @@ fn message_id() -> NetworkMessageId {
 impl SimNetwork {
     pub fn new(qr_interval: Duration) -> Self {
         tracing::warn!("using the SIMULATED WhatsApp network (sim); no real account is reachable");
-        let (events, receiver) = mpsc::unbounded_channel();
-        Self { qr_interval, state: Mutex::new(State::default()), events, receiver: Mutex::new(Some(receiver)) }
+        Self { qr_interval, state: Mutex::new(State::default()), events: EventChannel::default() }
     }
 
     fn locked(&self) -> std::sync::MutexGuard<'_, State> {
@@ -159,7 +157,7 @@ impl SimNetwork {
         if !self.locked().connected.remove(phone) {
             return Err(NetworkError::Disconnected);
         }
-        self.events.send(NetworkEvent::LoggedOut(phone.clone())).map_err(|_| NetworkError::Disconnected)
+        self.events.send(NetworkEvent::LoggedOut(phone.clone()))
     }
 
     /// Someone renames a group; every linked member hears of it.
@@ -170,7 +168,7 @@ impl SimNetwork {
         group.name = name;
         for account in connected.into_iter().filter(|a| group.members.contains(a)) {
             let info = group.info(jid);
-            self.events.send(NetworkEvent::Group { account, info }).map_err(|_| NetworkError::Disconnected)?;
+            self.events.send(NetworkEvent::Group { account, info })?;
         }
         Ok(())
     }
@@ -196,7 +194,7 @@ impl SimNetwork {
             id: id.clone(),
             body: message.body,
         };
-        self.events.send(NetworkEvent::Message(Box::new(incoming))).map_err(|_| NetworkError::Disconnected)?;
+        self.events.send(NetworkEvent::Message(Box::new(incoming)))?;
         Ok(id)
     }
 
@@ -211,7 +209,7 @@ impl SimNetwork {
     ) -> Result<(), NetworkError> {
         let chat = self.chat_of(&device, &reader, group)?;
         let receipt = Receipt { account: device, chat, reader, message_ids, kind };
-        self.events.send(NetworkEvent::Receipt(receipt)).map_err(|_| NetworkError::Disconnected)
+        self.events.send(NetworkEvent::Receipt(receipt))
     }
 
     /// The chat in which `contact` talks to connected `device`: their direct chat, or a group both are in.
@@ -374,6 +372,6 @@ impl Network for SimNetwork {
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {
-        self.receiver.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.events.take()
     }
 }

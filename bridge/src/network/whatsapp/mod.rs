@@ -21,8 +21,8 @@ use whatsapp_rust::types::events::Event;
 use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
-    AccountId, ConnectionState, Contact, GroupInfo, LoginEvent, LoginMethod, LoginStream, Media, Network, NetworkError,
-    NetworkEvent, NetworkMessageId, OutgoingMessage,
+    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, LoginEvent, LoginMethod, LoginStream, Media, Network,
+    NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -36,23 +36,21 @@ const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
 
 pub struct WhatsAppNetwork {
     inner: Arc<Inner>,
-    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<NetworkEvent>>>,
 }
 
 struct Inner {
     db: Db,
     config: WhatsAppConfig,
     sessions: std::sync::Mutex<HashMap<AccountId, Arc<Session>>>,
-    events: mpsc::UnboundedSender<NetworkEvent>,
+    events: EventChannel,
     http: reqwest::Client,
 }
 
 impl WhatsAppNetwork {
     pub fn new(db: Db, config: WhatsAppConfig) -> Self {
-        let (events, receiver) = mpsc::unbounded_channel();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        let inner = Inner { db, config, sessions: Default::default(), events, http };
-        Self { inner: Arc::new(inner), receiver: std::sync::Mutex::new(Some(receiver)) }
+        let inner = Inner { db, config, sessions: Default::default(), events: EventChannel::default(), http };
+        Self { inner: Arc::new(inner) }
     }
 
     fn session(&self, account: &AccountId) -> Result<Arc<Session>, NetworkError> {
@@ -386,6 +384,6 @@ impl Network for WhatsAppNetwork {
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {
-        self.receiver.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.inner.events.take()
     }
 }
