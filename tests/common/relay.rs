@@ -31,9 +31,9 @@ pub fn unpoint(url: &str) {
     targets().lock().unwrap().remove(&port(url));
 }
 
-/// Binds every URL's port and serves them from a thread of their own, so the relays
-/// outlive the test that happened to start Synapse.
-pub fn start(urls: Vec<String>) {
+/// Serves every registration URL from its bound socket on a thread of their own, so the
+/// relays outlive the test that happened to start Synapse.
+pub fn start(relays: Vec<(String, std::net::TcpListener)>) {
     let (ready, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -42,8 +42,9 @@ pub fn start(urls: Vec<String>) {
             // kept-alive connection to last test's server would fail the next push.
             let http =
                 reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().unwrap();
-            for url in urls {
-                let listener = tokio::net::TcpListener::bind(url.trim_start_matches("http://")).await.unwrap();
+            for (url, listener) in relays {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let app = axum::Router::new().fallback(forward).with_state((port(&url), http.clone()));
                 tokio::spawn(async move { axum::serve(listener, app).await });
             }

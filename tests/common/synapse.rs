@@ -58,13 +58,20 @@ fn start() -> Synapse {
     assert!(python.exists(), "{} is missing: run `make synapse` (make test does)", python.display());
     let dir = tempfile::Builder::new().prefix("mxgate-synapse-").tempdir().unwrap().keep();
     let url: Url = format!("http://127.0.0.1:{}", free_port()).parse().unwrap();
-    let registration = |prefix: String, localpart: String| Registration {
-        // The ports are reserved here and bound by the mxgate that takes the slot.
-        url: format!("http://127.0.0.1:{}", free_port()),
-        as_token: random_string(32),
-        hs_token: random_string(32),
-        sender_localpart: localpart,
-        prefix,
+    // Each registration URL is bound here and served by a relay for the whole run; holding
+    // the socket from the start keeps another test from taking the port in between.
+    let mut relays = Vec::new();
+    let mut registration = |prefix: String, localpart: String| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        relays.push((url.clone(), listener));
+        Registration {
+            url,
+            as_token: random_string(32),
+            hs_token: random_string(32),
+            sender_localpart: localpart,
+            prefix,
+        }
     };
     let slots = (0..SLOTS)
         .map(|k| AppservicePair {
@@ -83,8 +90,7 @@ fn start() -> Synapse {
         form_secret: random_string(32),
         appservices: slots,
     };
-    let relayed = params.appservices.iter().flat_map(|pair| [pair.api.url.clone(), pair.bridge.url.clone()]).collect();
-    super::relay::start(relayed);
+    super::relay::start(relays);
     render_synapse(&repo().join("config"), &params).unwrap();
     let config = params.config_path();
     let status = Command::new(&python)
