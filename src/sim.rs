@@ -101,38 +101,14 @@ async fn create_group(State(state): State<AppState>, Json(group): Json<NewGroup>
     Ok(Json(sim(&state)?.create_group(group.name, members)))
 }
 
-/// How a file is shown; by its type when not given.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InjectedKind {
-    Image,
-    Video,
-    Audio,
-    Voice,
-    Document,
-    Sticker,
-}
-
-impl From<InjectedKind> for MediaKind {
-    fn from(kind: InjectedKind) -> Self {
-        match kind {
-            InjectedKind::Image => Self::Image,
-            InjectedKind::Video => Self::Video,
-            InjectedKind::Audio => Self::Audio,
-            InjectedKind::Voice => Self::Voice,
-            InjectedKind::Document => Self::Document,
-            InjectedKind::Sticker => Self::Sticker,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectedMedia {
     pub base64: String,
     pub mime_type: String,
     pub file_name: String,
-    pub kind: Option<InjectedKind>,
+    /// How the file is shown; by its type when not given.
+    pub kind: Option<MediaKind>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
@@ -200,7 +176,7 @@ impl Incoming {
         }
         let media = match self.media {
             Some(m) => Some(Media {
-                kind: m.kind.map_or_else(|| MediaKind::of_mime_type(&m.mime_type), MediaKind::from),
+                kind: m.kind.unwrap_or_else(|| MediaKind::of_mime_type(&m.mime_type)),
                 data: STANDARD.decode(&m.base64).map_err(|e| ApiError::unprocessable(format!("media.base64: {e}")))?,
                 mime_type: m.mime_type,
                 file_name: m.file_name,
@@ -229,13 +205,6 @@ async fn incoming(State(state): State<AppState>, Json(incoming): Json<Incoming>)
     Ok(Json(Injection { message_id }))
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum InjectedReceiptKind {
-    Delivered,
-    Read,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectedReceipt {
@@ -247,19 +216,15 @@ pub struct InjectedReceipt {
     pub group_jid: Option<String>,
     /// Network ids of the messages, as the outbox lists them.
     pub message_ids: Vec<String>,
-    pub kind: InjectedReceiptKind,
+    pub kind: ReceiptKind,
 }
 
 /// A contact's phone reports that messages the device sent were delivered or read.
 #[utoipa::path(post, path = "/sim/receipts", tag = "sim", request_body = InjectedReceipt,
     responses((status = 200, body = Message), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn receipts(State(state): State<AppState>, Json(receipt): Json<InjectedReceipt>) -> ApiResult<Json<Message>> {
-    let kind = match receipt.kind {
-        InjectedReceiptKind::Delivered => ReceiptKind::Delivered,
-        InjectedReceiptKind::Read => ReceiptKind::Read,
-    };
     let (device, from) = (phone(&receipt.device_id)?, phone(&receipt.from)?);
-    sim(&state)?.receipt(device, from, receipt.group_jid, receipt.message_ids, kind).map_err(network_error)?;
+    sim(&state)?.receipt(device, from, receipt.group_jid, receipt.message_ids, receipt.kind).map_err(network_error)?;
     Ok(Json(Message::new("receipt sent")))
 }
 

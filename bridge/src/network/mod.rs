@@ -67,7 +67,8 @@ pub struct GroupInfo {
 }
 
 /// What a file is to the people exchanging it; it decides how both networks show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     Image,
     Video,
@@ -171,7 +172,8 @@ pub struct IncomingMessage {
     pub body: IncomingBody,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum ReceiptKind {
     /// The reader's phone has the messages.
     Delivered,

@@ -102,17 +102,14 @@ impl Inner {
             Some(media) => Some(upload(session, media).await?),
             None => None,
         };
-        let quoted = message.reply_to.as_ref().map(|id| (id, session.recalled(id)));
-        let quote = quoted.as_ref().map(|(id, known)| {
-            let (sender, message) = match known {
-                Some((sender, message)) => (sender.to_string(), Some(message.as_ref())),
-                // A message from before this process started: in a direct chat it was most
-                // likely the contact's.
-                None => (quote_fallback_sender(chat), None),
-            };
-            (id.as_str(), sender, message)
+        let recalled = message.reply_to.as_ref().map(|id| (id, session.recalled(id)));
+        let quoted = recalled.as_ref().map(|(id, known)| match known {
+            Some((sender, message)) => (id.as_str(), sender.to_string(), Some(message.as_ref())),
+            // A message from before this process started: in a direct chat it was most
+            // likely the contact's.
+            None => (id.as_str(), quote_fallback_sender(chat), None),
         });
-        let quote = quote.as_ref().map(|(id, sender, message)| Quote { id, sender, message: *message });
+        let quote = quoted.as_ref().map(|(id, sender, message)| Quote { id, sender, message: *message });
         convert::outgoing(message, uploaded.as_ref(), quote)
     }
 }
@@ -125,10 +122,9 @@ fn quote_fallback_sender(chat: &ChatId) -> String {
 }
 
 async fn upload(session: &Session, media: &Media) -> Result<Uploaded, NetworkError> {
-    let kind: MediaKind = media.kind;
     let response = session
         .client
-        .upload(media.data.clone(), convert::media_type(kind), UploadOptions::default())
+        .upload(media.data.clone(), convert::media_type(media.kind), UploadOptions::default())
         .await
         .map_err(|e| NetworkError::Refused(format!("WhatsApp did not take the file: {e}")))?;
     Ok(Uploaded::from(response))
