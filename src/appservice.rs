@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::extract::Json;
-use crate::messages::SendStatus;
+use crate::messages::{Recorded, SendStatus};
 use crate::state::AppState;
 use crate::webhooks::delivery;
 
@@ -86,7 +86,9 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                     reason: content["message"].as_str().unwrap_or("WhatsApp did not accept the message").to_owned(),
                 },
             };
-            state.send_statuses.record(event_id, status);
+            if state.send_statuses.record(event_id, status.clone()) == Recorded::Nobody {
+                enqueue_late_status(state, event, &room, event_id, &status).await?;
+            }
         }
         Some("m.room.member") => {
             let invited = event["content"]["membership"] == "invite";
@@ -119,6 +121,37 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
         _ => {}
     }
     Ok(())
+}
+
+/// A send that answered `pending` learns its outcome as a `message.status` webhook.
+async fn enqueue_late_status(
+    state: &AppState,
+    event: &Value,
+    room: &RoomId,
+    sent_event: &str,
+    status: &SendStatus,
+) -> Result<(), sqlx::Error> {
+    let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else { return Ok(()) };
+    let Some(login) = bridge_store::login(&state.db, &portal.account_id).await? else { return Ok(()) };
+    let (status, message_id, error) = match status {
+        SendStatus::Sent { network_message_id } => ("sent", Some(network_message_id.as_str()), None),
+        SendStatus::Failed { reason } => ("failed", None, Some(reason.as_str())),
+    };
+    let payload = json!({
+        "id": event["event_id"],
+        "type": "message.status",
+        "status": status,
+        "event_id": sent_event,
+        "message_id": message_id,
+        "error": error,
+        "to": login.owner,
+        "device_id": portal.account_id,
+        "is_contact": portal.is_direct,
+        "chat_id": portal.chat_id,
+        "timestamp": event["origin_server_ts"],
+    });
+    let Some(id) = event["event_id"].as_str() else { return Ok(()) };
+    delivery::enqueue(&state.db, &login.owner, id, &payload.to_string()).await.map(drop)
 }
 
 fn is_identity(state: &AppState, user: &UserId) -> bool {

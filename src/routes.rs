@@ -76,8 +76,8 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Homeserver transactions carry up to 100 events with their content.
-const APPSERVICE_BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Homeserver transactions carry up to 100 events with their content (the bridge's limit).
+const APPSERVICE_BODY_LIMIT: usize = mxgate_bridge::TRANSACTION_BODY_LIMIT;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -98,10 +98,11 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                 .layer(RequestBodyLimitLayer::new(file_limit))
                 .layer(DefaultBodyLimit::max(file_limit)),
         );
-    let mut root = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api/v1", api)
-        .merge(health::router())
-        .merge(appservice::router().layer(RequestBodyLimitLayer::new(APPSERVICE_BODY_LIMIT)));
+    let mut root = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api).merge(health::router()).merge(
+        appservice::router()
+            .layer(RequestBodyLimitLayer::new(APPSERVICE_BODY_LIMIT))
+            .layer(DefaultBodyLimit::max(APPSERVICE_BODY_LIMIT)),
+    );
     if state.sim.is_some() {
         root = root.merge(sim::router().layer(RequestBodyLimitLayer::new(file_limit)));
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mxgate_bridge::Bridge;
 use mxgate_bridge::config::{BridgeConfig, NetworkKind};
+use mxgate_bridge::inbox::Inbox;
 use mxgate_bridge::network::Network;
 use mxgate_bridge::network::sim::SimNetwork;
 use mxgate_bridge::network::whatsapp::WhatsAppNetwork;
@@ -37,17 +38,22 @@ pub async fn serve(
     let mut logged_out = None;
     let mut running = None;
     if let Some(BridgePart { config: bridge_config, listener: bridge_listener }) = bridge {
+        let inbox = Inbox::new(db.clone());
         let network: Arc<dyn Network> = match bridge_config.network {
             NetworkKind::Sim => {
-                let network = Arc::new(SimNetwork::new(Duration::from_millis(bridge_config.sim_qr_interval_ms)));
+                let interval = Duration::from_millis(bridge_config.sim_qr_interval_ms);
+                let network = Arc::new(SimNetwork::new(interval, inbox.clone()));
                 sim = Some(network.clone());
                 network
             }
-            NetworkKind::Whatsapp => Arc::new(WhatsAppNetwork::new(db.clone(), bridge_config.whatsapp.clone())),
+            NetworkKind::Whatsapp => {
+                Arc::new(WhatsAppNetwork::new(db.clone(), bridge_config.whatsapp.clone(), inbox.clone()))
+            }
         };
         running = Some(network.clone());
         let server = config.homeserver.server.clone();
-        let bridge = Bridge::start(bridge_config, config.provisioning.clone(), &server, db.clone(), network).await?;
+        let provisioning = config.provisioning.clone();
+        let bridge = Bridge::start(bridge_config, provisioning, &server, db.clone(), network, inbox).await?;
         logged_out = bridge.take_logged_out();
         tracing::info!(addr = %bridge_listener.local_addr()?, "bridge listening");
         tokio::spawn(async move { axum::serve(bridge_listener, bridge.router()).await });

@@ -201,7 +201,7 @@ pub struct Injection {
 async fn incoming(State(state): State<AppState>, Json(incoming): Json<Incoming>) -> ApiResult<Json<Injection>> {
     let (device, from, group) = (phone(&incoming.device_id)?, phone(&incoming.from)?, incoming.group_jid.clone());
     let injected = Injected { device, from, group, body: incoming.body()? };
-    let message_id = sim(&state)?.inject(injected).map_err(network_error)?;
+    let message_id = sim(&state)?.inject(injected).await.map_err(network_error)?;
     Ok(Json(Injection { message_id }))
 }
 

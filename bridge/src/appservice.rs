@@ -8,17 +8,24 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use ruma::{RoomId, UserId};
+use ruma::UserId;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::commands;
 use crate::core::Core;
-use crate::{outgoing, store};
+use crate::{outbox, store};
+
+/// Homeserver transactions carry up to 100 events of up to 64 KiB each; axum's 2 MB
+/// default would refuse a full one, and the homeserver would retry it for ever.
+pub const TRANSACTION_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router() -> Router<Arc<Core>> {
     Router::new()
-        .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
+        .route(
+            "/_matrix/app/v1/transactions/{txn_id}",
+            put(transaction).layer(axum::extract::DefaultBodyLimit::max(TRANSACTION_BODY_LIMIT)),
+        )
         .route("/_matrix/app/v1/users/{user_id}", get(query_user))
         .route("/_matrix/app/v1/rooms/{alias}", get(query_alias))
         .route("/_matrix/app/v1/ping", post(ping))
@@ -73,59 +80,83 @@ impl FromRequestParts<Arc<Core>> for FromHomeserver {
     }
 }
 
-/// Handles each event once: a replayed transaction id is acknowledged and ignored.
+/// The part of a pushed event the bridge acts on, parsed once; events that do not fit
+/// (e.g. ephemeral ones) are ignored.
+#[derive(Debug, serde::Deserialize)]
+struct PushedEvent {
+    room_id: ruma::OwnedRoomId,
+    sender: ruma::OwnedUserId,
+    #[serde(rename = "type")]
+    kind: String,
+    state_key: Option<String>,
+    #[serde(default)]
+    content: Value,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Transaction {
+    #[serde(default)]
+    events: Vec<Value>,
+}
+
+/// Handles each event once. Messages for the network are only queued here (see
+/// `outbox`), so the answer is quick; if the queue cannot take them, the homeserver is
+/// told to try the whole transaction again, which queues nothing twice.
 async fn transaction(
     State(core): State<Arc<Core>>,
     _: FromHomeserver,
     Path(txn_id): Path<String>,
-    Json(body): Json<Value>,
+    Json(body): Json<Transaction>,
 ) -> Response {
     match store::transaction_seen(&core.db, "bridge", &txn_id).await {
         Ok(true) => return Json(json!({})).into_response(),
         Ok(false) => {}
-        Err(error) => {
-            tracing::error!(error = %error, "cannot read transactions");
-            return matrix_error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "store unavailable");
+        Err(error) => return unavailable(&error.into()),
+    }
+    for raw in body.events {
+        let Ok(event) = serde_json::from_value::<PushedEvent>(raw.clone()) else { continue };
+        if let Err(error) = handle_event(&core, &event, &raw).await {
+            if error.is_transient() {
+                return unavailable(&error);
+            }
+            tracing::error!(room = %event.room_id, error = %error, "event not handled");
         }
     }
-    let events = body["events"].as_array().cloned().unwrap_or_default();
-    for event in &events {
-        handle_event(&core, event).await;
-    }
     if let Err(error) = store::mark_transaction(&core.db, "bridge", &txn_id).await {
-        tracing::error!(error = %error, "cannot record the transaction");
-        return matrix_error(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "store unavailable");
+        return unavailable(&error.into());
     }
     Json(json!({})).into_response()
 }
 
-async fn handle_event(core: &Arc<Core>, event: &Value) {
-    let (Some(sender), Some(room)) = (
-        event["sender"].as_str().and_then(|s| UserId::parse(s).ok()),
-        event["room_id"].as_str().and_then(|r| RoomId::parse(r).ok()),
-    ) else {
-        return;
-    };
+fn unavailable(error: &crate::core::BridgeError) -> Response {
+    tracing::warn!(error = %error, "transaction not taken; the homeserver will send it again");
+    matrix_error(StatusCode::SERVICE_UNAVAILABLE, "M_UNKNOWN", "the bridge cannot store events now")
+}
+
+async fn handle_event(core: &Arc<Core>, event: &PushedEvent, raw: &Value) -> Result<(), crate::core::BridgeError> {
+    let (sender, room) = (&event.sender, &event.room_id);
     // The bridge's own users speak for the network; their events are not echoed back.
-    if sender == core.bot || core.is_puppet(&sender) {
-        return;
+    if *sender == core.bot || core.is_puppet(sender) {
+        return Ok(());
     }
-    let result = match event["type"].as_str() {
-        Some("m.room.member")
-            if event["state_key"].as_str() == Some(core.bot.as_str()) && event["content"]["membership"] == "invite" =>
+    match event.kind.as_str() {
+        "m.room.member"
+            if event.state_key.as_deref() == Some(core.bot.as_str()) && event.content["membership"] == "invite" =>
         {
-            commands::accept_invite(core, &sender, &room).await
+            commands::accept_invite(core, sender, room).await
         }
-        Some("m.sticker") => outgoing::handle(core, event, &sender, &room).await,
-        Some("m.room.message") => match store::management_room_owner(&core.db, room.as_str()).await {
-            Ok(Some(owner)) if owner == sender.as_str() => commands::handle(core, &sender, &room, event).await,
-            Ok(_) => outgoing::handle(core, event, &sender, &room).await,
-            Err(error) => Err(error.into()),
+        "m.sticker" => outbox::enqueue(core, raw, sender, room).await,
+        "m.room.message" => match store::management_room_owner(&core.db, room.as_str()).await? {
+            Some(owner) if owner == sender.as_str() => {
+                // A command is not run twice: its effects (a login, a reply) are not idempotent.
+                if let Err(error) = commands::handle(core, sender, room, raw).await {
+                    tracing::error!(room = %room, error = %error, "command failed");
+                }
+                Ok(())
+            }
+            _ => outbox::enqueue(core, raw, sender, room).await,
         },
         _ => Ok(()),
-    };
-    if let Err(error) = result {
-        tracing::error!(room = %room, error = %error, "event not handled");
     }
 }
 

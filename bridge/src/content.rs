@@ -11,7 +11,7 @@ use ruma::UserId;
 use crate::core::BridgeError;
 use crate::media;
 use crate::network::{Media, MediaKind, ReceiptKind};
-use crate::outgoing::NETWORK_ID_FIELD;
+use crate::outbox::NETWORK_ID_FIELD;
 
 /// The event type of delivery and read reports on sent messages, which the API forwards.
 pub const MESSAGE_STATUS: &str = "fi.mxgate.message_status";

@@ -1,6 +1,7 @@
 //! The bridge core: what sits between the Matrix side and a network connector.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ruma::{OwnedUserId, UserId};
 use tokio::sync::{Mutex, mpsc};
@@ -10,7 +11,8 @@ use crate::db::Db;
 use crate::login::LoginProcesses;
 use crate::matrix::{MatrixClient, MatrixError};
 use crate::network::{AccountId, Network, NetworkError};
-use crate::store;
+use crate::outbox::Outbox;
+use crate::{retry, store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -24,6 +26,19 @@ pub enum BridgeError {
     Invalid(String),
     #[error(transparent)]
     Id(#[from] crate::ids::IdError),
+}
+
+impl BridgeError {
+    /// Whether trying again later may succeed: the homeserver, the database or the
+    /// device's connection is unavailable for now, as opposed to refusing the request.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Matrix(MatrixError::Refused { status, .. }) => *status == 429 || *status >= 500,
+            Self::Matrix(_) | Self::Database(_) => true,
+            Self::Network(error) => matches!(error, NetworkError::Disconnected),
+            Self::Invalid(_) | Self::Id(_) => false,
+        }
+    }
 }
 
 /// A device the network logged out (removed on the phone), for whoever reports it.
@@ -49,6 +64,7 @@ pub struct Core {
     pub portal_creation: Mutex<()>,
     /// Buffered until the reporter takes the receiving end, so none is missed at start-up.
     pub logged_out: mpsc::UnboundedSender<DeviceLoggedOut>,
+    pub outbox: Outbox,
 }
 
 impl Core {
@@ -72,6 +88,7 @@ impl Core {
             logins: LoginProcesses::default(),
             portal_creation: Mutex::new(()),
             logged_out,
+            outbox: Outbox::default(),
             config,
             provisioning,
         }
@@ -86,25 +103,66 @@ impl Core {
         user.server_name() == self.server_name.as_str() && user.localpart().starts_with(&self.config.puppet_prefix)
     }
 
-    /// Registers the bot and reconnects every device linked earlier.
-    pub async fn start(&self) -> Result<(), BridgeError> {
-        self.matrix.ensure_registered(&self.config.bot_localpart).await?;
-        self.matrix.set_displayname(&self.bot, "WhatsApp bridge").await?;
+    /// Reconnects every device linked earlier and registers the bot. Neither needs the
+    /// other: with the homeserver down, devices connect (their messages wait in the inbox)
+    /// and the bot is registered once the homeserver answers. A device that cannot be
+    /// restored is tried again with backoff.
+    pub async fn start(self: &Arc<Self>) -> Result<(), BridgeError> {
         let logins = store::connected_logins(&self.db).await?;
-        let network = &self.network;
-        let results = futures::future::join_all(logins.iter().map(|login| async move {
-            let account: AccountId = login.account_id.parse()?;
-            network.connect(&account).await.map_err(BridgeError::from)
-        }))
-        .await;
-        let mut restored = 0;
-        for (login, result) in logins.iter().zip(results) {
-            match result {
-                Ok(()) => restored += 1,
-                Err(e) => tracing::warn!(device = %login.account_id, error = %e, "device could not be restored"),
+        let results = futures::future::join_all(logins.iter().map(|login| self.restore(&login.account_id))).await;
+        let restored = results.iter().filter(|ok| **ok).count();
+        tracing::info!(restored, failed = logins.len() - restored, "linked devices reconnected");
+        for (login, restored) in logins.into_iter().zip(results) {
+            if !restored {
+                let core = self.clone();
+                tokio::spawn(async move {
+                    for attempts in 1.. {
+                        tokio::time::sleep(Duration::from_millis(retry::backoff_ms(attempts) as u64)).await;
+                        if core.restore(&login.account_id).await {
+                            break;
+                        }
+                    }
+                });
             }
         }
-        tracing::info!(restored, failed = logins.len() - restored, "linked devices reconnected");
+        if let Err(error) = self.register_bot().await {
+            tracing::warn!(error = %error, "homeserver not ready; the bridge keeps trying to register its bot");
+            let core = self.clone();
+            tokio::spawn(async move {
+                for attempts in 1.. {
+                    tokio::time::sleep(Duration::from_millis(retry::backoff_ms(attempts) as u64)).await;
+                    match core.register_bot().await {
+                        Ok(()) => break,
+                        Err(error) => tracing::warn!(error = %error, "bridge bot not registered yet"),
+                    }
+                }
+            });
+        }
         Ok(())
+    }
+
+    async fn register_bot(&self) -> Result<(), BridgeError> {
+        self.matrix.ensure_registered(&self.config.bot_localpart).await?;
+        self.matrix.set_displayname(&self.bot, "WhatsApp bridge").await?;
+        tracing::info!(bot = %self.bot, "bridge bot registered");
+        Ok(())
+    }
+
+    /// One attempt to reconnect a linked device; says whether it is under way.
+    async fn restore(&self, account_id: &str) -> bool {
+        let account: AccountId = match account_id.parse() {
+            Ok(account) => account,
+            Err(error) => {
+                tracing::error!(device = %account_id, error = %error, "a stored device id is not a phone number");
+                return true;
+            }
+        };
+        match self.network.connect(&account).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(device = %account, error = %error, "device could not be restored; will retry");
+                false
+            }
+        }
     }
 }

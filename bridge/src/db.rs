@@ -116,6 +116,11 @@ pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// Unix milliseconds, for retry schedules.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// A boolean column: `BOOLEAN` on PostgreSQL, `INTEGER` 0/1 on SQLite, because sqlx's
 /// `Any` driver hands SQLite booleans over only as integers. Rows read it with
 /// `#[sqlx(try_from = "Flag")]`; binding a plain `bool` works on both.

@@ -97,7 +97,8 @@ impl FromStr for GroupInvite {
     }
 }
 
-/// A chat on the network: a direct chat with a phone number, or a group.
+/// A chat on the network: a direct chat with a phone number, or a group. Stored and
+/// serialised as its JID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChatId {
     Direct(PhoneNumber),
@@ -132,6 +133,18 @@ impl FromStr for ChatId {
             }
             _ => Err(IdError::Chat(jid.to_owned())),
         }
+    }
+}
+
+impl Serialize for ChatId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChatId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -42,9 +42,6 @@ pub fn spawn_relay(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<NetworkE
         while let Some(event) = events.recv().await {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
             match &event {
-                NetworkEvent::Message(message) => {
-                    (message.account.as_str(), message.chat.to_string()).hash(&mut hasher)
-                }
                 NetworkEvent::Receipt(receipt) => {
                     (receipt.account.as_str(), receipt.chat.to_string()).hash(&mut hasher)
                 }
@@ -62,12 +59,6 @@ pub fn spawn_relay(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<NetworkE
 
 async fn handle(core: &Core, event: NetworkEvent) {
     match event {
-        NetworkEvent::Message(message) => {
-            let id = message.id.clone();
-            if let Err(error) = bridge_message(core, *message).await {
-                tracing::error!(message = %id, error = %error, "incoming message not bridged");
-            }
-        }
         NetworkEvent::Receipt(receipt) => {
             if let Err(error) = bridge_receipt(core, &receipt).await {
                 tracing::error!(device = %receipt.account, error = %error, "receipt not bridged");
@@ -116,7 +107,8 @@ async fn record_logged_out(core: &Core, account: AccountId) -> Result<(), Bridge
     Ok(())
 }
 
-async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), BridgeError> {
+/// Bridges one message from the inbox; safe to repeat (see `inbox`).
+pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), BridgeError> {
     let account = message.account.as_str();
     let chat_key = message.chat.to_string();
     if store::message_by_network_id(&core.db, account, &chat_key, &message.id).await?.is_some() {
@@ -142,9 +134,25 @@ async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), Bri
     };
     let event_id = match (&message.body, target.as_deref()) {
         (IncomingBody::Message { text, media, reply_to }, _) => {
+            let (mut text, mut media) = (text.clone(), media.as_ref());
             let mxc = match media {
-                Some(media) => {
-                    Some(core.matrix.upload(&puppet, media.data.clone(), &media.mime_type, &media.file_name).await?)
+                Some(file) => {
+                    match core.matrix.upload(&puppet, file.data.clone(), &file.mime_type, &file.file_name).await {
+                        Ok(mxc) => Some(mxc),
+                        // A file the homeserver will never take still leaves a trace of the message.
+                        Err(MatrixError::Refused { status: 413, .. }) => {
+                            let notice = format!(
+                                "[{} {} of {} bytes, larger than the homeserver accepts]",
+                                file.kind.as_str(),
+                                file.file_name,
+                                file.data.len()
+                            );
+                            text = Some(text.map_or(notice.clone(), |caption| format!("{caption}\n{notice}")));
+                            media = None;
+                            None
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
                 }
                 None => None,
             };
@@ -152,7 +160,7 @@ async fn bridge_message(core: &Core, message: IncomingMessage) -> Result<(), Bri
                 Some(quoted) => store::message_by_network_id(&core.db, account, &chat_key, quoted).await?,
                 None => None,
             };
-            let file = media.as_ref().zip(mxc.as_ref().map(|mxc| mxc.as_str()));
+            let file = media.zip(mxc.as_ref().map(|mxc| mxc.as_str()));
             send(content::message(text.as_deref(), file, quoted.as_ref().map(|q| q.event_id.as_str()))).await?
         }
         (IncomingBody::Reaction { target: target_id, emoji }, Some(target)) => {

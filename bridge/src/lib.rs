@@ -10,16 +10,18 @@ mod content;
 mod core;
 pub mod db;
 pub mod ids;
+pub mod inbox;
 mod incoming;
 mod login;
 pub mod matrix;
 pub mod media;
 pub mod network;
-mod outgoing;
+pub mod outbox;
 mod portal;
 pub mod provisioning;
 mod puppet;
 pub mod qr;
+mod retry;
 pub mod store;
 
 use std::sync::Arc;
@@ -27,14 +29,15 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::sync::mpsc;
 
-pub use crate::appservice::{HsTokenError, check_hs_token};
+pub use crate::appservice::{HsTokenError, TRANSACTION_BODY_LIMIT, check_hs_token};
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
 pub use crate::content::MESSAGE_STATUS;
 use crate::core::Core;
 pub use crate::core::{BridgeError, DeviceLoggedOut};
 use crate::db::Db;
+use crate::inbox::Inbox;
 use crate::network::Network;
-pub use crate::outgoing::{NETWORK_ID_FIELD, SEND_STATUS};
+pub use crate::outbox::{NETWORK_ID_FIELD, SEND_STATUS};
 
 /// A running bridge: its HTTP surface and the task relaying network events.
 pub struct Bridge {
@@ -43,13 +46,16 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// Registers the bot, restores linked devices and starts relaying network events.
+    /// Restores linked devices, registers the bot (now or once the homeserver answers),
+    /// and starts relaying: `inbox` to Matrix, the send queue to the network, and the
+    /// network's other events.
     pub async fn start(
         config: BridgeConfig,
         provisioning: ProvisioningConfig,
         server: &ServerConfig,
         db: Db,
         network: Arc<dyn Network>,
+        inbox: Inbox,
     ) -> Result<Self, BridgeError> {
         let (logged_out, receiver) = mpsc::unbounded_channel();
         let core = Arc::new(Core::new(config, provisioning, server, db, network, logged_out));
@@ -57,6 +63,8 @@ impl Bridge {
         if let Some(events) = core.network.take_events() {
             incoming::spawn_relay(core.clone(), events);
         }
+        inbox::spawn_relay(core.clone(), inbox);
+        outbox::spawn_sender(core.clone());
         tracing::info!(network = core.network.name(), bot = %core.bot, "bridge started");
         Ok(Self { core, logged_out: std::sync::Mutex::new(Some(receiver)) })
     }

@@ -161,6 +161,11 @@ pub struct MessageRow {
 }
 
 pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error> {
+    insert_message_in(&mut *db.pool.acquire().await?, row).await
+}
+
+/// [`insert_message`] on a connection of the caller's, e.g. inside its transaction.
+pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -172,7 +177,7 @@ pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error
     .bind(&row.network_id)
     .bind(&row.direction)
     .bind(now())
-    .execute(&db.pool)
+    .execute(conn)
     .await
     .map(drop)
 }

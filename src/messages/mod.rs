@@ -4,4 +4,4 @@ pub mod routes;
 pub mod service;
 mod status;
 
-pub use status::{SendStatus, SendStatuses};
+pub use status::{Recorded, SendStatus, SendStatuses};

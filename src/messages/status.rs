@@ -16,6 +16,17 @@ enum Slot {
     /// The status came before anyone waited (the homeserver may push it before the
     /// sender's own HTTP call returns).
     Arrived(SendStatus, Instant),
+    /// The send answered `pending`: its status, when it comes, goes to the webhooks.
+    Abandoned(Instant),
+}
+
+/// Who a status reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The request waiting for it, or one about to.
+    Waiter,
+    /// Nobody: the request already answered `pending`, so the client learns it by webhook.
+    Nobody,
 }
 
 /// Rendezvous between a send waiting for its status and the appservice receiving it.
@@ -26,17 +37,27 @@ pub struct SendStatuses {
 
 /// How long an unclaimed status is kept.
 const KEEP_UNCLAIMED: Duration = Duration::from_secs(300);
+/// How long a send that answered `pending` is remembered; the bridge reports every send
+/// well within it (its retry window is 5 minutes).
+const KEEP_ABANDONED: Duration = Duration::from_secs(3600);
 
 impl SendStatuses {
-    pub fn record(&self, event_id: &str, status: SendStatus) {
+    pub fn record(&self, event_id: &str, status: SendStatus) -> Recorded {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.retain(|_, slot| !matches!(slot, Slot::Arrived(_, at) if at.elapsed() > KEEP_UNCLAIMED));
+        slots.retain(|_, slot| match slot {
+            Slot::Arrived(_, at) => at.elapsed() <= KEEP_UNCLAIMED,
+            Slot::Abandoned(at) => at.elapsed() <= KEEP_ABANDONED,
+            Slot::Waiting(_) => true,
+        });
         match slots.remove(event_id) {
             Some(Slot::Waiting(waiter)) => {
                 let _ = waiter.send(status);
+                Recorded::Waiter
             }
+            Some(Slot::Abandoned(_)) => Recorded::Nobody,
             _ => {
                 slots.insert(event_id.to_owned(), Slot::Arrived(status, Instant::now()));
+                Recorded::Waiter
             }
         }
     }
@@ -56,7 +77,10 @@ impl SendStatuses {
         };
         let status = tokio::time::timeout(timeout, receiver).await.ok().and_then(Result::ok);
         if status.is_none() {
-            self.slots.lock().unwrap_or_else(|e| e.into_inner()).remove(event_id);
+            self.slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(event_id.to_owned(), Slot::Abandoned(Instant::now()));
         }
         status
     }
@@ -81,7 +105,15 @@ mod tests {
         while statuses.slots.lock().unwrap().get("$late").is_none() {
             tokio::task::yield_now().await;
         }
-        statuses.record("$late", sent.clone());
-        assert_eq!(waiter.await.unwrap(), Some(sent));
+        assert_eq!(statuses.record("$late", sent.clone()), Recorded::Waiter);
+        assert_eq!(waiter.await.unwrap(), Some(sent.clone()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_status_after_the_answer_is_for_nobody_waiting() {
+        let statuses = SendStatuses::default();
+        assert_eq!(statuses.wait("$slow", Duration::from_secs(30)).await, None);
+        let failed = SendStatus::Failed { reason: "not on WhatsApp".into() };
+        assert_eq!(statuses.record("$slow", failed), Recorded::Nobody);
     }
 }

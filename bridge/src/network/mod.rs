@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
+pub use crate::inbox::Inbox;
 
 /// The account a login controls; on WhatsApp, its phone number.
 pub type AccountId = PhoneNumber;
@@ -67,7 +68,7 @@ pub struct GroupInfo {
 }
 
 /// What a file is to the people exchanging it; it decides how both networks show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
     Image,
@@ -103,9 +104,10 @@ impl MediaKind {
 }
 
 /// A file travelling with a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Media {
     pub kind: MediaKind,
+    #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
     pub mime_type: String,
     pub file_name: String,
@@ -140,7 +142,8 @@ pub struct OutgoingMessage {
 }
 
 /// What a contact did in a chat.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IncomingBody {
     /// A new message: text, a file with an optional caption, or both, maybe quoting another.
     Message { text: Option<String>, media: Option<Media>, reply_to: Option<NetworkMessageId> },
@@ -162,7 +165,9 @@ impl IncomingBody {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A message a device received. Connectors hand these to the [`Inbox`] and let the
+/// network forget them (ack) only once it has committed them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IncomingMessage {
     pub account: AccountId,
     pub chat: ChatId,
@@ -200,10 +205,11 @@ pub struct Receipt {
     pub kind: ReceiptKind,
 }
 
-/// What the network tells the bridge on its own.
+/// What the network tells the bridge on its own, besides messages (which go through
+/// the durable [`Inbox`]). These are state, not content: one lost in a crash is
+/// superseded by the next.
 #[derive(Debug, Clone)]
 pub enum NetworkEvent {
-    Message(Box<IncomingMessage>),
     Receipt(Receipt),
     /// A contact's name (or push name) changed; their puppet follows.
     Contact(Contact),
@@ -214,6 +220,26 @@ pub enum NetworkEvent {
     },
     /// The account was logged out from the network side (e.g. removed on the phone).
     LoggedOut(AccountId),
+}
+
+/// A message id in WhatsApp's own shape (`3EB0` and 18 hex digits), random.
+pub fn random_message_id() -> NetworkMessageId {
+    format!("3EB0{}", hex::encode_upper(rand::random::<[u8; 9]>()))
+}
+
+/// Files travel base64-encoded where messages are stored as JSON.
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD.decode(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where a linked device's connection to the network stands.
@@ -291,12 +317,19 @@ pub trait Network: Send + Sync + 'static {
     /// Resolves an invite and joins the group unless `account` is already a member.
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError>;
 
+    /// A fresh id for a message `account` will send. The bridge stores it before the
+    /// first attempt, so every retry of one message goes out under the same id.
+    fn new_message_id(&self) -> NetworkMessageId;
+
+    /// Sends `message` under `id` (from [`Network::new_message_id`]). Sending the same
+    /// id again after a failure or a crash is how a retry is made; recipients keep one.
     async fn send(
         &self,
         account: &AccountId,
         chat: &ChatId,
+        id: &NetworkMessageId,
         message: OutgoingMessage,
-    ) -> Result<NetworkMessageId, NetworkError>;
+    ) -> Result<(), NetworkError>;
 
     /// The stream of events for every account; taken once by the bridge.
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>>;

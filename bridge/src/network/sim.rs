@@ -12,9 +12,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, IncomingBody, IncomingMessage, LoginEvent,
+    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage, LoginEvent,
     LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
-    Receipt, ReceiptKind,
+    Receipt, ReceiptKind, random_message_id,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
@@ -31,6 +31,7 @@ pub struct SimNetwork {
     qr_interval: Duration,
     state: Mutex<State>,
     events: EventChannel,
+    inbox: Inbox,
 }
 
 #[derive(Default)]
@@ -120,14 +121,10 @@ pub struct Injected {
     pub body: IncomingBody,
 }
 
-fn message_id() -> NetworkMessageId {
-    format!("3EB0{}", hex::encode(rand::random::<[u8; 8]>()).to_uppercase())
-}
-
 impl SimNetwork {
-    pub fn new(qr_interval: Duration) -> Self {
+    pub fn new(qr_interval: Duration, inbox: Inbox) -> Self {
         tracing::warn!("using the SIMULATED WhatsApp network (sim); no real account is reachable");
-        Self { qr_interval, state: Mutex::new(State::default()), events: EventChannel::default() }
+        Self { qr_interval, state: Mutex::new(State::default()), events: EventChannel::default(), inbox }
     }
 
     fn locked(&self) -> std::sync::MutexGuard<'_, State> {
@@ -182,10 +179,11 @@ impl SimNetwork {
         CreatedGroup { jid, invite_url }
     }
 
-    /// Delivers a message to `device` as if `from` sent it; returns its network id.
-    pub fn inject(&self, message: Injected) -> Result<NetworkMessageId, NetworkError> {
+    /// Delivers a message to `device` as if `from` sent it; returns its network id once
+    /// the device has committed it, as WhatsApp forgets a message only once it is acked.
+    pub async fn inject(&self, message: Injected) -> Result<NetworkMessageId, NetworkError> {
         let chat = self.chat_of(&message.device, &message.from, message.group)?;
-        let id = message_id();
+        let id = random_message_id();
         let incoming = IncomingMessage {
             account: message.device,
             chat,
@@ -194,7 +192,7 @@ impl SimNetwork {
             id: id.clone(),
             body: message.body,
         };
-        self.events.send(NetworkEvent::Message(Box::new(incoming)))?;
+        self.inbox.commit(std::slice::from_ref(&incoming)).await.map_err(|e| NetworkError::Refused(e.to_string()))?;
         Ok(id)
     }
 
@@ -334,12 +332,17 @@ impl Network for SimNetwork {
         }
     }
 
+    fn new_message_id(&self) -> NetworkMessageId {
+        random_message_id()
+    }
+
     async fn send(
         &self,
         account: &AccountId,
         chat: &ChatId,
+        id: &NetworkMessageId,
         message: OutgoingMessage,
-    ) -> Result<NetworkMessageId, NetworkError> {
+    ) -> Result<(), NetworkError> {
         let mut state = self.locked();
         if !state.connected.contains(account) {
             return Err(NetworkError::Disconnected);
@@ -349,9 +352,14 @@ impl Network for SimNetwork {
         {
             return Err(NetworkError::Refused(format!("{account} is not a member of {jid}")));
         }
+        let outbox = state.outbox.entry(account.clone()).or_default();
+        // The network keeps one message per id, as WhatsApp's recipients do.
+        if outbox.iter().any(|sent| sent.message_id == *id) {
+            return Ok(());
+        }
         use base64::Engine;
         let entry = OutboxEntry {
-            message_id: message_id(),
+            message_id: id.clone(),
             to: chat.to_string(),
             text: message.text,
             media: message.media.map(|m| OutboxMedia {
@@ -366,9 +374,8 @@ impl Network for SimNetwork {
             }),
             reply_to: message.reply_to,
         };
-        let id = entry.message_id.clone();
-        state.outbox.entry(account.clone()).or_default().push(entry);
-        Ok(id)
+        outbox.push(entry);
+        Ok(())
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {

@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 
-use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::{InboundMessage, Receipt as WaReceipt};
 use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::upload::UploadOptions;
 use whatsapp_rust::waproto::whatsapp as wa;
+use whatsapp_rust::{Client, InboundDurabilityHook, Jid};
 
 use super::convert::{self, Quote, Uploaded};
 use super::session::{Session, person};
 use super::{Inner, NetworkError};
 use crate::ids::{ChatId, PhoneNumber};
 use crate::network::{
-    IncomingBody, IncomingMessage, Media, MediaKind, NetworkEvent, OutgoingMessage, Receipt, ReceiptKind,
+    AccountId, Inbox, IncomingBody, IncomingMessage, Media, MediaKind, NetworkEvent, OutgoingMessage, Receipt,
+    ReceiptKind,
 };
 
 /// The phone number behind a JID; WhatsApp may address people by LID, with the number
@@ -28,48 +29,74 @@ fn chat_of(chat: &Jid, is_group: bool, sender: &PhoneNumber) -> ChatId {
     if is_group { ChatId::Group(chat.to_string()) } else { ChatId::Direct(sender.clone()) }
 }
 
-impl Inner {
-    pub(super) async fn incoming(&self, session: &Session, inbound: &InboundMessage) {
-        let info = &inbound.info;
-        let source = &info.source;
-        let id = info.id.to_string();
-        // A quote names the person, not the device they wrote from.
-        session.remember(&id, source.sender.to_non_ad(), inbound.message.clone());
-        // The account's own messages (sent from the phone) are not bridged back as the contact's.
-        if source.is_from_me {
-            return;
+/// Commits every batch whatsapp-rust decrypted to the inbox before whatsapp-rust acks
+/// it to WhatsApp: until the commit succeeds the server keeps the messages and
+/// redelivers them on the next connect, so none is lost between the two.
+pub struct CommitToInbox(pub Inbox);
+
+#[async_trait::async_trait]
+impl InboundDurabilityHook for CommitToInbox {
+    async fn on_messages(&self, client: Arc<Client>, batch: &[InboundMessage]) -> anyhow::Result<()> {
+        let own = client.persistence_manager().get_device_snapshot().pn.clone();
+        let Some(account) = own.and_then(|jid| jid.user.parse::<AccountId>().ok()) else {
+            anyhow::bail!("the client has no phone number yet; the batch stays unacked");
+        };
+        let mut messages = Vec::with_capacity(batch.len());
+        for inbound in batch {
+            messages.extend(bridged(&client, &account, inbound).await);
         }
-        let Some(sender) = phone_of(&source.sender, source.sender_alt.as_ref()) else {
-            tracing::debug!(device = %session.account, "message from an address without a number skipped");
-            return;
-        };
-        let Some(converted) = convert::incoming(&inbound.message) else {
-            tracing::debug!(device = %session.account, message = %id, "message kind not bridged");
-            return;
-        };
-        let body = match &converted.download {
-            None => converted.body,
-            Some(source) => match session.client.download(source.downloadable()).await {
-                Ok(data) => converted.downloaded(data),
-                Err(error) => {
-                    tracing::warn!(device = %session.account, message = %id, error = %error, "media download failed");
-                    IncomingBody::Message {
-                        text: Some("[a file that could not be downloaded from WhatsApp]".into()),
-                        media: None,
-                        reply_to: None,
-                    }
+        self.0.commit(&messages).await?;
+        Ok(())
+    }
+}
+
+/// What the bridge makes of one received message, its file downloaded; `None` for what
+/// it does not show.
+async fn bridged(client: &Client, account: &AccountId, inbound: &InboundMessage) -> Option<IncomingMessage> {
+    let info = &inbound.info;
+    let source = &info.source;
+    let id = info.id.to_string();
+    // The account's own messages (sent from the phone) are not bridged back as the contact's.
+    if source.is_from_me {
+        return None;
+    }
+    let Some(sender) = phone_of(&source.sender, source.sender_alt.as_ref()) else {
+        tracing::debug!(device = %account, "message from an address without a number skipped");
+        return None;
+    };
+    let Some(converted) = convert::incoming(&inbound.message) else {
+        tracing::debug!(device = %account, message = %id, "message kind not bridged");
+        return None;
+    };
+    let body = match &converted.download {
+        None => converted.body,
+        Some(source) => match client.download(source.downloadable()).await {
+            Ok(data) => converted.downloaded(data),
+            Err(error) => {
+                tracing::warn!(device = %account, message = %id, error = %error, "media download failed");
+                IncomingBody::Message {
+                    text: Some("[a file that could not be downloaded from WhatsApp]".into()),
+                    media: None,
+                    reply_to: None,
                 }
-            },
-        };
-        let message = IncomingMessage {
-            account: session.account.clone(),
-            chat: chat_of(&source.chat, source.is_group, &sender),
-            sender,
-            sender_name: Some(info.push_name.clone()).filter(|n| !n.is_empty()),
-            id,
-            body,
-        };
-        let _ = self.events.send(NetworkEvent::Message(Box::new(message)));
+            }
+        },
+    };
+    Some(IncomingMessage {
+        account: account.clone(),
+        chat: chat_of(&source.chat, source.is_group, &sender),
+        sender,
+        sender_name: Some(info.push_name.clone()).filter(|n| !n.is_empty()),
+        id,
+        body,
+    })
+}
+
+impl Inner {
+    /// Keeps a received message for quoting; the inbox has it already (see [`CommitToInbox`]).
+    pub(super) fn received(&self, session: &Session, inbound: &InboundMessage) {
+        // A quote names the person, not the device they wrote from.
+        session.remember(&inbound.info.id, inbound.info.source.sender.to_non_ad(), inbound.message.clone());
     }
 
     pub(super) fn receipt(&self, session: &Session, receipt: &WaReceipt) {

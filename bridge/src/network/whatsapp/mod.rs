@@ -16,13 +16,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use whatsapp_rust::Jid;
+use whatsapp_rust::send::SendOptions;
 use whatsapp_rust::types::events::Event;
 
 use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
-    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, LoginEvent, LoginMethod, LoginStream, Media, Network,
-    NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
+    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, LoginEvent, LoginMethod, LoginStream, Media,
+    Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -40,6 +41,7 @@ pub struct WhatsAppNetwork {
 
 struct Inner {
     db: Db,
+    inbox: Inbox,
     config: WhatsAppConfig,
     sessions: std::sync::Mutex<HashMap<AccountId, Arc<Session>>>,
     events: EventChannel,
@@ -47,9 +49,9 @@ struct Inner {
 }
 
 impl WhatsAppNetwork {
-    pub fn new(db: Db, config: WhatsAppConfig) -> Self {
+    pub fn new(db: Db, config: WhatsAppConfig, inbox: Inbox) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        let inner = Inner { db, config, sessions: Default::default(), events: EventChannel::default(), http };
+        let inner = Inner { db, inbox, config, sessions: Default::default(), events: EventChannel::default(), http };
         Self { inner: Arc::new(inner) }
     }
 
@@ -189,7 +191,7 @@ impl Inner {
                 }
                 Event::Messages(batch) => {
                     for message in batch.iter() {
-                        self.incoming(&session, message).await;
+                        self.received(&session, message);
                     }
                 }
                 Event::Receipt(receipt) => self.receipt(&session, receipt),
@@ -287,7 +289,8 @@ impl Network for WhatsAppNetwork {
             LoginMethod::Qr => None,
             LoginMethod::PairCode(phone) => Some(phone),
         };
-        let started = session::start(&self.inner.db, &self.inner.config, &store_key, pair_code).await?;
+        let inner = &self.inner;
+        let started = session::start(&inner.db, &inner.config, &store_key, pair_code, inner.inbox.clone()).await?;
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(self.inner.clone().run_login(store_key, started, pair_code.is_some(), tx));
         Ok(rx)
@@ -299,7 +302,8 @@ impl Network for WhatsAppNetwork {
             .await
             .map_err(storage)?
             .ok_or_else(|| refused(format!("no WhatsApp session is stored for {account}")))?;
-        let Started { handle, events } = session::start(&inner.db, &inner.config, &store_key, None).await?;
+        let Started { handle, events } =
+            session::start(&inner.db, &inner.config, &store_key, None, inner.inbox.clone()).await?;
         let session = Arc::new(Session::new(account.clone(), store_key, handle, ConnectionState::Connecting));
         inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone(), session.clone());
         tokio::spawn(inner.clone().run_session(session.clone(), events));
@@ -367,20 +371,25 @@ impl Network for WhatsAppNetwork {
         self.group_info(account, &chat).await
     }
 
+    fn new_message_id(&self) -> NetworkMessageId {
+        super::random_message_id()
+    }
+
     async fn send(
         &self,
         account: &AccountId,
         chat: &ChatId,
+        id: &NetworkMessageId,
         message: OutgoingMessage,
-    ) -> Result<NetworkMessageId, NetworkError> {
+    ) -> Result<(), NetworkError> {
         let session = self.session(account)?;
         let to = chat_jid(chat)?;
         session.pace(Duration::from_millis(self.inner.config.send_interval_ms)).await;
-        let message = self.inner.outgoing(&session, chat, &message).await?;
-        let message = Arc::new(message);
-        let sent = session.client.send_message(to, message.as_ref().clone()).await.map_err(refused)?;
-        session.remember(&sent.message_id, person(account), message);
-        Ok(sent.message_id)
+        let message = Arc::new(self.inner.outgoing(&session, chat, &message).await?);
+        let options = SendOptions::default().with_message_id(id.clone());
+        session.client.send_message_with_options(to, message.as_ref().clone(), options).await.map_err(refused)?;
+        session.remember(id, person(account), message);
+        Ok(())
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {

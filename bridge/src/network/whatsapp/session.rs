@@ -16,12 +16,12 @@ use whatsapp_rust::{Client, Jid};
 use whatsapp_rust::waproto::whatsapp as wa;
 
 use super::http::Rerouted;
-use super::messages::Recent;
+use super::messages::{CommitToInbox, Recent};
 use super::store::SqlStore;
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
 use crate::ids::PhoneNumber;
-use crate::network::{AccountId, ConnectionState, NetworkError};
+use crate::network::{AccountId, ConnectionState, Inbox, NetworkError};
 
 /// whatsapp-rust hands events to handlers synchronously and in order; a channel keeps
 /// that order for the task that acts on them.
@@ -40,17 +40,20 @@ pub struct Started {
 }
 
 /// Starts a client on the store `store_key`; with `pair_code`, a new store links by
-/// pairing code instead of QR codes.
+/// pairing code instead of QR codes. Received messages are committed to `inbox` before
+/// WhatsApp is acked.
 pub async fn start(
     db: &Db,
     config: &WhatsAppConfig,
     store_key: &str,
     pair_code: Option<&PhoneNumber>,
+    inbox: Inbox,
 ) -> Result<Started, NetworkError> {
     let (tx, events) = mpsc::unbounded_channel();
     let mut builder = Bot::builder()
         .with_backend(SqlStore::new(db.clone(), store_key))
         .with_event_handler(Forward(tx))
+        .with_inbound_durability_hook(CommitToInbox(inbox))
         // mxgate bridges what arrives from now on; the phone's history stays on the phone.
         .skip_history_sync();
     if let Some(url) = &config.url {

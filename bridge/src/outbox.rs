@@ -1,0 +1,305 @@
+//! The send queue: Matrix → network, exactly once. A portal event from its device's
+//! owner is stored with the network message id it will go out under *before* anything is
+//! sent, and the homeserver's transaction is answered as soon as it is stored. A sender
+//! task per device then sends the queue in order, with the connector's pacing, and reports
+//! each outcome as a `com.beeper.message_send_status` event.
+//!
+//! A replayed transaction finds the event already queued; a restart resumes the queue; a
+//! retry re-sends under the same message id, so a recipient keeps one copy. A send that
+//! still fails after its retry window (or that the network refuses outright) ends as a
+//! FAIL status with the reason.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ruma::{RoomId, UserId};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::content;
+use crate::core::{BridgeError, Core};
+use crate::db::{Db, now, now_ms};
+use crate::network::{NetworkMessageId, OutgoingMessage};
+use crate::retry;
+use crate::store::{self, MessageRow};
+
+/// The status event type mautrix bridges use; the API waits for it.
+pub const SEND_STATUS: &str = "com.beeper.message_send_status";
+/// The network's message id, added beside the standard fields.
+pub const NETWORK_ID_FIELD: &str = "fi.mxgate.network_message_id";
+
+/// How long a send that fails for a passing reason (device disconnected, homeserver
+/// unreachable for its file) is retried before it is reported failed.
+const RETRY_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// Rows read per pass.
+const PASS_ROWS: i64 = 2_000;
+
+const QUEUED: &str = "queued";
+const SENT: &str = "sent";
+const FAILED: &str = "failed";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    event_id: String,
+    room_id: String,
+    account_id: String,
+    chat_id: String,
+    sender: String,
+    event: String,
+    network_id: String,
+    state: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    created_at: i64,
+}
+
+const COLUMNS: &str = "seq, event_id, room_id, account_id, chat_id, sender, event, network_id, state, attempts, \
+                       next_attempt_at, last_error, created_at";
+
+/// Wakes the sender when something is queued.
+#[derive(Default)]
+pub struct Outbox {
+    wake: Notify,
+}
+
+/// Queues `event` (an `m.room.message` or `m.sticker` in `room`) if it is the portal
+/// owner's and not queued yet. Returns once the queue has it.
+pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId) -> Result<(), BridgeError> {
+    let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
+    let Some(portal) = store::portal_by_room(&core.db, room.as_str()).await? else { return Ok(()) };
+    let Some(login) = store::login(&core.db, &portal.account_id).await? else { return Ok(()) };
+    if login.owner != sender.as_str() {
+        return Ok(());
+    }
+    let stored = json!({ "type": event["type"], "content": event["content"] }).to_string();
+    sqlx::query(
+        "INSERT INTO bridge_outbox (event_id, room_id, account_id, chat_id, sender, event, network_id, state, attempts,
+                                    next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event_id)
+    .bind(room.as_str())
+    .bind(&portal.account_id)
+    .bind(&portal.chat_id)
+    .bind(sender.as_str())
+    .bind(stored)
+    .bind(core.network.new_message_id())
+    .bind(QUEUED)
+    .bind(now_ms())
+    .bind(now_ms())
+    .execute(&core.db.pool)
+    .await?;
+    core.outbox.wake.notify_one();
+    Ok(())
+}
+
+/// Events queued and not yet sent nor failed.
+pub async fn queued(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM bridge_outbox WHERE state = $1").bind(QUEUED).fetch_one(&db.pool).await
+}
+
+async fn due(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 ORDER BY seq LIMIT $2"
+    )))
+    .bind(QUEUED)
+    .bind(PASS_ROWS)
+    .fetch_all(&db.pool)
+    .await
+}
+
+async fn unreported(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM bridge_outbox WHERE state <> $1 AND reported_at IS NULL ORDER BY seq LIMIT $2"
+    )))
+    .bind(QUEUED)
+    .bind(PASS_ROWS)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Sends the queue for as long as the process runs: one task per device with queued
+/// events, each in order; woken by each enqueue, and every second for retries.
+pub fn spawn_sender(core: Arc<Core>) {
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    tokio::spawn(async move {
+        loop {
+            match due(&core.db).await {
+                Ok(rows) => {
+                    for (account, rows) in by_account(rows) {
+                        if rows[0].next_attempt_at > now_ms()
+                            || !busy.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone())
+                        {
+                            continue;
+                        }
+                        let (core, busy) = (core.clone(), busy.clone());
+                        tokio::spawn(async move {
+                            drain(&core, rows).await;
+                            busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&account);
+                            core.outbox.wake.notify_one();
+                        });
+                    }
+                }
+                Err(error) => tracing::warn!(error = %error, "cannot read the send queue; retrying"),
+            }
+            match unreported(&core.db).await {
+                Ok(rows) => {
+                    for row in rows {
+                        report(&core, &row).await;
+                    }
+                }
+                Err(error) => tracing::warn!(error = %error, "cannot read unreported sends; retrying"),
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), core.outbox.wake.notified()).await;
+        }
+    });
+}
+
+fn by_account(rows: Vec<Row>) -> Vec<(String, Vec<Row>)> {
+    let mut order = Vec::new();
+    let mut accounts: HashMap<String, Vec<Row>> = HashMap::new();
+    for row in rows {
+        if !accounts.contains_key(&row.account_id) {
+            order.push(row.account_id.clone());
+        }
+        accounts.entry(row.account_id.clone()).or_default().push(row);
+    }
+    order.into_iter().map(|account| (account.clone(), accounts.remove(&account).unwrap_or_default())).collect()
+}
+
+/// Sends one device's queued events in order; a send that must be retried later holds
+/// the ones after it, so the contact sees them in the order they were written.
+async fn drain(core: &Core, rows: Vec<Row>) {
+    for mut row in rows {
+        let outcome = send(core, &row).await;
+        let finished = match &outcome {
+            Ok(()) => mark_sent(&core.db, &row).await.map(|()| true),
+            Err(error) if error.is_transient() && now_ms() - row.created_at < RETRY_WINDOW_MS => {
+                tracing::warn!(event = %row.event_id, attempts = row.attempts + 1, error = %error,
+                    "message not sent yet; will retry");
+                reschedule(&core.db, &row, error).await.map(|()| false)
+            }
+            Err(error) => {
+                tracing::warn!(event = %row.event_id, error = %error, "message not sent to the network");
+                mark_failed(&core.db, &row, error).await.map(|()| true)
+            }
+        };
+        match finished {
+            Ok(true) => {
+                row.state = if outcome.is_ok() { SENT } else { FAILED }.to_owned();
+                row.last_error = outcome.err().map(|e| e.to_string());
+                report(core, &row).await;
+            }
+            Ok(false) => return,
+            Err(error) => {
+                // The row stays queued and goes out again under the same id: at most a duplicate
+                // the recipient's client drops, never a loss.
+                tracing::error!(event = %row.event_id, error = %error, "cannot record a send; it will be retried");
+                return;
+            }
+        }
+    }
+}
+
+async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
+    let event: Value =
+        serde_json::from_str(&row.event).map_err(|e| BridgeError::Invalid(format!("unreadable queued event: {e}")))?;
+    let sender = UserId::parse(&row.sender).map_err(|e| BridgeError::Invalid(e.to_string()))?;
+    let parsed = content::parse(event["type"].as_str().unwrap_or_default(), &event["content"])?;
+    let media = match parsed.file {
+        Some(file) => {
+            let data = core.matrix.download(&sender, &file.url).await?;
+            Some(file.into_media(data))
+        }
+        None => None,
+    };
+    let reply_to = match &parsed.reply_to {
+        Some(replied) => store::message_by_event(&core.db, replied).await?.map(|m| m.network_id),
+        None => None,
+    };
+    let message = OutgoingMessage { text: parsed.text, media, reply_to };
+    let (account, chat) = (row.account_id.parse()?, row.chat_id.parse()?);
+    let id: &NetworkMessageId = &row.network_id;
+    Ok(core.network.send(&account, &chat, id, message).await?)
+}
+
+async fn mark_sent(db: &Db, row: &Row) -> Result<(), sqlx::Error> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE bridge_outbox SET state = $2, attempts = attempts + 1, finished_at = $3 WHERE seq = $1")
+        .bind(row.seq)
+        .bind(SENT)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+    let message = MessageRow {
+        event_id: row.event_id.clone(),
+        room_id: row.room_id.clone(),
+        account_id: row.account_id.clone(),
+        chat_id: row.chat_id.clone(),
+        network_id: row.network_id.clone(),
+        direction: "out".into(),
+    };
+    store::insert_message_in(&mut tx, &message).await?;
+    tx.commit().await
+}
+
+async fn reschedule(db: &Db, row: &Row, error: &BridgeError) -> Result<(), sqlx::Error> {
+    let attempts = row.attempts + 1;
+    sqlx::query("UPDATE bridge_outbox SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE seq = $1")
+        .bind(row.seq)
+        .bind(attempts)
+        .bind(now_ms() + retry::backoff_ms(attempts))
+        .bind(error.to_string())
+        .execute(&db.pool)
+        .await
+        .map(drop)
+}
+
+async fn mark_failed(db: &Db, row: &Row, error: &BridgeError) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE bridge_outbox SET state = $2, attempts = attempts + 1, last_error = $3, finished_at = $4 WHERE seq = $1",
+    )
+    .bind(row.seq)
+    .bind(FAILED)
+    .bind(error.to_string())
+    .bind(now())
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
+/// Posts the outcome of a finished send as a status event; one the homeserver does not
+/// take now is posted again on a later pass (the transaction id makes that a no-op if the
+/// first did land).
+async fn report(core: &Core, row: &Row) {
+    let relates = json!({ "rel_type": "m.reference", "event_id": row.event_id });
+    let content = if row.state == SENT {
+        json!({ "network": "whatsapp", "m.relates_to": relates, "status": "SUCCESS", NETWORK_ID_FIELD: row.network_id })
+    } else {
+        json!({
+            "network": "whatsapp",
+            "m.relates_to": relates,
+            "status": "FAIL",
+            "reason": "m_foreign_network_error",
+            "message": row.last_error.as_deref().unwrap_or("WhatsApp did not accept the message"),
+        })
+    };
+    let Ok(room) = RoomId::parse(&row.room_id) else { return };
+    let txn = format!("status-{}", row.event_id);
+    match core.matrix.send_event(&core.bot, &room, SEND_STATUS, &txn, &content).await {
+        Ok(_) => {
+            let done = sqlx::query("UPDATE bridge_outbox SET reported_at = $2 WHERE seq = $1")
+                .bind(row.seq)
+                .bind(now())
+                .execute(&core.db.pool)
+                .await;
+            if let Err(error) = done {
+                tracing::warn!(event = %row.event_id, error = %error, "send status posted but not recorded");
+            }
+        }
+        Err(error) => tracing::warn!(event = %row.event_id, error = %error, "send status not posted yet; will retry"),
+    }
+}
