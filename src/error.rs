@@ -77,6 +77,10 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Unreachable is an outage the client should wait out; anything else is a bad answer.
+            Self::Homeserver(crate::matrix::HomeserverError::Matrix(
+                mxgate_bridge::matrix::MatrixError::Unreachable(_),
+            )) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Homeserver(_) => StatusCode::BAD_GATEWAY,
             Self::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             Self::BridgeUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,11 +5,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::idempotency::{self, IdempotencyKey};
 use super::service::{self, Attachment, RecipientResult, SendRequest};
 use crate::auth::TokenAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(send_message))
@@ -55,9 +58,14 @@ pub struct MessageSent {
 }
 
 /// Send a message from a linked device to contacts or groups. Each recipient gets its own
-/// result: `sent` once WhatsApp accepted it, or why not.
+/// result: `sent` once WhatsApp accepted it, or why not. With an `Idempotency-Key`, the same
+/// key and body within 24 hours answers the first answer again and sends nothing.
 #[utoipa::path(post, path = "/devices/{device_id}/message", tag = "messages", security(("bearer" = [])),
-    params(("device_id" = String, Path, description = "The device's phone number")),
+    params(
+        ("device_id" = String, Path, description = "The device's phone number"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters naming this send; a retry with the same key and body sends nothing again (kept 24 h), with another body answers 422, while the first is still running 409"),
+    ),
     request_body(content(
         (MessageJson = "application/json"),
         (MessageForm = "multipart/form-data"),
@@ -73,7 +81,8 @@ async fn send_message(
     TokenAuth(token): TokenAuth,
     Path(device_id): Path<String>,
     request: Request,
-) -> ApiResult<Json<MessageSent>> {
+) -> ApiResult<Response> {
+    let key = IdempotencyKey::from_headers(request.headers())?;
     let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let send = if content_type.starts_with("multipart/form-data") {
         let multipart =
@@ -90,8 +99,31 @@ async fn send_message(
             file: None,
         }
     };
-    let results = service::send(&state, &token, &device_id, send).await?;
-    Ok(Json(MessageSent { message: "Message processed".into(), results }))
+    let Some(key) = key else {
+        let results = service::send(&state, &token, &device_id, send, None).await?;
+        return Ok(Json(MessageSent { message: "Message processed".into(), results }).into_response());
+    };
+    let fingerprint = send.fingerprint(&device_id);
+    // A request that died holding its key is taken over once it cannot be answering any more.
+    let stale_after = state.config.send_timeout_secs as i64 + 60;
+    match idempotency::claim(&state.db, &token.id, &key, &fingerprint, stale_after).await? {
+        idempotency::Claim::Answered(first) => {
+            let first: Value = serde_json::from_str(&first).map_err(|e| ApiError::Internal(e.into()))?;
+            Ok(Json(first).into_response())
+        }
+        idempotency::Claim::Taken => match service::send(&state, &token, &device_id, send, Some(&key)).await {
+            Ok(results) => {
+                let answer = MessageSent { message: "Message processed".into(), results };
+                let stored = serde_json::to_string(&answer).map_err(|e| ApiError::Internal(e.into()))?;
+                idempotency::finish(&state.db, &token.id, &key, &stored).await?;
+                Ok(Json(answer).into_response())
+            }
+            Err(error) => {
+                idempotency::release(&state.db, &token.id, &key).await?;
+                Err(error)
+            }
+        },
+    }
 }
 
 async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<SendRequest> {

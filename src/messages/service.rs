@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::SendStatus;
+use super::idempotency::{self, IdempotencyKey};
 use crate::bridge_client::{BridgeCallError, segment};
 use crate::devices::service::{check_platform, identity};
 use crate::error::{ApiError, ApiResult};
@@ -78,12 +79,22 @@ fn split(list: &str) -> Vec<String> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// Sends to every recipient; one bad recipient never fails the others.
+impl SendRequest {
+    /// What identifies this send for `Idempotency-Key`.
+    pub fn fingerprint(&self, device_id: &str) -> String {
+        let fields = [&self.contact, &self.group_url, &self.text, &self.platform, &self.reply_id].map(|f| f.as_deref());
+        idempotency::fingerprint(device_id, &fields, self.file.as_ref().map(|f| (f.file_name.as_str(), &f.data[..])))
+    }
+}
+
+/// Sends to every recipient; one bad recipient never fails the others. With `key`, each
+/// recipient's event has a transaction id derived from it, so a repeat sends nothing new.
 pub async fn send(
     state: &AppState,
     token: &TokenRow,
     device_id: &str,
     request: SendRequest,
+    key: Option<&IdempotencyKey>,
 ) -> ApiResult<Vec<RecipientResult>> {
     if let Some(platform) = &request.platform {
         check_platform(platform)?;
@@ -138,6 +149,8 @@ pub async fn send(
         return Err(ApiError::unprocessable(format!("no valid recipient: {}", reasons.join("; "))));
     }
 
+    // With the homeserver down nothing is sent at all, rather than some recipients failing.
+    state.homeserver.ping().await?;
     let mut content = match &request.file {
         Some(file) => {
             let mxc = state
@@ -162,9 +175,10 @@ pub async fn send(
 
     let sends = parsed.into_iter().map(|(raw, recipient)| {
         let (user, content) = (&user, &content);
+        let txn = key.map_or_else(|| uuid::Uuid::new_v4().to_string(), |key| key.transaction_id(&token.id, &raw));
         async move {
             match recipient {
-                Ok(recipient) => send_one(state, user, device_id, &raw, recipient, content).await,
+                Ok(recipient) => send_one(state, user, device_id, &raw, recipient, content, &txn).await,
                 Err(error) => RecipientResult::failed(&raw, error),
             }
         }
@@ -179,6 +193,7 @@ async fn send_one(
     raw: &str,
     recipient: Recipient,
     content: &Value,
+    txn: &str,
 ) -> RecipientResult {
     let query = [("login_id", device_id)];
     let resolved = match &recipient {
@@ -199,8 +214,7 @@ async fn send_one(
         Err(BridgeCallError::Refused { message, .. }) => return RecipientResult::failed(raw, message),
         Err(error) => return RecipientResult::failed(raw, error.to_string()),
     };
-    let txn = uuid::Uuid::new_v4().to_string();
-    let event_id = match state.homeserver.client.send_event(user, &room, "m.room.message", &txn, content).await {
+    let event_id = match state.homeserver.client.send_event(user, &room, "m.room.message", txn, content).await {
         Ok(event_id) => event_id,
         Err(error) => return RecipientResult::failed(raw, error.to_string()),
     };
