@@ -30,6 +30,26 @@ pub struct Health {
     /// in `error` does not make the service unhealthy: it is retried, and named here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub devices: Option<Devices>,
+    /// What is waiting in the durable queues; all zero when the system is quiet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Queues>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Queues {
+    /// Received messages not yet in Matrix (retried while the homeserver is down).
+    pub inbox: i64,
+    /// Events from Matrix not yet sent to WhatsApp.
+    pub send_queue: i64,
+    /// Webhook deliveries not yet accepted by their receiver.
+    pub webhook_deliveries: i64,
+}
+
+async fn queues(state: &AppState) -> Option<Queues> {
+    let inbox = mxgate_bridge::inbox::pending(&state.db).await.ok()?;
+    let send_queue = mxgate_bridge::outbox::queued(&state.db).await.ok()?;
+    let webhook_deliveries = crate::webhooks::delivery::pending(&state.db).await.ok()?;
+    Some(Queues { inbox, send_queue, webhook_deliveries })
 }
 
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -87,11 +107,13 @@ impl<E: std::fmt::Display> From<Result<(), E>> for Check {
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (database, homeserver, devices) = tokio::join!(state.db.ping(), state.homeserver.ping(), devices(&state));
+    let (database, homeserver, devices, queues) =
+        tokio::join!(state.db.ping(), state.homeserver.ping(), devices(&state), queues(&state));
     let (database, homeserver) = (Check::from(database), Check::from(homeserver));
     let healthy = database.ok && homeserver.ok;
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { status: if healthy { "ok" } else { "degraded" }, database, homeserver, devices }))
+    let status_text = if healthy { "ok" } else { "degraded" };
+    (status, Json(Health { status: status_text, database, homeserver, devices, queues }))
 }
 
 /// The process-wide Prometheus recorder; installed once, whatever the number of apps.

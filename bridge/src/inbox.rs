@@ -76,11 +76,11 @@ impl Inbox {
         self.wake.notify_one();
         Ok(())
     }
+}
 
-    /// Messages committed and not yet bridged (nor set aside as failed).
-    pub async fn pending(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM bridge_inbox WHERE failed_at IS NULL").fetch_one(&self.db.pool).await
-    }
+/// Messages committed and not yet bridged (nor set aside as failed).
+pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM bridge_inbox WHERE failed_at IS NULL").fetch_one(&db.pool).await
 }
 
 #[derive(sqlx::FromRow)]

@@ -105,6 +105,14 @@ pub async fn enqueue(db: &Db, identity: &str, event_id: &str, payload: &str) -> 
     Ok(queued)
 }
 
+/// Deliveries still to be made, across all webhooks.
+pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = $1")
+        .bind(PENDING)
+        .fetch_one(&db.pool)
+        .await
+}
+
 pub async fn list_for_webhook(db: &Db, webhook_id: &str) -> Result<Vec<DeliveryRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, webhook_id, event_id, payload, status, attempts, last_error, response_status, created_at, delivered_at

@@ -11,6 +11,7 @@ mod incoming;
 mod matrix_login;
 mod messages;
 mod openapi;
+mod reliability;
 mod restart;
 mod tokens;
 mod webhooks;

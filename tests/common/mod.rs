@@ -3,6 +3,7 @@
 //! HTTP helpers that speak the API the way a client would.
 #![allow(dead_code)]
 
+mod gate;
 mod phone;
 mod process;
 mod receiver;
@@ -25,6 +26,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+#[allow(unused_imports)]
+pub use gate::Gate;
 #[allow(unused_imports)]
 pub use phone::Phone;
 #[allow(unused_imports)]
@@ -97,6 +100,8 @@ pub struct Options {
     pub webhook_retry_base_ms: u64,
     /// The `whatsapp` connector against a protocol simulator, instead of the `sim` network.
     pub whatsapp: Option<WhatsAppServer>,
+    /// Where mxgate reaches the homeserver, when not directly (e.g. through a [`Gate`]).
+    pub homeserver_url: Option<url::Url>,
 }
 
 /// Where mxgate's whatsapp-rust clients find the WhatsApp server (a `wa-sim`).
@@ -116,6 +121,7 @@ impl Default for Options {
             body_limit: 64 * 1024,
             webhook_retry_base_ms: 200,
             whatsapp: None,
+            homeserver_url: None,
         }
     }
 }
@@ -210,7 +216,8 @@ impl TestApp {
         let slot = take_slot(synapse).await;
         relay::point(&slot.pair.api.url, listen_addr);
         relay::point(&slot.pair.bridge.url, bridge_addr);
-        let server = ServerConfig { homeserver_url: synapse.url.clone(), server_name: synapse.server_name.clone() };
+        let homeserver_url = options.homeserver_url.clone().unwrap_or_else(|| synapse.url.clone());
+        let server = ServerConfig { homeserver_url, server_name: synapse.server_name.clone() };
         let api = ApiConfig {
             listen_addr,
             public_url: None,
@@ -305,6 +312,18 @@ impl TestApp {
     pub async fn admin_token(&self, use_host: bool) -> Value {
         let request = self.admin(Method::POST, "/api/v1/tokens").json(&json!({ "use_host": use_host }));
         expect(request, StatusCode::CREATED).await
+    }
+
+    /// Waits until the durable queues (inbox, send queue, webhook deliveries) are empty, so
+    /// a test counts what happened once nothing is still on its way.
+    pub async fn quiet(&self) {
+        eventually("empty queues", || async {
+            let health: Value = self.request(Method::GET, "/health").send().await.ok()?.json().await.ok()?;
+            let queues = &health["queues"];
+            let empty = ["inbox", "send_queue", "webhook_deliveries"].iter().all(|q| queues[q] == 0);
+            empty.then_some(())
+        })
+        .await;
     }
 
     /// Gives `token` a webhook to `url`; returns the creation response (with its secret).

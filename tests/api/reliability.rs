@@ -1,0 +1,200 @@
+//! Nothing lost, nothing sent twice: stories that break things on purpose (a `kill -9`, the
+//! homeserver out of reach, a replayed send, a full-size transaction) and then count, once
+//! the system is quiet, that every message arrived exactly once.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{Gate, Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
+
+const CONTACT: &str = "237698000222";
+
+async fn incoming(app: &TestApp, device: &str, text: &str) -> String {
+    let body = json!({ "device_id": device, "from": CONTACT, "text": text });
+    let injected = expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
+    injected["message_id"].as_str().unwrap().to_owned()
+}
+
+/// The WhatsApp message ids the receiver got, and how many deliveries carried them.
+fn received_ids(receiver: &WebhookReceiver) -> (BTreeSet<String>, usize) {
+    let received = receiver.received();
+    let ids = received.iter().filter_map(|r| r.json()["message_id"].as_str().map(str::to_owned)).collect();
+    (ids, received.len())
+}
+
+/// Distinct deliveries (by `X-Mxgate-Delivery`): a receiver may see one twice, never two for one message.
+fn distinct_deliveries(receiver: &WebhookReceiver) -> usize {
+    receiver.received().iter().map(|r| r.header("x-mxgate-delivery").to_owned()).collect::<BTreeSet<_>>().len()
+}
+
+#[tokio::test]
+async fn messages_accepted_before_a_kill_9_reach_the_webhook_once_each() {
+    const DEVICE: &str = "237600000101";
+    let mut app = TestApp::start_process().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+
+    let mut sent = BTreeSet::new();
+    for n in 0..50 {
+        sent.insert(incoming(&app, DEVICE, &format!("message {n}")).await);
+    }
+    // Accepted means committed: whatever was still on its way to Matrix survives this.
+    app.kill_and_restart().await;
+    for n in 50..55 {
+        sent.insert(incoming(&app, DEVICE, &format!("message {n}")).await);
+    }
+
+    eventually("every message at the webhook", || async { (received_ids(&receiver).0 == sent).then_some(()) }).await;
+    app.quiet().await;
+    let (ids, _) = received_ids(&receiver);
+    assert_eq!(ids, sent, "exactly the messages sent, no other");
+    assert_eq!(distinct_deliveries(&receiver), sent.len(), "one delivery per message");
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_sends_once_and_answers_the_same() {
+    const DEVICE: &str = "237600000102";
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let path = format!("/api/v1/devices/{DEVICE}/message");
+    let send = |key: &str, text: &str| {
+        app.bearer(Method::POST, &path, &token)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "contact": CONTACT, "text": text }))
+    };
+
+    let first = expect(send("order-1234", "Your order shipped"), StatusCode::OK).await;
+    assert_eq!(first["results"][0]["status"], "sent", "{first}");
+    let again = expect(send("order-1234", "Your order shipped"), StatusCode::OK).await;
+    assert_eq!(again, first, "the first answer, again");
+    let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "sent once: {outbox}");
+
+    let other =
+        expect_error(send("order-1234", "Something else"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert!(other["message"].as_str().unwrap().contains("different request"), "{other}");
+    expect_error(send("", "empty key"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_error(send("with space", "bad key"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "refused requests sent nothing: {outbox}");
+
+    // Another key is another message.
+    let second = expect(send("order-1235", "Your order shipped"), StatusCode::OK).await;
+    assert_ne!(second["results"][0]["event_id"], first["results"][0]["event_id"]);
+}
+
+/// 100 events of 64 KiB: the most a homeserver puts in one transaction.
+fn full_transaction(room: &str, sender: &str) -> Value {
+    let padding = "x".repeat(64 * 1024 - 512);
+    let events: Vec<Value> = (0..100)
+        .map(|n| {
+            json!({
+                "type": "m.room.message", "room_id": room, "sender": sender, "event_id": format!("$big{n}"),
+                "origin_server_ts": 0, "content": { "msgtype": "m.text", "body": padding },
+            })
+        })
+        .collect();
+    json!({ "events": events })
+}
+
+#[tokio::test]
+async fn a_full_size_transaction_is_taken_by_both_appservices_and_traffic_flows_after_it() {
+    const DEVICE: &str = "237600000103";
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let body = full_transaction("!elsewhere:mxgate.test", "@someone:mxgate.test");
+    assert!(body.to_string().len() > 6 * 1024 * 1024);
+    let pair = app.slot.pair;
+    for (base, hs_token) in [(&app.base, &pair.api.hs_token), (&app.bridge_url, &pair.bridge.hs_token)] {
+        let url = format!("{base}/_matrix/app/v1/transactions/full-{}", rand_suffix());
+        let answer = app.http.put(url).bearer_auth(hs_token).json(&body).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{base}: {}", answer.text().await.unwrap());
+    }
+
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let id = incoming(&app, DEVICE, "after the big one").await;
+    receiver.wait_for(1).await;
+    assert_eq!(received_ids(&receiver).0, BTreeSet::from([id]));
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &token)
+            .json(&json!({ "contact": CONTACT, "text": "and out" })),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+}
+
+fn rand_suffix() -> String {
+    mxgate::secret::random_hex(6)
+}
+
+#[tokio::test]
+async fn mxgate_started_while_the_homeserver_is_down_becomes_healthy_when_it_is_up() {
+    let gate = Gate::start(&crate::common::synapse().url, false).await;
+    let app =
+        TestApp::start_process_with(Options { homeserver_url: Some(gate.url.clone()), ..Options::default() }).await;
+    let health = app.request(Method::GET, "/health").send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: Value = health.json().await.unwrap();
+    assert_eq!(health["homeserver"]["ok"], false, "{health}");
+
+    gate.open();
+    eventually("a healthy mxgate", || async {
+        let health = app.request(Method::GET, "/health").send().await.ok()?;
+        (health.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    // The bridge registered its bot meanwhile: linking and sending work.
+    const DEVICE: &str = "237600000104";
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &token)
+            .json(&json!({ "contact": CONTACT, "text": "up at last" })),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+}
+
+#[tokio::test]
+async fn a_homeserver_outage_delays_messages_and_loses_none() {
+    const DEVICE: &str = "237600000105";
+    let gate = Gate::start(&crate::common::synapse().url, true).await;
+    let app = TestApp::with(Options { homeserver_url: Some(gate.url.clone()), ..Options::default() }).await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let before = incoming(&app, DEVICE, "before").await;
+    receiver.wait_for(1).await;
+
+    gate.close();
+    let mut sent = BTreeSet::from([before]);
+    for n in 0..10 {
+        sent.insert(incoming(&app, DEVICE, &format!("during the outage {n}")).await);
+    }
+    let refused = expect_error(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &token)
+            .json(&json!({ "contact": CONTACT, "text": "not now" })),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "homeserver_unavailable",
+    )
+    .await;
+    assert!(refused["message"].as_str().unwrap().contains("homeserver"), "{refused}");
+
+    gate.open();
+    eventually("every message at the webhook", || async { (received_ids(&receiver).0 == sent).then_some(()) }).await;
+    app.quiet().await;
+    assert_eq!(received_ids(&receiver).0, sent);
+    assert_eq!(distinct_deliveries(&receiver), sent.len(), "one delivery per message");
+    let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
+    assert_eq!(outbox, json!([]), "the refused send went nowhere");
+}
