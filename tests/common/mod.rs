@@ -102,6 +102,8 @@ pub struct Options {
     pub whatsapp: Option<WhatsAppServer>,
     /// Where mxgate reaches the homeserver, when not directly (e.g. through a [`Gate`]).
     pub homeserver_url: Option<url::Url>,
+    /// The whatsapp connector's pacing between two sends of one device.
+    pub send_interval_ms: u64,
 }
 
 /// Where mxgate's whatsapp-rust clients find the WhatsApp server (a `wa-sim`).
@@ -122,6 +124,7 @@ impl Default for Options {
             webhook_retry_base_ms: 200,
             whatsapp: None,
             homeserver_url: None,
+            send_interval_ms: 0,
         }
     }
 }
@@ -257,7 +260,7 @@ impl TestApp {
             whatsapp: WhatsAppConfig {
                 url: options.whatsapp.as_ref().map(|s| s.ws_url.clone()),
                 http_url: options.whatsapp.as_ref().map(|s| s.http_url.clone()),
-                send_interval_ms: 0,
+                send_interval_ms: options.send_interval_ms,
                 connect_timeout_ms: options.whatsapp.as_ref().map_or(30_000, |s| s.connect_timeout_ms),
             },
         };

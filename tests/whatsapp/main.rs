@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod reliability;
 
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
