@@ -45,9 +45,10 @@ async fn health_reports_the_database_and_the_homeserver() {
     let app = TestApp::start().await;
     let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
     let devices = json!({ "connected": 0, "connecting": 0, "error": 0, "failing": [] });
+    let queues = json!({ "inbox": 0, "send_queue": 0, "webhook_deliveries": 0 });
     assert_eq!(
         health,
-        json!({ "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true }, "devices": devices })
+        json!({ "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true }, "devices": devices, "queues": queues })
     );
 }
 

@@ -1,21 +1,22 @@
-//! Stand-ins for the appservice URLs Synapse knows. Synapse learns each registration's
-//! URL once, at start-up, and backs off for a long time after a push fails; so every
-//! registration URL is served for the whole run by a relay that forwards to whichever
-//! mxgate holds the slot now, and answers `{}` (dropping stale events) when none does.
+//! The appservice URLs Synapse knows. Synapse learns each registration's URL once, at
+//! start-up, so every registration port is bound for the whole run and handed from test
+//! to test. While a test's mxgate holds the slot, the port is a plain TCP pipe to it: Synapse
+//! meets mxgate's own answers, timeouts and failures (a stopped mxgate refuses, and
+//! Synapse backs off and replays as in production). Only a slot no test holds answers
+//! `{}` itself, so the events of a finished test's rooms do not put the registration into
+//! back-off for the next test.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, copy_bidirectional};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
-/// Relay port → the mxgate address it forwards to.
-fn targets() -> &'static Mutex<HashMap<u16, SocketAddr>> {
-    static TARGETS: OnceLock<Mutex<HashMap<u16, SocketAddr>>> = OnceLock::new();
+/// Relay port → the mxgate address it pipes to, if a test holds the slot.
+fn targets() -> &'static Mutex<HashMap<u16, watch::Sender<Option<SocketAddr>>>> {
+    static TARGETS: OnceLock<Mutex<HashMap<u16, watch::Sender<Option<SocketAddr>>>>> = OnceLock::new();
     TARGETS.get_or_init(Default::default)
 }
 
@@ -23,12 +24,20 @@ fn port(url: &str) -> u16 {
     url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a registration URL ends in a port")
 }
 
+fn target(port: u16) -> watch::Receiver<Option<SocketAddr>> {
+    targets().lock().unwrap().entry(port).or_insert_with(|| watch::channel(None).0).subscribe()
+}
+
+fn set(url: &str, target: Option<SocketAddr>) {
+    targets().lock().unwrap().entry(port(url)).or_insert_with(|| watch::channel(None).0).send_replace(target);
+}
+
 pub fn point(url: &str, target: SocketAddr) {
-    targets().lock().unwrap().insert(port(url), target);
+    set(url, Some(target));
 }
 
 pub fn unpoint(url: &str) {
-    targets().lock().unwrap().remove(&port(url));
+    set(url, None);
 }
 
 /// Serves every registration URL from its bound socket on a thread of their own, so the
@@ -38,15 +47,15 @@ pub fn start(relays: Vec<(String, std::net::TcpListener)>) {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
-            // No pooled connections: the port behind a slot changes hands between tests, and a
-            // kept-alive connection to last test's server would fail the next push.
-            let http =
-                reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().unwrap();
             for (url, listener) in relays {
                 listener.set_nonblocking(true).unwrap();
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new().fallback(forward).with_state((port(&url), http.clone()));
-                tokio::spawn(async move { axum::serve(listener, app).await });
+                let listener = TcpListener::from_std(listener).unwrap();
+                let port = port(&url);
+                tokio::spawn(async move {
+                    while let Ok((inbound, _)) = listener.accept().await {
+                        tokio::spawn(relay(inbound, target(port)));
+                    }
+                });
             }
             ready.send(()).unwrap();
             std::future::pending::<()>().await;
@@ -55,30 +64,49 @@ pub fn start(relays: Vec<(String, std::net::TcpListener)>) {
     started.recv().unwrap();
 }
 
-async fn forward(State((port, http)): State<(u16, reqwest::Client)>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    // A restarting mxgate is waited for, so Synapse sees no failure and no back-off begins.
-    for _ in 0..150 {
-        let Some(target) = targets().lock().unwrap().get(&port).copied() else {
-            return (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response();
-        };
-        let mut outgoing = http.request(parts.method.clone(), format!("http://{target}{path}")).body(body.clone());
-        for (name, value) in &parts.headers {
-            if name != axum::http::header::HOST {
-                outgoing = outgoing.header(name, value);
-            }
-        }
-        match outgoing.send().await {
-            Ok(answer) => {
-                let status = answer.status();
-                let bytes = answer.bytes().await.unwrap_or_default();
-                return Response::builder().status(status).body(Body::from(bytes)).unwrap();
-            }
-            // Transactions are idempotent by id, so any failed attempt can be repeated.
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
+async fn relay(mut inbound: TcpStream, mut target: watch::Receiver<Option<SocketAddr>>) {
+    let Some(addr) = *target.borrow_and_update() else {
+        answer_empty(inbound).await;
+        return;
+    };
+    // A refused connection closes Synapse's too: it sees mxgate down, as it would be.
+    let Ok(mut outbound) = TcpStream::connect(addr).await else { return };
+    tokio::select! {
+        _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
+        // The slot changed hands: a kept-alive connection must not reach the next test's mxgate.
+        _ = target.changed() => {}
     }
-    StatusCode::BAD_GATEWAY.into_response()
+}
+
+/// Reads one HTTP request and answers `200 {}`, closing the connection.
+async fn answer_empty(mut stream: TcpStream) {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    let body_start = loop {
+        let Ok(n) = stream.read(&mut buffer).await else { return };
+        if n == 0 {
+            return;
+        }
+        request.extend_from_slice(&buffer[..n]);
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0);
+    let mut remaining = length.saturating_sub(request.len() - body_start);
+    while remaining > 0 {
+        let Ok(n) = stream.read(&mut buffer).await else { return };
+        if n == 0 {
+            return;
+        }
+        remaining = remaining.saturating_sub(n);
+    }
+    let answer =
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }
