@@ -12,7 +12,7 @@ use crate::login::LoginProcesses;
 use crate::matrix::{MatrixClient, MatrixError};
 use crate::network::{AccountId, Network, NetworkError};
 use crate::outbox::Outbox;
-use crate::{retry, store};
+use crate::{queue, store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -117,7 +117,7 @@ impl Core {
                 let core = self.clone();
                 tokio::spawn(async move {
                     for attempts in 1.. {
-                        tokio::time::sleep(Duration::from_millis(retry::backoff_ms(attempts) as u64)).await;
+                        tokio::time::sleep(Duration::from_millis(queue::backoff_ms(attempts) as u64)).await;
                         if core.restore(&login.account_id).await {
                             break;
                         }
@@ -130,7 +130,7 @@ impl Core {
             let core = self.clone();
             tokio::spawn(async move {
                 for attempts in 1.. {
-                    tokio::time::sleep(Duration::from_millis(retry::backoff_ms(attempts) as u64)).await;
+                    tokio::time::sleep(Duration::from_millis(queue::backoff_ms(attempts) as u64)).await;
                     match core.register_bot().await {
                         Ok(()) => break,
                         Err(error) => tracing::warn!(error = %error, "bridge bot not registered yet"),

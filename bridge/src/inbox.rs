@@ -8,7 +8,7 @@
 //! chat, sender and network id), and its Matrix event is sent with the network id as
 //! transaction id and recorded in `bridge_messages`, so a retried relay makes no second event.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::core::{BridgeError, Core};
 use crate::db::{Db, now, now_ms};
 use crate::network::IncomingMessage;
-use crate::retry;
+use crate::queue;
 
 /// Chats relayed at once; within one chat, messages go one at a time, in order.
 const PARALLEL_CHATS: usize = 8;
@@ -115,7 +115,7 @@ async fn record_failure(db: &Db, row: &Row, error: &BridgeError) -> Result<(), s
     )
     .bind(row.seq)
     .bind(attempts)
-    .bind(now_ms() + retry::backoff_ms(attempts))
+    .bind(now_ms() + queue::backoff_ms(attempts))
     .bind(error.to_string())
     .bind(gave_up.then(now))
     .execute(&db.pool)
@@ -132,7 +132,7 @@ pub fn spawn_relay(core: Arc<Core>, inbox: Inbox) {
         loop {
             match backlog(&inbox.db).await {
                 Ok(rows) => {
-                    for (chat, rows) in by_chat(rows) {
+                    for (chat, rows) in queue::lanes(rows, |row| (row.account_id.clone(), row.chat_id.clone())) {
                         // A chat waits behind its oldest message: order within a chat is kept.
                         if rows[0].next_attempt_at > now_ms()
                             || !busy.lock().unwrap_or_else(|e| e.into_inner()).insert(chat.clone())
@@ -154,19 +154,6 @@ pub fn spawn_relay(core: Arc<Core>, inbox: Inbox) {
             let _ = tokio::time::timeout(Duration::from_secs(1), inbox.wake.notified()).await;
         }
     });
-}
-
-fn by_chat(rows: Vec<Row>) -> Vec<((String, String), Vec<Row>)> {
-    let mut order = Vec::new();
-    let mut chats: HashMap<(String, String), Vec<Row>> = HashMap::new();
-    for row in rows {
-        let key = (row.account_id.clone(), row.chat_id.clone());
-        if !chats.contains_key(&key) {
-            order.push(key.clone());
-        }
-        chats.entry(key).or_default().push(row);
-    }
-    order.into_iter().map(|key| (key.clone(), chats.remove(&key).unwrap_or_default())).collect()
 }
 
 /// Bridges one chat's messages in order, stopping at the first that fails (it is retried

@@ -21,7 +21,7 @@ mod portal;
 pub mod provisioning;
 mod puppet;
 pub mod qr;
-mod retry;
+mod queue;
 pub mod store;
 
 use std::sync::Arc;

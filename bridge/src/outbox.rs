@@ -9,7 +9,7 @@
 //! still fails after its retry window (or that the network refuses outright) ends as a
 //! FAIL status with the reason.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use crate::content;
 use crate::core::{BridgeError, Core};
 use crate::db::{Db, now, now_ms};
 use crate::network::{NetworkMessageId, OutgoingMessage};
-use crate::retry;
+use crate::queue;
 use crate::store::{self, MessageRow};
 
 /// The status event type mautrix bridges use; the API waits for it.
@@ -129,7 +129,7 @@ pub fn spawn_sender(core: Arc<Core>) {
         loop {
             match due(&core.db).await {
                 Ok(rows) => {
-                    for (account, rows) in by_account(rows) {
+                    for (account, rows) in queue::lanes(rows, |row| row.account_id.clone()) {
                         if rows[0].next_attempt_at > now_ms()
                             || !busy.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone())
                         {
@@ -156,18 +156,6 @@ pub fn spawn_sender(core: Arc<Core>) {
             let _ = tokio::time::timeout(Duration::from_secs(1), core.outbox.wake.notified()).await;
         }
     });
-}
-
-fn by_account(rows: Vec<Row>) -> Vec<(String, Vec<Row>)> {
-    let mut order = Vec::new();
-    let mut accounts: HashMap<String, Vec<Row>> = HashMap::new();
-    for row in rows {
-        if !accounts.contains_key(&row.account_id) {
-            order.push(row.account_id.clone());
-        }
-        accounts.entry(row.account_id.clone()).or_default().push(row);
-    }
-    order.into_iter().map(|account| (account.clone(), accounts.remove(&account).unwrap_or_default())).collect()
 }
 
 /// Sends one device's queued events in order; a send that must be retried later holds
@@ -251,7 +239,7 @@ async fn reschedule(db: &Db, row: &Row, error: &BridgeError) -> Result<(), sqlx:
     sqlx::query("UPDATE bridge_outbox SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE seq = $1")
         .bind(row.seq)
         .bind(attempts)
-        .bind(now_ms() + retry::backoff_ms(attempts))
+        .bind(now_ms() + queue::backoff_ms(attempts))
         .bind(error.to_string())
         .execute(&db.pool)
         .await
