@@ -43,5 +43,5 @@ for db in $(psql "$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
 done
 log "store tests on PostgreSQL ($pg)"
-MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --test api --test whatsapp
+MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --test api --test whatsapp --test outage
 MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q -p mxgate-bridge --test wa_store_conformance
