@@ -472,10 +472,10 @@ impl Sim {
 
     // ---- delivery ----------------------------------------------------------
 
-    /// Hands `node` to one device: sent at once if it is online; a
-    /// `<message>` is also held until the device acks it (and sent again at
-    /// its next login if it does not), anything else is held only while the
-    /// device is offline.
+    /// Hands `node` to one device: sent at once if it is online (and has had
+    /// its offline backlog); a `<message>` is also held until the device acks
+    /// it (and sent again at its next login if it does not), anything else is
+    /// held only until it is sent.
     pub fn deliver(&self, st: &mut State, phone: &str, device: u16, node: Node) {
         let received = Received {
             device,
@@ -500,7 +500,9 @@ impl Sim {
         let Some(comp) = acc.companions.get_mut(&device) else {
             return;
         };
-        match online {
+        // A device gets live stanzas once it has had its backlog, so that
+        // everything reaches it in order.
+        match online.filter(|conn| comp.flushed_on == Some(conn.id)) {
             Some(conn) => {
                 if ack.is_some() {
                     comp.queue.push(Held { node: node.clone(), ack, sent_on: Some(conn.id) });
