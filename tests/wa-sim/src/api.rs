@@ -8,6 +8,7 @@
 //! | `POST /accounts/{phone}/pair-code`    | `{"code"}`                             | `{"device_jid"}`|
 //! | `GET  /accounts/{phone}/received`     |                                        | `[Received]`    |
 //! | `POST /accounts/{phone}/devices/{device}/remove` |                             | `AccountInfo`   |
+//! | `GET  /accounts/{phone}/devices/{device}/pending` |                            | `{"pending", "online"}` |
 //! | `POST /groups`                        | `{"creator", "subject", "members"}`    | `GroupInfo`     |
 //! | `GET  /groups/{id}`                   |                                        | `GroupInfo`     |
 
@@ -49,6 +50,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/accounts/{phone}/pair-code", post(pair_code))
         .route("/accounts/{phone}/received", get(get_received))
         .route("/accounts/{phone}/devices/{device}/remove", post(remove_device))
+        .route("/accounts/{phone}/devices/{device}/pending", get(get_pending))
         .route("/groups", post(create_group))
         .route("/groups/{id}", get(get_group))
         .with_state(sim)
@@ -106,6 +108,14 @@ async fn remove_device(
     Ok(Json(account_info(&sim, &phone)?))
 }
 
+async fn get_pending(
+    State(sim): State<Arc<Sim>>,
+    Path((phone, device)): Path<(String, u16)>,
+) -> ApiResult<serde_json::Value> {
+    let pending = pending_for(&sim, &phone, device)?;
+    Ok(Json(serde_json::json!({ "pending": pending, "online": online(&sim, &phone, device) })))
+}
+
 async fn get_received(State(sim): State<Arc<Sim>>, Path(phone): Path<String>) -> ApiResult<Vec<Received>> {
     Ok(Json(received(&sim, &phone)?))
 }
@@ -128,7 +138,7 @@ async fn get_group(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> ApiRe
 }
 
 pub fn account_info(sim: &Sim, phone: &str) -> anyhow::Result<AccountInfo> {
-    let st = sim.state();
+    let st = sim.peek();
     let acc = st.accounts.get(phone).ok_or_else(|| anyhow::anyhow!("no account {phone}"))?;
     Ok(AccountInfo {
         phone_number: acc.phone_number.clone(),
@@ -139,7 +149,18 @@ pub fn account_info(sim: &Sim, phone: &str) -> anyhow::Result<AccountInfo> {
 }
 
 pub fn received(sim: &Sim, phone: &str) -> anyhow::Result<Vec<Received>> {
-    let st = sim.state();
+    let st = sim.peek();
     let acc = st.accounts.get(phone).ok_or_else(|| anyhow::anyhow!("no account {phone}"))?;
     Ok(acc.received.clone())
+}
+
+pub fn pending_for(sim: &Sim, phone: &str, device: u16) -> anyhow::Result<usize> {
+    let st = sim.peek();
+    let acc = st.accounts.get(phone).ok_or_else(|| anyhow::anyhow!("no account {phone}"))?;
+    let comp = acc.companions.get(&device).ok_or_else(|| anyhow::anyhow!("{phone} has no linked device {device}"))?;
+    Ok(comp.queue.iter().filter(|h| h.ack.is_some()).count())
+}
+
+pub fn online(sim: &Sim, phone: &str, device: u16) -> bool {
+    sim.peek().online.contains_key(&(phone.to_string(), device))
 }

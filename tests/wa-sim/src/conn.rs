@@ -2,6 +2,7 @@
 //! registration → a loop of decrypted stanzas handed to the simulator.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use axum::extract::ws::{Message, WebSocket};
@@ -96,8 +97,11 @@ pub async fn serve(sim: Arc<Sim>, socket: WebSocket) {
         Err(e) => {
             log::info!("wa-sim: login refused: {e:#}");
             let failure = NodeBuilder::new("failure").attr("reason", "401").build();
-            if let Ok(bytes) = encode(&mut transport, &failure) {
-                let _ = ws_tx.send(Message::Binary(bytes.into())).await;
+            if let Ok(bytes) = encode(&mut transport, &failure)
+                && ws_tx.send(Message::Binary(bytes.into())).await.is_ok()
+            {
+                linger(&mut ws_rx).await;
+                let _ = ws_tx.close().await;
             }
             return;
         }
@@ -106,38 +110,44 @@ pub async fn serve(sim: Arc<Sim>, socket: WebSocket) {
 
     let label = format!("{session:?}");
     let mut session = session;
+    // A stream error held until the client has had its turn (see
+    // `Out::StreamErrorOnTurn`), and how long it is held at most.
+    let mut on_turn: Option<(Node, tokio::time::Instant)> = None;
     loop {
-        tokio::select! {
+        let deadline = on_turn.as_ref().map(|(_, at)| *at);
+        let (node, close) = tokio::select! {
             out = rx.recv() => {
                 let Some(out) = out else { break };
-                let (node, close) = match out {
+                match out {
                     Out::Node(node) => (node, false),
                     Out::StreamError(node) => (node, true),
-                    Out::Close => break,
-                };
-                log::trace!("wa-sim -> {label}: {}", brief(&node));
-                match encode(&mut transport, &node) {
-                    Ok(bytes) => {
-                        if ws_tx.send(Message::Binary(bytes.into())).await.is_err() {
-                            break;
-                        }
+                    Out::StreamErrorOnTurn(node) => {
+                        on_turn = Some((node, tokio::time::Instant::now() + TURN_BOUND));
+                        continue;
                     }
-                    Err(e) => log::warn!("wa-sim: cannot encode {}: {e:#}", brief(&node)),
+                    Out::CloseGently => {
+                        linger(&mut ws_rx).await;
+                        let _ = ws_tx.close().await;
+                        break;
+                    }
+                    Out::Close => break,
                 }
-                if close {
-                    let _ = ws_tx.close().await;
-                    break;
-                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                let Some((node, _)) = on_turn.take() else { continue };
+                (node, true)
             }
             bytes = next_binary(&mut ws_rx) => {
                 let Some(bytes) = bytes else { break };
                 buf.extend_from_slice(&bytes);
                 let mut failed = false;
+                let mut handled = false;
                 while let Some(frame) = noise::take_frame(&mut buf) {
                     match decode(&mut transport, &frame) {
                         Ok(node) => {
                             log::trace!("wa-sim <- {label}: {}", brief(&node));
                             sim.handle(&mut session, &conn, node);
+                            handled = true;
                         }
                         Err(e) => {
                             log::warn!("wa-sim: bad frame from {label}: {e:#}");
@@ -149,11 +159,49 @@ pub async fn serve(sim: Arc<Sim>, socket: WebSocket) {
                 if failed {
                     break;
                 }
+                match on_turn.take() {
+                    Some((node, _)) if handled => (node, true),
+                    held => {
+                        on_turn = held;
+                        continue;
+                    }
+                }
             }
+        };
+        log::trace!("wa-sim -> {label}: {}", brief(&node));
+        match encode(&mut transport, &node) {
+            Ok(bytes) => {
+                if ws_tx.send(Message::Binary(bytes.into())).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => log::warn!("wa-sim: cannot encode {}: {e:#}", brief(&node)),
+        }
+        if close {
+            linger(&mut ws_rx).await;
+            let _ = ws_tx.close().await;
+            break;
         }
     }
     sim.close_session(&session, &conn);
     log::debug!("wa-sim: conn {} closed ({label})", conn.id);
+}
+
+/// How long a stream error sent "on the client's turn" waits for the client's
+/// next stanza.
+const TURN_BOUND: Duration = Duration::from_secs(1);
+
+/// How long a connection that ends stays open for the client to read the
+/// last stanza (a `<stream:error>`, `<failure>`, or the answer to its logout)
+/// and close it itself.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// After the last stanza of a stream: waits for the client to close the
+/// socket (whatever else it still sends is ignored), at most
+/// [`CLOSE_GRACE`]. Closing at once would let a client that decodes frames
+/// asynchronously see the close before the stanza that says why.
+async fn linger(rx: &mut futures::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async { while next_binary(rx).await.is_some() {} }).await;
 }
 
 async fn next_binary(rx: &mut futures::stream::SplitStream<WebSocket>) -> Option<Vec<u8>> {

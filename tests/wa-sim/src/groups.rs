@@ -58,7 +58,7 @@ fn create_locked(st: &mut State, creator: &str, subject: &str, members: &[String
 }
 
 pub fn info(sim: &Sim, group: &str) -> anyhow::Result<GroupInfo> {
-    let st = sim.state();
+    let st = sim.peek();
     let g = st.groups.get(group_id(group)).ok_or_else(|| anyhow!("no group {group}"))?;
     Ok(GroupInfo {
         jid: g.jid().to_string(),

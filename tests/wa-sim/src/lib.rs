@@ -178,6 +178,54 @@ impl WaSim {
         api::received(&self.sim, phone_number)
     }
 
+    /// How many `<message>` stanzas the simulator holds for companion `device`
+    /// of `phone_number` that the device has not acked yet — delivered and
+    /// not yet acknowledged, or waiting for the device to come online. The
+    /// server forgets a message only once the device acks it (`<ack
+    /// class="message">` or a delivery receipt) and sends the unacked ones
+    /// again, `offline="1"`, at the device's next login.
+    pub fn pending_for(&self, phone_number: &str, device: u16) -> anyhow::Result<usize> {
+        api::pending_for(&self.sim, phone_number, device)
+    }
+
+    /// Whether companion `device` of `phone_number` has a logged-in
+    /// connection. It turns false once the simulator has handled everything
+    /// the device sent on it and seen it close.
+    pub fn is_online(&self, phone_number: &str, device: u16) -> bool {
+        api::online(&self.sim, phone_number, device)
+    }
+
+    /// Waits until `condition` holds, re-evaluating it whenever the
+    /// simulator's state changes (a stanza handled, delivered, acked, a
+    /// connection opened or closed) — no polling. Fails after `timeout`.
+    /// `condition` should read the simulator only (`pending_for`,
+    /// `is_online`, `account`, `received`…).
+    ///
+    /// ```no_run
+    /// # async fn demo(sim: &wa_sim::WaSim) -> anyhow::Result<()> {
+    /// # use std::time::Duration;
+    /// sim.wait_until(Duration::from_secs(10), |sim| sim.pending_for("15550002222", 1).is_ok_and(|n| n == 0)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_until(
+        &self,
+        timeout: std::time::Duration,
+        mut condition: impl FnMut(&WaSim) -> bool,
+    ) -> anyhow::Result<()> {
+        let mut changes = self.sim.changes();
+        tokio::time::timeout(timeout, async {
+            loop {
+                changes.borrow_and_update();
+                if condition(self) {
+                    return Ok(());
+                }
+                changes.changed().await.map_err(|_| anyhow::anyhow!("the simulator is gone"))?;
+            }
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("the simulator did not reach the awaited state within {timeout:?}"))?
+    }
+
     /// Stops accepting connections and drops every open one.
     pub fn shutdown(&mut self) {
         for t in self.tasks.drain(..) {

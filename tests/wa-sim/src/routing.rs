@@ -153,6 +153,16 @@ fn group_message(sim: &Sim, st: &mut State, phone: &str, device: u16, group: &Ji
 pub fn receipt(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, rcpt: &Node) {
     conn.send(server_ack(rcpt));
     let Some(to) = jid_attr(rcpt, "to") else { return };
+    // A receipt for messages the device received (delivery, `inactive`,
+    // `sender`, `peer_msg`, read…) also acks them; a retry receipt asks for
+    // the message again and comes with a transport `<ack>` of its own.
+    if !matches!(attr(rcpt, "type").as_deref(), Some("retry" | "enc_rekey_retry")) {
+        let mut ids: Vec<String> = attr(rcpt, "id").into_iter().collect();
+        if let Some(list) = child(rcpt, "list") {
+            ids.extend(children(list, "item").filter_map(|item| attr(item, "id")));
+        }
+        sim.acked(phone, device, &ids, Some(&to), jid_attr(rcpt, "participant").as_ref());
+    }
     let mut st = sim.state();
     // In a group the receipt goes to the message's author.
     let target = if to.server == Server::Group { jid_attr(rcpt, "participant") } else { Some(to.clone()) };

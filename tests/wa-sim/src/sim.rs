@@ -2,6 +2,7 @@
 //! dispatch of client stanzas to the IQ and routing handlers.
 
 use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -13,7 +14,35 @@ use waproto::whatsapp::ClientPayload;
 use crate::noise::ServerIdentity;
 use crate::phone::{Phone, QrCode};
 use crate::stanza::{self, attr, child, server_jid};
-use crate::state::{Account, AwaitingSign, Companion, ConnHandle, Out, PendingPairing, Received, SignedPreKey, State};
+use crate::state::{
+    Account, AckKey, AwaitingSign, Companion, ConnHandle, Held, Out, PendingPairing, Received, SignedPreKey, State,
+};
+
+/// The locked state; dropping it tells the watchers of [`Sim::changes`].
+pub struct StateGuard<'a> {
+    guard: MutexGuard<'a, State>,
+    changes: &'a tokio::sync::watch::Sender<u64>,
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        // Sent while the lock is still held; a woken watcher locks after us.
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum Session {
@@ -26,6 +55,9 @@ pub enum Session {
 pub struct Sim {
     pub identity: ServerIdentity,
     state: Mutex<State>,
+    /// Bumped whenever the state may have changed (every [`Sim::state`] lock
+    /// released), so a test can wait for a condition without polling.
+    changes: tokio::sync::watch::Sender<u64>,
     conn_ids: AtomicU64,
     /// `host:port` of the media HTTP endpoint, set once it is bound.
     pub media_host: OnceLock<String>,
@@ -40,13 +72,26 @@ impl Sim {
                 next_group: 120_363_000_000_000_000,
                 ..Default::default()
             }),
+            changes: tokio::sync::watch::Sender::new(0),
             conn_ids: AtomicU64::new(1),
             media_host: OnceLock::new(),
         }
     }
 
-    pub fn state(&self) -> MutexGuard<'_, State> {
+    /// The state, to read or change; releasing it wakes [`Self::changes`]'
+    /// watchers.
+    pub fn state(&self) -> StateGuard<'_> {
+        StateGuard { guard: self.peek(), changes: &self.changes }
+    }
+
+    /// The state, to read only: releasing it wakes nobody, so a watcher may
+    /// read through it without waking itself.
+    pub fn peek(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn next_conn_id(&self) -> u64 {
@@ -129,6 +174,7 @@ impl Sim {
                 adv_identity: None,
                 key_index,
                 queue: Vec::new(),
+                flushed_on: None,
             },
         );
         let pn = Jid::pn_device(acc.phone_number.as_str(), device);
@@ -180,7 +226,7 @@ impl Sim {
         match self.unlink(&mut st, phone_number, device) {
             Ok(_) => {
                 conn.send(stanza::iq_result(req, Vec::new()));
-                let _ = conn.tx.send(Out::Close);
+                let _ = conn.tx.send(Out::CloseGently);
             }
             Err(e) => conn.send(stanza::iq_error(req, 404, &format!("{e:#}"))),
         }
@@ -375,7 +421,9 @@ impl Sim {
             }
             drop(st);
             log::info!("wa-sim: {}:{} linked", awaiting.phone_number, awaiting.device);
-            let _ = conn.tx.send(Out::StreamError(stanza::stream_error("515", None)));
+            // The restart that makes the device log in, once the client is
+            // done with pair-success (see `Out::StreamErrorOnTurn`).
+            let _ = conn.tx.send(Out::StreamErrorOnTurn(stanza::stream_error("515", None)));
             return;
         }
         if kind == "set"
@@ -406,7 +454,17 @@ impl Sim {
             }
             "message" => crate::routing::message(self, phone, device, conn, &node),
             "receipt" => crate::routing::receipt(self, phone, device, conn, &node),
-            "ack" | "ib" | "presence" | "chatstate" => {}
+            "ack" => {
+                // Acks of receipts and notifications need nothing; a message
+                // ack lets the server forget the message.
+                if attr(&node, "class").as_deref() == Some("message")
+                    && let Some(id) = attr(&node, "id")
+                {
+                    let (to, participant) = (stanza::jid_attr(&node, "to"), stanza::jid_attr(&node, "participant"));
+                    self.acked(phone, device, &[id], to.as_ref(), participant.as_ref());
+                }
+            }
+            "ib" | "presence" | "chatstate" => {}
             "notification" | "call" => conn.send(crate::routing::server_ack(&node)),
             other => log::debug!("wa-sim: ignoring <{other}> from {phone}:{device}"),
         }
@@ -414,7 +472,10 @@ impl Sim {
 
     // ---- delivery ----------------------------------------------------------
 
-    /// Sends `node` to one device if it is online, or queues it.
+    /// Hands `node` to one device: sent at once if it is online (and has had
+    /// its offline backlog); a `<message>` is also held until the device acks
+    /// it (and sent again at its next login if it does not), anything else is
+    /// held only until it is sent.
     pub fn deliver(&self, st: &mut State, phone: &str, device: u16, node: Node) {
         let received = Received {
             device,
@@ -426,6 +487,8 @@ impl Sim {
             enc: stanza::children(&node, "enc").filter_map(|e| attr(e, "type")).collect(),
             at: stanza::now_secs(),
         };
+        let ack = (node.tag == "message").then(|| ack_key(st, &node)).flatten();
+        let online = st.online.get(&(phone.to_string(), device)).cloned();
         let Some(acc) = st.accounts.get_mut(phone) else {
             return;
         };
@@ -434,31 +497,98 @@ impl Sim {
             // The phone is simulated: it only keeps the log.
             return;
         }
-        if let Some(conn) = st.online.get(&(phone.to_string(), device)) {
-            conn.send(node);
-        } else if let Some(comp) = acc.companions.get_mut(&device) {
-            comp.queue.push(node);
+        let Some(comp) = acc.companions.get_mut(&device) else {
+            return;
+        };
+        // A device gets live stanzas once it has had its backlog, so that
+        // everything reaches it in order.
+        match online.filter(|conn| comp.flushed_on == Some(conn.id)) {
+            Some(conn) => {
+                if ack.is_some() {
+                    comp.queue.push(Held { node: node.clone(), ack, sent_on: Some(conn.id) });
+                }
+                conn.send(node);
+            }
+            None => comp.queue.push(Held { node, ack, sent_on: None }),
         }
     }
 
-    /// Hands a device what was queued for it, then tells it the backlog is done.
+    /// Hands a device its backlog, oldest first and marked `offline="1"`:
+    /// what was held while it was offline and every message it has not acked
+    /// (unless already sent on this connection), then tells it the backlog is
+    /// done with `<ib><offline count/>`. Once per connection.
     pub fn flush_offline(&self, phone: &str, device: u16, conn: &ConnHandle) {
         let mut st = self.state();
-        let queued = st
-            .accounts
-            .get_mut(phone)
-            .and_then(|a| a.companions.get_mut(&device))
-            .map(|c| std::mem::take(&mut c.queue))
-            .unwrap_or_default();
-        let count = queued.len();
-        for mut node in queued {
-            node.attrs.insert("offline", "1");
-            conn.send(node);
+        let Some(comp) = st.accounts.get_mut(phone).and_then(|a| a.companions.get_mut(&device)) else {
+            return;
+        };
+        if comp.flushed_on == Some(conn.id) {
+            return;
         }
+        comp.flushed_on = Some(conn.id);
+        let mut count = 0usize;
+        comp.queue.retain_mut(|held| {
+            if held.sent_on != Some(conn.id) {
+                let mut node = held.node.clone();
+                node.attrs.insert("offline", "1");
+                conn.send(node);
+                count += 1;
+                held.sent_on = Some(conn.id);
+            }
+            // Only messages wait for an ack.
+            held.ack.is_some()
+        });
         conn.send(
             NodeBuilder::new("ib")
                 .children([NodeBuilder::new("offline").attr("count", count.to_string()).build()])
                 .build(),
         );
+    }
+
+    /// A device acknowledged messages it received, by `<ack class="message">`
+    /// or by a delivery receipt (`ids` are the receipt's `id` and its
+    /// `<list><item id/>`s): the server forgets them. `to` and `participant`
+    /// are as the device wrote them (the message's `from`/author).
+    pub fn acked(&self, phone: &str, device: u16, ids: &[String], to: Option<&Jid>, participant: Option<&Jid>) {
+        let mut st = self.state();
+        let (sender, group) = match to {
+            Some(to) if to.server == wacore_binary::Server::Group => {
+                (participant.and_then(|p| st.phone_of(p)), Some(to.user.to_string()))
+            }
+            Some(to) => (st.phone_of(to), None),
+            None => (None, None),
+        };
+        let Some(comp) = st.accounts.get_mut(phone).and_then(|a| a.companions.get_mut(&device)) else {
+            return;
+        };
+        for id in ids {
+            let matches = |k: &AckKey| {
+                &k.id == id
+                    && k.group == group
+                    // A group ack without a (resolvable) participant still names the group and id.
+                    && (sender.is_none() && group.is_some() || sender.as_ref() == Some(&k.sender))
+            };
+            // The oldest one: a resend under the same id (after a retry
+            // receipt) is a new delivery with an ack of its own.
+            match comp.queue.iter().position(|h| h.ack.as_ref().is_some_and(matches)) {
+                Some(i) => {
+                    comp.queue.remove(i);
+                }
+                None => log::debug!("wa-sim: {phone}:{device} acked {id}, which it does not hold"),
+            }
+        }
+    }
+}
+
+/// The ack key of a `<message>` the simulator built: `from` is the sender
+/// device, or the group with the sender in `participant`.
+fn ack_key(st: &State, node: &Node) -> Option<AckKey> {
+    let id = attr(node, "id")?;
+    let from = stanza::jid_attr(node, "from")?;
+    if from.server == wacore_binary::Server::Group {
+        let sender = st.phone_of(&stanza::jid_attr(node, "participant")?)?;
+        Some(AckKey { id, sender, group: Some(from.user.to_string()) })
+    } else {
+        Some(AckKey { id, sender: st.phone_of(&from)?, group: None })
     }
 }

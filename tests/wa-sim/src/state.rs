@@ -14,8 +14,18 @@ use crate::phone::Phone;
 #[derive(Debug)]
 pub enum Out {
     Node(Node),
-    /// Send this `<stream:error>` and close the socket.
+    /// Send this `<stream:error>` and end the stream: the socket is closed
+    /// once the client closes it or after a short grace.
     StreamError(Node),
+    /// The same, but only once the client has sent its next stanza (or after
+    /// a short bound): after `pair-device-sign` the client is still handling
+    /// `pair-success` — it sends its `<ib><unified_session>` and only then
+    /// marks the coming 515 as expected. A 515 that overtakes that leaves the
+    /// mark to fall on the client's next connection, which it then drops.
+    StreamErrorOnTurn(Node),
+    /// End the stream after what was sent before, the same way.
+    CloseGently,
+    /// Drop the socket now (a newer login of the device, shutdown).
     Close,
 }
 
@@ -41,8 +51,36 @@ pub struct Companion {
     /// The companion's ADVSignedDeviceIdentity, once it has countersigned it.
     pub adv_identity: Option<Vec<u8>>,
     pub key_index: u32,
-    /// Stanzas waiting for the device to come online.
-    pub queue: Vec<Node>,
+    /// What the server holds for the device, oldest first: every `<message>`
+    /// until the device acks it (sent or not), and receipts and notifications
+    /// until they are sent.
+    pub queue: Vec<Held>,
+    /// The connection that last had its offline backlog handed over; a
+    /// connection gets the backlog once.
+    pub flushed_on: Option<u64>,
+}
+
+/// A stanza the server holds for a device.
+pub struct Held {
+    pub node: Node,
+    /// For a `<message>`: what the device's ack names. `None` for receipts and
+    /// notifications, which the server forgets once they are sent.
+    pub ack: Option<AckKey>,
+    /// The connection it was last sent on, if any.
+    pub sent_on: Option<u64>,
+}
+
+/// What identifies a delivered `<message>` in the device's ack: the stanza id
+/// within its chat and author. The client names the author in whichever
+/// addressing domain (PN or LID) and with or without the device, so the key
+/// keeps accounts, not JIDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckKey {
+    pub id: String,
+    /// The sender's account (phone number).
+    pub sender: String,
+    /// The group's id for a group message.
+    pub group: Option<String>,
 }
 
 #[derive(Clone)]

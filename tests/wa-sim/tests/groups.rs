@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use whatsapp_rust::features::GroupCreateOptions;
 use whatsapp_rust::waproto::whatsapp as wa;
 
@@ -48,6 +50,15 @@ async fn a_member_who_joined_by_invite_link_talks_in_the_group() -> anyhow::Resu
     let jid: whatsapp_rust::Jid = made.jid.parse()?;
     alice.client.send_message(jid.clone(), text("from the sim's group")).await?;
     bob.wait_for_text(15, "from the sim's group").await?;
+
+    // Each device acked every group message it got (its receipt names the
+    // group and the author as `participant`): the server holds nothing more.
+    let (alice_id, bob_id) = (alice.client.pn().expect("paired").device, bob.client.pn().expect("paired").device);
+    sim.wait_until(Duration::from_secs(15), |sim| {
+        sim.pending_for("15550001111", alice_id).is_ok_and(|n| n == 0)
+            && sim.pending_for("15550002222", bob_id).is_ok_and(|n| n == 0)
+    })
+    .await?;
 
     alice.stop().await;
     bob.stop().await;

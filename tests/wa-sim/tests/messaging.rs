@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use whatsapp_rust::Jid;
 use whatsapp_rust::wacore::types::events::Event;
 use whatsapp_rust::wacore::types::presence::ReceiptType;
@@ -70,13 +72,21 @@ async fn a_message_for_an_offline_device_waits_for_its_next_login() -> anyhow::R
     // One exchange first, so both ends have sessions.
     alice.client.send_message(Jid::pn(BOB), text("first")).await?;
     bob.wait_for_text(15, "first").await?;
+    let bob_id = bob.client.pn().expect("paired").device;
+    let nothing_pending = |sim: &wa_sim::WaSim| sim.pending_for(BOB, bob_id).is_ok_and(|n| n == 0);
+    sim.wait_until(Duration::from_secs(15), nothing_pending).await?;
 
     let bob_store = bob.backend.clone();
     bob.stop().await;
+    sim.wait_until(Duration::from_secs(15), |sim| !sim.is_online(BOB, bob_id)).await?;
+    // The server holds it for Bob (send_message returns once the stanza is
+    // written, not when the server has it: wait for that).
     alice.client.send_message(Jid::pn(BOB), text("while you were away")).await?;
+    sim.wait_until(Duration::from_secs(15), |sim| sim.pending_for(BOB, bob_id).is_ok_and(|n| n == 1)).await?;
 
     let bob = common::start_client(&sim, bob_store).await?;
     bob.wait_for_text(30, "while you were away").await?;
+    sim.wait_until(Duration::from_secs(15), nothing_pending).await?;
 
     alice.stop().await;
     bob.stop().await;

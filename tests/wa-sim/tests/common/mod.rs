@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wa_sim::{MediaHttpClient, WaSim};
+use whatsapp_rust::InboundDurabilityHook;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::client::Client;
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::wacore::store::InMemoryBackend;
-use whatsapp_rust::wacore::types::events::{ChannelEventHandler, Event};
+use whatsapp_rust::wacore::types::events::{ChannelEventHandler, Event, InboundMessage};
+use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust_tokio_transport::TokioWebSocketTransportFactory;
 use whatsapp_rust_ureq_http_client::UreqHttpClient;
 
@@ -23,20 +25,31 @@ pub struct Device {
 
 /// Starts a client on `backend` (a fresh one pairs, a paired one logs in).
 pub async fn start_client(sim: &WaSim, backend: Arc<InMemoryBackend>) -> anyhow::Result<Device> {
-    start(sim, backend, None).await
+    start(sim, backend, None, None).await
+}
+
+/// Starts a client on `backend` with an `InboundDurabilityHook`: the client
+/// acks a message only once `hook` returns `Ok` for it.
+pub async fn start_client_with_hook(
+    sim: &WaSim,
+    backend: Arc<InMemoryBackend>,
+    hook: impl InboundDurabilityHook + 'static,
+) -> anyhow::Result<Device> {
+    start(sim, backend, None, Some(Box::new(hook))).await
 }
 
 /// Starts a new client that asks for a code to link with `phone_number`
 /// (`Event::PairingCode`) as soon as it is connected.
 pub async fn start_client_with_pair_code(sim: &WaSim, phone_number: &str) -> anyhow::Result<Device> {
     let options = PairCodeOptions { phone_number: phone_number.to_string(), ..Default::default() };
-    start(sim, Arc::new(InMemoryBackend::new()), Some(options)).await
+    start(sim, Arc::new(InMemoryBackend::new()), Some(options), None).await
 }
 
 async fn start(
     sim: &WaSim,
     backend: Arc<InMemoryBackend>,
     pair_code: Option<PairCodeOptions>,
+    hook: Option<Box<dyn InboundDurabilityHook>>,
 ) -> anyhow::Result<Device> {
     init_logging();
     let mut builder = Bot::builder()
@@ -50,12 +63,30 @@ async fn start(
     if let Some(options) = pair_code {
         builder = builder.with_pair_code(options);
     }
+    if let Some(hook) = hook {
+        builder = builder.with_inbound_durability_hook(BoxedHook(hook));
+    }
     let bot = builder.build().await?;
     let client = bot.client();
     let (handler, events) = ChannelEventHandler::new();
     client.subscribe_handler(handler).detach();
     let handle = bot.spawn();
     Ok(Device { client, events, backend, handle: Some(handle) })
+}
+
+/// `with_inbound_durability_hook` takes a concrete type.
+struct BoxedHook(Box<dyn InboundDurabilityHook>);
+
+#[async_trait::async_trait]
+impl InboundDurabilityHook for BoxedHook {
+    async fn on_messages(&self, client: Arc<Client>, batch: &[InboundMessage]) -> anyhow::Result<()> {
+        self.0.on_messages(client, batch).await
+    }
+}
+
+/// The text of a message (plain or extended), if it has one.
+pub fn text_of(m: &wa::Message) -> Option<&str> {
+    m.conversation.as_deref().or_else(|| m.extended_text_message.as_option().and_then(|t| t.text.as_deref()))
 }
 
 /// A new companion of `phone_number`: the client shows a QR code, the
@@ -92,13 +123,7 @@ impl Device {
 
     /// Waits for a text message with exactly `text`.
     pub async fn wait_for_text(&self, secs: u64, text: &str) -> anyhow::Result<Arc<Event>> {
-        self.wait_for(secs, |e| {
-            e.messages().any(|m| {
-                m.message.conversation.as_deref() == Some(text)
-                    || m.message.extended_text_message.as_option().and_then(|t| t.text.as_deref()) == Some(text)
-            })
-        })
-        .await
+        self.wait_for(secs, |e| e.messages().any(|m| text_of(&m.message) == Some(text))).await
     }
 
     /// Stops the client and waits for its socket to close.
