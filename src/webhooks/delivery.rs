@@ -99,9 +99,17 @@ pub fn spawn_worker(state: AppState) {
                             let drained = drain(&state, &http, rows).await;
                             busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&webhook_id);
                             drop(permit);
-                            if drained {
-                                // More may be due behind this batch; a failing receiver waits for its backoff.
-                                wake.notify_one();
+                            match drained {
+                                // More may be due behind this batch.
+                                Drained::All => wake.notify_one(),
+                                // The worker looks again when the retry is due (or at its next round).
+                                Drained::StoppedUntil(at) => {
+                                    let wait = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
+                                    if wait < Duration::from_secs(1) {
+                                        tokio::time::sleep(wait).await;
+                                        wake.notify_one();
+                                    }
+                                }
                             }
                         });
                     }
@@ -125,15 +133,21 @@ fn by_webhook(rows: Vec<Due>) -> Vec<(String, Vec<Due>)> {
     groups
 }
 
+enum Drained {
+    All,
+    /// A receiver did not take a delivery, which is tried again at this time (ms).
+    StoppedUntil(i64),
+}
+
 /// Sends one webhook's due deliveries in event order; stops at the first failure so a
-/// receiver that is down gets one request per round, not its whole backlog.
-async fn drain(state: &AppState, http: &reqwest::Client, rows: Vec<Due>) -> bool {
+/// receiver that is down gets one request per round, not its whole backlog at once.
+async fn drain(state: &AppState, http: &reqwest::Client, rows: Vec<Due>) -> Drained {
     for row in rows {
-        if !attempt(state, http, row).await {
-            return false;
+        if let Some(retry_at) = attempt(state, http, row).await {
+            return Drained::StoppedUntil(retry_at);
         }
     }
-    true
+    Drained::All
 }
 
 /// `sha256=<hex>` HMAC of the body with the webhook's secret.
@@ -143,15 +157,16 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// One attempt of one delivery; false when the receiver did not take it.
-async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> bool {
+/// One attempt of one delivery; when the receiver did not take it, when it is tried
+/// again (`i64::MAX` when it is given up).
+async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> Option<i64> {
     let started = now_ms();
     let outgoing = match queue::claim(&state.db, &due, started + LEASE_MS).await {
         Ok(Some(outgoing)) => outgoing,
-        Ok(None) => return true,
+        Ok(None) => return None,
         Err(error) => {
             tracing::error!(delivery = %due.id, error = %error, "cannot claim a delivery");
-            return false;
+            return Some(started + 1000);
         }
     };
     let policy = AddressPolicy {
@@ -179,7 +194,7 @@ async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> bool {
             }
         }
     };
-    let delivered = sent.is_ok();
+    let mut retry_at = None;
     let outcome = match sent {
         Ok(response_status) => Outcome::Delivered { response_status },
         Err((error, response_status)) => {
@@ -193,6 +208,7 @@ async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> bool {
                     backoff_ms(config.webhook_retry_base_ms, attempts, config.webhook_retry_max_delay.as_millis());
                 (now + delay).min(deadline)
             });
+            retry_at = Some(next_attempt_at.unwrap_or(i64::MAX));
             match next_attempt_at {
                 Some(_) => tracing::warn!(delivery = %due.id, attempts, error = %error, "webhook delivery failed"),
                 None => tracing::warn!(delivery = %due.id, attempts, error = %error, "webhook delivery given up"),
@@ -203,7 +219,7 @@ async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> bool {
     if let Err(error) = queue::record(&state.db, &due.id, started, outcome).await {
         tracing::error!(delivery = %due.id, error = %error, "cannot record a delivery attempt");
     }
-    delivered
+    retry_at
 }
 
 /// `base · 2^(attempts-1)` times a random factor in [0.5, 1.5), at most `cap`.
