@@ -18,7 +18,7 @@ use crate::events::Cursor;
 use crate::state::AppState;
 use crate::time::Timestamp;
 
-/// Webhooks being sent to at once (each webhook gets one request at a time, in order).
+/// Webhooks being sent to at once (each webhook gets one request at a time).
 const CONCURRENCY: usize = 32;
 /// How long one receiver may take to answer.
 const RECEIVER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,11 +87,10 @@ pub fn spawn_worker(state: AppState) {
         loop {
             match queue::due(&state.db, now_ms(), BATCH).await {
                 Ok(rows) => {
-                    for (webhook_id, mut rows) in by_webhook(rows) {
+                    for (webhook_id, rows) in by_webhook(rows) {
                         if !busy.lock().unwrap_or_else(|e| e.into_inner()).insert(webhook_id.clone()) {
                             continue;
                         }
-                        rows.sort_by_key(|row| row.seq);
                         let Ok(permit) = permits.clone().acquire_owned().await else { return };
                         let (state, http, busy, wake) = (state.clone(), http.clone(), busy.clone(), wake.clone());
                         // Each webhook drains in its own task: a slow receiver holds one permit, not the queue.
@@ -139,8 +138,9 @@ enum Drained {
     StoppedUntil(i64),
 }
 
-/// Sends one webhook's due deliveries in event order; stops at the first failure so a
-/// receiver that is down gets one request per round, not its whole backlog at once.
+/// Sends one webhook's due deliveries, longest waiting first (which is event order for
+/// what has not failed yet); stops at the first failure so a receiver that is down gets
+/// one request per round, not its whole backlog at once, and each due delivery gets its turn.
 async fn drain(state: &AppState, http: &reqwest::Client, rows: Vec<Due>) -> Drained {
     for row in rows {
         if let Some(retry_at) = attempt(state, http, row).await {

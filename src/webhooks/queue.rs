@@ -176,7 +176,8 @@ pub struct Due {
     pub first_attempt_at: Option<i64>,
 }
 
-/// Pending deliveries of active webhooks whose time has come, longest waiting first.
+/// Pending deliveries of active webhooks whose time has come, longest waiting first
+/// (queued ones in event order: their first due time is when they were queued).
 pub async fn due(db: &Db, now_ms: i64, limit: i64) -> Result<Vec<Due>, sqlx::Error> {
     sqlx::query_as(
         "SELECT d.id, d.webhook_id, d.seq, d.attempts, d.next_attempt_at, d.first_attempt_at
