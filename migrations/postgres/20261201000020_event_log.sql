@@ -48,7 +48,8 @@ CREATE TABLE webhook_deliveries_v2 (
 INSERT INTO webhook_deliveries_v2 (id, webhook_id, identity, seq, event_id, status, attempts, next_attempt_at,
                                    first_attempt_at, last_attempt_at, last_error, response_status, created_at, delivered_at)
 SELECT d.id, d.webhook_id, e.identity, e.seq, d.event_id, d.status, d.attempts, d.next_attempt_at,
-       CASE WHEN d.attempts > 0 THEN d.created_at * 1000 END, NULL, d.last_error, d.response_status,
+       CASE WHEN d.attempts > 0 THEN d.created_at * 1000 END, CASE WHEN d.attempts > 0 THEN d.next_attempt_at END,
+       d.last_error, d.response_status,
        d.created_at, d.delivered_at
 FROM webhook_deliveries d
 JOIN webhooks w ON w.id = d.webhook_id
