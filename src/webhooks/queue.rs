@@ -135,8 +135,9 @@ pub async fn find(db: &Db, webhook_id: &str, id: &str) -> Result<Option<Delivery
 }
 
 /// One delivery, whatever its status, is sent again.
-pub async fn retry(db: &Db, webhook_id: &str, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// False when the webhook has no such delivery.
+pub async fn retry(db: &Db, webhook_id: &str, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE webhook_deliveries SET status = $3, next_attempt_at = $4, first_attempt_at = NULL
          WHERE webhook_id = $1 AND id = $2",
     )
@@ -145,8 +146,8 @@ pub async fn retry(db: &Db, webhook_id: &str, id: &str) -> Result<(), sqlx::Erro
     .bind(Status::Pending.as_str())
     .bind(now_ms())
     .execute(&db.pool)
-    .await
-    .map(drop)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Every failed delivery of a webhook queued at or after `since` (unix seconds) is sent again.

@@ -158,8 +158,9 @@ pub async fn deliveries(
 /// Sends one delivery again, whatever its status (a paused webhook gets it once resumed).
 pub async fn retry(state: &AppState, token: &TokenRow, id: &str, delivery_id: &str) -> ApiResult<Delivery> {
     store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
-    queue::find(&state.db, id, delivery_id).await?.ok_or(ApiError::NotFound("delivery"))?;
-    queue::retry(&state.db, id, delivery_id).await?;
+    if !queue::retry(&state.db, id, delivery_id).await? {
+        return Err(ApiError::NotFound("delivery"));
+    }
     state.deliveries.notify_one();
     let row = queue::find(&state.db, id, delivery_id).await?.ok_or(ApiError::NotFound("delivery"))?;
     Ok(row.into())
