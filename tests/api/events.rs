@@ -109,11 +109,15 @@ async fn the_feed_is_per_identity_and_refuses_bad_input() {
     link_device(&app, &token, DEVICE).await;
     let body = json!({ "device_id": DEVICE, "from": CONTACT, "text": "hello" });
     expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
-    let feed = crate::common::eventually("the event in the feed", || async {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let feed = loop {
         let feed = expect(app.bearer(Method::GET, "/api/v1/events", &token), StatusCode::OK).await;
-        (feed["events"].as_array().unwrap().len() == 1).then_some(feed)
-    })
-    .await;
+        if feed["events"].as_array().unwrap().len() == 1 {
+            break feed;
+        }
+        assert!(Instant::now() < deadline, "the event never reached the feed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(feed["events"][0]["payload"]["message"], "hello");
     assert_eq!(feed["has_more"], false);
     let shared = expect(app.bearer(Method::GET, "/api/v1/events", &sharing), StatusCode::OK).await;
