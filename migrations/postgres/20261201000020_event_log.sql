@@ -1,7 +1,13 @@
 -- The event log: every payload queued for a Matrix identity, stored once, numbered by
--- `seq`, a sequence per identity with no gap in the order it becomes visible (writers
--- of one identity are serialised). `GET /events?after=` pages through it; webhook
--- deliveries reference it instead of each carrying its own copy of the payload.
+-- `seq`, a sequence per identity with no gap in the order it becomes visible: writers of
+-- one identity are serialised by its row in `event_sequences`, held until they commit,
+-- which also keeps the sequence going up after old events are pruned.
+-- `GET /events?after=` pages through it; webhook deliveries reference it instead of each
+-- carrying their own copy of the payload.
+CREATE TABLE event_sequences (
+    identity TEXT PRIMARY KEY NOT NULL,
+    last_seq BIGINT NOT NULL
+);
 CREATE TABLE events (
     identity   TEXT NOT NULL,
     seq        BIGINT NOT NULL,
@@ -23,6 +29,8 @@ FROM (
     JOIN tokens t ON t.id = w.token_id
     GROUP BY t.matrix_user_id, d.event_id
 ) queued;
+
+INSERT INTO event_sequences (identity, last_seq) SELECT identity, MAX(seq) FROM events GROUP BY identity;
 
 -- One row per (webhook, event), pointing at the event. Times in milliseconds are the
 -- worker's (`*_attempt_at`); `created_at` and `delivered_at` are unix seconds.

@@ -3,7 +3,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{Cursor, Limit, store};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::time::Timestamp;
 use crate::tokens::store::TokenRow;
@@ -35,6 +35,11 @@ pub struct Feed {
 
 /// The events of the token's Matrix identity after `after`, oldest first.
 pub async fn feed(state: &AppState, token: &TokenRow, after: Cursor, limit: Limit) -> ApiResult<Feed> {
+    if after > store::last(&state.db, &token.matrix_user_id).await? {
+        return Err(ApiError::BadRequest(format!(
+            "`{after}` is past the end of this feed; it is not a cursor it gave out"
+        )));
+    }
     let mut rows = store::page(&state.db, &token.matrix_user_id, after, limit.get() + 1).await?;
     let has_more = rows.len() > limit.0 as usize;
     rows.truncate(limit.0 as usize);

@@ -3,7 +3,7 @@
 use sqlx::AnyConnection;
 
 use super::Cursor;
-use crate::db::{Db, Dialect};
+use crate::db::Db;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -16,34 +16,52 @@ pub struct EventRow {
 /// Appends `payload` to `identity`'s log inside the caller's transaction and returns its
 /// sequence number, or `None` when the event is already there (a replayed transaction).
 ///
-/// The number is `max + 1` for the identity, taken while holding the identity's lock
-/// until commit (PostgreSQL: an advisory transaction lock; SQLite: its one writer), so
-/// events become visible in sequence order and a reader paging by cursor never skips one.
+/// The number is the identity's last one plus one, read and written through its row in
+/// `event_sequences`, which stays locked until the caller commits (PostgreSQL: the row
+/// lock of the upsert; SQLite: the one writer, taken by the first statement). So events
+/// of one identity become visible in sequence order, without gaps, and a reader paging
+/// by cursor never skips one. The sequence never goes back, even when events are pruned.
 pub async fn append(
     conn: &mut AnyConnection,
-    dialect: Dialect,
     identity: &str,
     event_id: &str,
     payload: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    if dialect == Dialect::Postgres {
-        sqlx::query_scalar::<_, i32>("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS locked")
-            .bind(identity)
-            .fetch_one(&mut *conn)
-            .await?;
-    }
-    // One statement on SQLite: it takes the write lock before it reads the maximum.
-    sqlx::query_scalar(
-        "INSERT INTO events (identity, seq, event_id, payload, created_at)
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM events WHERE identity = $1
+    let last: i64 = sqlx::query_scalar(
+        "INSERT INTO event_sequences (identity, last_seq) VALUES ($1, 0)
+         ON CONFLICT (identity) DO UPDATE SET last_seq = event_sequences.last_seq RETURNING last_seq",
+    )
+    .bind(identity)
+    .fetch_one(&mut *conn)
+    .await?;
+    let seq: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO events (identity, seq, event_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (identity, event_id) DO NOTHING RETURNING seq",
     )
     .bind(identity)
+    .bind(last + 1)
     .bind(event_id)
     .bind(payload)
     .bind(crate::db::now())
     .fetch_optional(&mut *conn)
-    .await
+    .await?;
+    if let Some(seq) = seq {
+        sqlx::query("UPDATE event_sequences SET last_seq = $2 WHERE identity = $1")
+            .bind(identity)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(seq)
+}
+
+/// The cursor of `identity`'s newest event ever (`START` before the first).
+pub async fn last(db: &Db, identity: &str) -> Result<Cursor, sqlx::Error> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM event_sequences WHERE identity = $1")
+        .bind(identity)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(last.map_or(Cursor::START, Cursor))
 }
 
 /// Up to `limit` events of `identity` after `after`, oldest first.

@@ -58,7 +58,7 @@ pub fn now_ms() -> i64 {
 /// deliveries were queued; an event already in the log (a replay) queues none.
 pub async fn enqueue(db: &Db, identity: &str, event_id: &str, payload: &str) -> Result<u64, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
-    let Some(seq) = events::append(&mut tx, db.dialect, identity, event_id, payload).await? else {
+    let Some(seq) = events::append(&mut tx, identity, event_id, payload).await? else {
         tx.commit().await?;
         return Ok(0);
     };

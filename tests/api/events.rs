@@ -125,7 +125,9 @@ async fn the_feed_is_per_identity_and_refuses_bad_input() {
     let theirs = expect(app.bearer(Method::GET, "/api/v1/events", &stranger), StatusCode::OK).await;
     assert_eq!(theirs, json!({ "events": [], "next_cursor": "0", "has_more": false }));
 
-    for query in ["after=abc", "after=-4", "after=", "limit=0", "limit=10000", "limit=many", "since=1"] {
+    let past_the_end = format!("after={}", feed["next_cursor"].as_str().unwrap().parse::<i64>().unwrap() + 1);
+    let queries = ["after=abc", "after=-4", "after=", "limit=0", "limit=10000", "limit=many", "since=1", &past_the_end];
+    for query in queries {
         let path = format!("/api/v1/events?{query}");
         let refused =
             expect_error(app.bearer(Method::GET, &path, &token), StatusCode::BAD_REQUEST, "bad_request").await;

@@ -384,12 +384,21 @@ async fn bad_delivery_queries_get_clear_errors_and_change_nothing() {
 async fn delivered_rows_and_their_events_are_pruned_after_the_retention_period() {
     let hooked = Hooked::start(Options { webhook_retention: Duration::from_secs(1), ..Options::default() }).await;
     hooked.incoming("soon forgotten").await;
-    hooked.receiver.wait_for(1).await;
+    let first = hooked.receiver.wait_for(1).await[0].header("x-mxgate-event-cursor").to_owned();
     eventually("the delivery and its event to be pruned", || async {
         let log = hooked.log().await;
         let feed = expect(hooked.app.bearer(Method::GET, "/api/v1/events", &hooked.token), StatusCode::OK).await;
         (log.is_empty() && feed["events"] == json!([])).then_some(())
     })
     .await;
-    assert_eq!(hooked.receiver.received().len(), 1);
+
+    // The cursor goes on from where it was: a reader holding the old one misses nothing new.
+    hooked.incoming("after the pruning").await;
+    let second = hooked.receiver.wait_for(2).await[1].clone();
+    let path = format!("/api/v1/events?after={first}");
+    let feed = expect(hooked.app.bearer(Method::GET, &path, &hooked.token), StatusCode::OK).await;
+    assert_eq!(feed["events"][0]["cursor"], second.header("x-mxgate-event-cursor"));
+    assert_eq!(feed["events"][0]["payload"]["message"], "after the pruning");
+    let (first, second): (i64, i64) = (first.parse().unwrap(), second.header("x-mxgate-event-cursor").parse().unwrap());
+    assert!(second > first, "{second} follows {first}");
 }
