@@ -1,8 +1,11 @@
 //! Runtime configuration. Every field is a clap flag with an environment variable,
 //! so `.env`, the environment and the command line all work the same way.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
 use clap::Args;
 use url::Url;
@@ -96,13 +99,21 @@ pub struct ApiConfig {
     #[arg(long, env = "MXGATE_TICKET_KEY", hide_env_values = true)]
     pub ticket_key: Secret,
 
-    /// Delivery attempts per webhook event before it is given up.
-    #[arg(long, env = "MXGATE_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
-    pub webhook_max_attempts: u32,
-
     /// First retry delay of webhook deliveries, in milliseconds; it doubles per attempt, with jitter.
     #[arg(long, env = "MXGATE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1000)]
     pub webhook_retry_base_ms: u64,
+
+    /// Longest wait between two attempts of one delivery (e.g. `10m`, `30s`).
+    #[arg(long, env = "MXGATE_WEBHOOK_RETRY_MAX_DELAY", default_value = "10m")]
+    pub webhook_retry_max_delay: Span,
+
+    /// How long a delivery is retried, from its first attempt, before it is `failed` (e.g. `3d`, `12h`).
+    #[arg(long, env = "MXGATE_WEBHOOK_RETRY_HORIZON", default_value = "3d")]
+    pub webhook_retry_horizon: Span,
+
+    /// How long delivered (and failed) deliveries, and the event log, are kept (e.g. `7d`).
+    #[arg(long, env = "MXGATE_WEBHOOK_RETENTION", default_value = "7d")]
+    pub webhook_retention: Span,
 }
 
 impl ApiConfig {
@@ -127,4 +138,100 @@ pub struct SetupConfig {
     /// Directory holding the templates (`homeserver.yaml`, the two registrations).
     #[arg(long, env = "MXGATE_CONFIG_DIR", default_value = "config")]
     pub config_dir: PathBuf,
+}
+
+/// A length of time as people write it in a setting: `3d`, `12h`, `10m`, `1h30m`,
+/// `500ms`, `2 weeks`, or a bare number of seconds (`90`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpanError {
+    #[error("a duration must not be empty (write e.g. `3d`, `10m` or `90` seconds)")]
+    Empty,
+    #[error("`{0}` is not a duration: write numbers with units, e.g. `3d`, `12h`, `1h30m`, `500ms`")]
+    Malformed(String),
+    #[error("`{unit}` is not a unit of time (use ms, s, m, h, d or w)")]
+    Unit { unit: String },
+    #[error("`{0}` is too long a duration")]
+    Overflow(String),
+}
+
+impl Span {
+    pub fn as_millis(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl FromStr for Span {
+    type Err = SpanError;
+
+    fn from_str(text: &str) -> Result<Self, SpanError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(SpanError::Empty);
+        }
+        if let Ok(seconds) = text.parse::<u64>() {
+            return Ok(Self(Duration::from_secs(seconds)));
+        }
+        let malformed = || SpanError::Malformed(text.to_owned());
+        let mut total = Duration::ZERO;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let number: u64 = rest[..digits].parse().map_err(|_| malformed())?;
+            rest = rest[digits..].trim_start();
+            let letters = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+            let unit_ms: u64 = match &rest[..letters] {
+                "ms" | "msec" | "millis" | "milliseconds" => 1,
+                "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+                "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+                "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000,
+                "d" | "day" | "days" => 86_400_000,
+                "w" | "week" | "weeks" => 604_800_000,
+                "" => return Err(malformed()),
+                unit => return Err(SpanError::Unit { unit: unit.to_owned() }),
+            };
+            let ms = number.checked_mul(unit_ms).ok_or_else(|| SpanError::Overflow(text.to_owned()))?;
+            total = total.checked_add(Duration::from_millis(ms)).ok_or_else(|| SpanError::Overflow(text.to_owned()))?;
+            rest = rest[letters..].trim_start();
+        }
+        Ok(Self(total))
+    }
+}
+
+impl fmt::Display for Span {
+    /// Milliseconds, which parse back to the same span.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms", self.0.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_the_way_people_write_them() {
+        let ms = |text: &str| text.parse::<Span>().map(Span::as_millis);
+        assert_eq!(ms("3d"), Ok(3 * 86_400_000));
+        assert_eq!(ms("10m"), Ok(600_000));
+        assert_eq!(ms("1h30m"), Ok(5_400_000));
+        assert_eq!(ms("2 weeks"), Ok(2 * 604_800_000));
+        assert_eq!(ms("500ms"), Ok(500));
+        assert_eq!(ms("90"), Ok(90_000));
+        assert_eq!(ms(" 7 days "), Ok(7 * 86_400_000));
+        let span: Span = "1h".parse().unwrap();
+        assert_eq!(span.to_string().parse::<Span>(), Ok(span));
+    }
+
+    #[test]
+    fn malformed_spans_say_what_is_wrong() {
+        assert_eq!("".parse::<Span>(), Err(SpanError::Empty));
+        assert_eq!("3 fortnights".parse::<Span>(), Err(SpanError::Unit { unit: "fortnights".into() }));
+        assert!(matches!("d3".parse::<Span>(), Err(SpanError::Malformed(_))));
+        assert!(matches!("-5s".parse::<Span>(), Err(SpanError::Malformed(_))));
+        assert!(matches!("99999999999999999999d".parse::<Span>(), Err(SpanError::Malformed(_))));
+        assert!(matches!("999999999999999w".parse::<Span>(), Err(SpanError::Overflow(_))));
+    }
 }

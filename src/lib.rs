@@ -10,6 +10,7 @@ pub mod credentials;
 pub use mxgate_bridge::db;
 pub mod devices;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod matrix;

@@ -23,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{appservice, credentials, devices, health, matrix, messages, sim, tokens, webhooks};
+use crate::{appservice, credentials, devices, events, health, matrix, messages, sim, tokens, webhooks};
 
 /// A response that only says what happened.
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,6 +46,7 @@ impl Message {
         (name = "credentials", description = "Client credentials (Basic auth, super admin)"),
         (name = "tokens", description = "mt_ tokens (Basic auth)"),
         (name = "webhooks", description = "Where incoming messages are delivered (Bearer)"),
+        (name = "events", description = "The event feed webhooks are a view of, to catch up from (Bearer)"),
         (name = "matrix", description = "Opening a token's identity in a Matrix client (Bearer)"),
         (name = "devices", description = "Linking WhatsApp accounts by QR code (Bearer)"),
         (name = "messages", description = "Sending from a linked device (Bearer)"),
@@ -90,6 +91,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(credentials::routes::router())
         .merge(tokens::routes::router())
         .merge(webhooks::routes::router())
+        .merge(events::routes::router())
         .merge(matrix::routes::router())
         .merge(devices::routes::router())
         .layer(RequestBodyLimitLayer::new(body_limit))

@@ -1,5 +1,6 @@
-//! Durable webhook delivery: rows queued in the store, sent by a worker with
-//! exponential backoff and jitter, signed with each webhook's secret.
+//! Durable webhook delivery: the worker sends what the queue holds, in event order per
+//! webhook, signed with each webhook's secret, retrying with capped exponential backoff
+//! until the retry horizon has passed; a periodic task prunes what retention allows.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -8,134 +9,74 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
-use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use super::AddressPolicy;
-use crate::db::Db;
+pub use super::queue::{enqueue, pending};
+use super::queue::{self, Due, Outcome, Status, now_ms};
+use crate::events::Cursor;
 use crate::state::AppState;
 use crate::time::Timestamp;
 
-pub const PENDING: &str = "pending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
-
-/// Deliveries in flight at once, across all receivers.
+/// Webhooks being sent to at once (each webhook gets one request at a time).
 const CONCURRENCY: usize = 32;
 /// How long one receiver may take to answer.
 const RECEIVER_TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeliveryRow {
-    pub id: String,
-    pub webhook_id: String,
-    pub event_id: String,
-    pub payload: String,
-    pub status: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub response_status: Option<i64>,
-    pub created_at: i64,
-    pub delivered_at: Option<i64>,
-}
+/// How long a claimed delivery is held by the attempt that claimed it.
+const LEASE_MS: i64 = 60_000;
+/// Due deliveries read per round.
+const BATCH: i64 = 500;
 
 /// A delivery as `GET /webhooks/{id}/deliveries` shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Delivery {
-    /// Stable across retries; sent as `X-Mxgate-Delivery` for dedupe.
+    /// Stable across retries; sent as `X-Mxgate-Delivery`.
     pub id: String,
+    /// The event's place in the token's event feed; sent as `X-Mxgate-Event-Cursor`.
+    pub cursor: Cursor,
     pub event_id: String,
-    /// `pending`, `delivered` or `failed` (attempts exhausted).
-    pub status: String,
+    pub status: Status,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub response_status: Option<i64>,
     pub created_at: Timestamp,
     pub delivered_at: Option<Timestamp>,
+    /// When the last attempt started.
+    pub last_attempt_at: Option<Timestamp>,
+    /// When a pending delivery is tried next (while its webhook is active).
+    pub next_attempt_at: Option<Timestamp>,
 }
 
-impl From<DeliveryRow> for Delivery {
-    fn from(row: DeliveryRow) -> Self {
+impl From<queue::DeliveryRow> for Delivery {
+    fn from(row: queue::DeliveryRow) -> Self {
+        let status = match row.status.as_str() {
+            "delivered" => Status::Delivered,
+            "failed" => Status::Failed,
+            _ => Status::Pending,
+        };
         Self {
             id: row.id,
+            cursor: Cursor(row.seq),
             event_id: row.event_id,
-            status: row.status,
+            status,
             attempts: row.attempts,
             last_error: row.last_error,
             response_status: row.response_status,
             created_at: Timestamp(row.created_at),
             delivered_at: row.delivered_at.map(Timestamp),
+            last_attempt_at: row.last_attempt_at.map(|ms| Timestamp(ms.div_euclid(1000))),
+            next_attempt_at: (status == Status::Pending).then_some(Timestamp(row.next_attempt_at.div_euclid(1000))),
         }
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// Queues `payload` for every active webhook of the tokens acting as `identity`.
-/// Returns how many deliveries were queued (a replayed event queues none).
-pub async fn enqueue(db: &Db, identity: &str, event_id: &str, payload: &str) -> Result<u64, sqlx::Error> {
-    let webhooks: Vec<String> = sqlx::query_scalar(
-        "SELECT w.id FROM webhooks w JOIN tokens t ON t.id = w.token_id
-         WHERE t.matrix_user_id = $1 AND w.active = $2 AND (t.expires_at IS NULL OR t.expires_at > $3)",
-    )
-    .bind(identity)
-    .bind(true)
-    .bind(crate::db::now())
-    .fetch_all(&db.pool)
-    .await?;
-    let mut queued = 0;
-    for webhook_id in webhooks {
-        let done = sqlx::query(
-            "INSERT INTO webhook_deliveries (id, webhook_id, event_id, payload, status, attempts, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, 0, $6, $7) ON CONFLICT (webhook_id, event_id) DO NOTHING",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&webhook_id)
-        .bind(event_id)
-        .bind(payload)
-        .bind(PENDING)
-        .bind(now_ms())
-        .bind(crate::db::now())
-        .execute(&db.pool)
-        .await?;
-        queued += done.rows_affected();
-    }
-    Ok(queued)
-}
-
-/// Deliveries still to be made, across all webhooks.
-pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM webhook_deliveries WHERE status = $1")
-        .bind(PENDING)
-        .fetch_one(&db.pool)
-        .await
-}
-
-pub async fn list_for_webhook(db: &Db, webhook_id: &str) -> Result<Vec<DeliveryRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, webhook_id, event_id, payload, status, attempts, last_error, response_status, created_at, delivered_at
-         FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY created_at, id",
-    )
-    .bind(webhook_id)
-    .fetch_all(&db.pool)
-    .await
-}
-
-#[derive(sqlx::FromRow)]
-struct Due {
-    id: String,
-    payload: String,
-    attempts: i64,
-    url: String,
-    secret: String,
-}
-
-/// Starts the delivery worker: it wakes on `state.deliveries` or every second and sends what is due.
+/// Starts the delivery worker and the pruning task. The worker wakes on
+/// `state.deliveries`, when a webhook's backlog is sent, or every second.
 pub fn spawn_worker(state: AppState) {
-    let wake: Arc<Notify> = state.deliveries.clone();
-    let in_flight = Arc::new(Mutex::new(HashSet::<String>::new()));
+    tokio::spawn(prune_periodically(state.clone()));
+    let wake = state.deliveries.clone();
+    // Webhooks with a drain in flight: one request at a time per webhook keeps its order.
+    let busy = Arc::new(Mutex::new(HashSet::<String>::new()));
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let http = reqwest::Client::builder()
         .timeout(RECEIVER_TIMEOUT)
@@ -144,20 +85,31 @@ pub fn spawn_worker(state: AppState) {
         .expect("reqwest builds");
     tokio::spawn(async move {
         loop {
-            match due(&state.db).await {
+            match queue::due(&state.db, now_ms(), BATCH).await {
                 Ok(rows) => {
-                    for row in rows {
-                        if !in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(row.id.clone()) {
+                    for (webhook_id, rows) in by_webhook(rows) {
+                        if !busy.lock().unwrap_or_else(|e| e.into_inner()).insert(webhook_id.clone()) {
                             continue;
                         }
                         let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                        let (state, http, in_flight) = (state.clone(), http.clone(), in_flight.clone());
-                        // Each delivery is its own task: a slow receiver holds one permit, not the queue.
+                        let (state, http, busy, wake) = (state.clone(), http.clone(), busy.clone(), wake.clone());
+                        // Each webhook drains in its own task: a slow receiver holds one permit, not the queue.
                         tokio::spawn(async move {
-                            let id = row.id.clone();
-                            attempt(&state, &http, row).await;
-                            in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                            let drained = drain(&state, &http, rows).await;
+                            busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&webhook_id);
                             drop(permit);
+                            match drained {
+                                // More may be due behind this batch.
+                                Drained::All => wake.notify_one(),
+                                // The worker looks again when the retry is due (or at its next round).
+                                Drained::StoppedUntil(at) => {
+                                    let wait = Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0));
+                                    if wait < Duration::from_secs(1) {
+                                        tokio::time::sleep(wait).await;
+                                        wake.notify_one();
+                                    }
+                                }
+                            }
                         });
                     }
                 }
@@ -168,16 +120,34 @@ pub fn spawn_worker(state: AppState) {
     });
 }
 
-async fn due(db: &Db) -> Result<Vec<Due>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT d.id, d.payload, d.attempts, w.url, w.secret FROM webhook_deliveries d
-         JOIN webhooks w ON w.id = d.webhook_id
-         WHERE d.status = $1 AND d.next_attempt_at <= $2 ORDER BY d.next_attempt_at LIMIT 200",
-    )
-    .bind(PENDING)
-    .bind(now_ms())
-    .fetch_all(&db.pool)
-    .await
+/// Groups due rows by webhook, keeping the order webhooks first appear in.
+fn by_webhook(rows: Vec<Due>) -> Vec<(String, Vec<Due>)> {
+    let mut groups: Vec<(String, Vec<Due>)> = Vec::new();
+    for row in rows {
+        match groups.iter_mut().find(|(id, _)| *id == row.webhook_id) {
+            Some((_, group)) => group.push(row),
+            None => groups.push((row.webhook_id.clone(), vec![row])),
+        }
+    }
+    groups
+}
+
+enum Drained {
+    All,
+    /// A receiver did not take a delivery, which is tried again at this time (ms).
+    StoppedUntil(i64),
+}
+
+/// Sends one webhook's due deliveries, longest waiting first (which is event order for
+/// what has not failed yet); stops at the first failure so a receiver that is down gets
+/// one request per round, not its whole backlog at once, and each due delivery gets its turn.
+async fn drain(state: &AppState, http: &reqwest::Client, rows: Vec<Due>) -> Drained {
+    for row in rows {
+        if let Some(retry_at) = attempt(state, http, row).await {
+            return Drained::StoppedUntil(retry_at);
+        }
+    }
+    Drained::All
 }
 
 /// `sha256=<hex>` HMAC of the body with the webhook's secret.
@@ -187,24 +157,34 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) {
+/// One attempt of one delivery; when the receiver did not take it, when it is tried
+/// again (`i64::MAX` when it is given up).
+async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> Option<i64> {
+    let started = now_ms();
+    let outgoing = match queue::claim(&state.db, &due, started + LEASE_MS).await {
+        Ok(Some(outgoing)) => outgoing,
+        Ok(None) => return None,
+        Err(error) => {
+            tracing::error!(delivery = %due.id, error = %error, "cannot claim a delivery");
+            return Some(started + 1000);
+        }
+    };
     let policy = AddressPolicy {
         allow_loopback: state.config.webhook_allow_loopback,
         allow_private: state.config.webhook_allow_private,
     };
-    let attempts = due.attempts + 1;
     // Checked again at each attempt: the name may resolve elsewhere than at creation.
-    let outcome = match policy.check(&due.url).await {
+    let sent = match policy.check(&outgoing.url).await {
         Err(forbidden) => Err((forbidden.to_string(), None)),
         Ok(url) => {
-            let timestamp = crate::db::now().to_string();
             let response = http
                 .post(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header("X-Mxgate-Delivery", &due.id)
-                .header("X-Mxgate-Timestamp", &timestamp)
-                .header("X-Mxgate-Signature", signature(&due.secret, due.payload.as_bytes()))
-                .body(due.payload.clone())
+                .header("X-Mxgate-Event-Cursor", Cursor(due.seq).to_string())
+                .header("X-Mxgate-Timestamp", crate::db::now().to_string())
+                .header("X-Mxgate-Signature", signature(&outgoing.secret, outgoing.payload.as_bytes()))
+                .body(outgoing.payload)
                 .send()
                 .await;
             match response {
@@ -214,46 +194,54 @@ async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) {
             }
         }
     };
-    let result = match outcome {
-        Ok(status) => {
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = $2, attempts = $3, response_status = $4, delivered_at = $5, last_error = NULL WHERE id = $1",
-            )
-            .bind(&due.id)
-            .bind(DELIVERED)
-            .bind(attempts)
-            .bind(status)
-            .bind(crate::db::now())
-            .execute(&state.db.pool)
-            .await
-        }
-        Err((error, status)) => {
-            let exhausted = attempts >= i64::from(state.config.webhook_max_attempts);
-            let next = now_ms() + backoff_ms(state.config.webhook_retry_base_ms, attempts);
-            tracing::warn!(delivery = %due.id, attempts, error = %error, "webhook delivery failed");
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = $2, attempts = $3, response_status = $4, last_error = $5, next_attempt_at = $6 WHERE id = $1",
-            )
-            .bind(&due.id)
-            .bind(if exhausted { FAILED } else { PENDING })
-            .bind(attempts)
-            .bind(status)
-            .bind(error)
-            .bind(next)
-            .execute(&state.db.pool)
-            .await
+    let mut retry_at = None;
+    let outcome = match sent {
+        Ok(response_status) => Outcome::Delivered { response_status },
+        Err((error, response_status)) => {
+            let attempts = due.attempts + 1;
+            let config = &state.config;
+            let deadline =
+                due.first_attempt_at.unwrap_or(started).saturating_add(config.webhook_retry_horizon.as_millis());
+            let now = now_ms();
+            let next_attempt_at = (now < deadline).then(|| {
+                let delay =
+                    backoff_ms(config.webhook_retry_base_ms, attempts, config.webhook_retry_max_delay.as_millis());
+                (now + delay).min(deadline)
+            });
+            retry_at = Some(next_attempt_at.unwrap_or(i64::MAX));
+            match next_attempt_at {
+                Some(_) => tracing::warn!(delivery = %due.id, attempts, error = %error, "webhook delivery failed"),
+                None => tracing::warn!(delivery = %due.id, attempts, error = %error, "webhook delivery given up"),
+            }
+            Outcome::Failed { error, response_status, next_attempt_at }
         }
     };
-    if let Err(error) = result {
+    if let Err(error) = queue::record(&state.db, &due.id, started, outcome).await {
         tracing::error!(delivery = %due.id, error = %error, "cannot record a delivery attempt");
     }
+    retry_at
 }
 
-/// `base · 2^(attempts-1)`, capped at an hour, times a random factor in [0.5, 1.5).
-fn backoff_ms(base: u64, attempts: i64) -> i64 {
-    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
-    let delay = base.saturating_mul(1 << exponent).min(3_600_000) as f64;
-    (delay * rand::random_range(0.5..1.5)) as i64
+/// `base · 2^(attempts-1)` times a random factor in [0.5, 1.5), at most `cap`.
+fn backoff_ms(base: u64, attempts: i64, cap: i64) -> i64 {
+    let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
+    let nominal = base.saturating_mul(1 << exponent) as f64;
+    ((nominal * rand::random_range(0.5..1.5)) as i64).min(cap)
+}
+
+/// Deletes delivered and failed rows, and unneeded events, older than the retention period.
+async fn prune_periodically(state: AppState) {
+    let retention = state.config.webhook_retention;
+    let every = (retention.0 / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        let before = crate::db::now() - i64::try_from(retention.0.as_secs()).unwrap_or(i64::MAX / 2);
+        match queue::prune(&state.db, before).await {
+            Ok((0, 0)) => {}
+            Ok((deliveries, events)) => tracing::info!(deliveries, events, "pruned past the retention period"),
+            Err(error) => tracing::error!(error = %error, "cannot prune webhook deliveries"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 #[cfg(test)]
@@ -261,13 +249,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_within_its_jitter() {
+    fn backoff_doubles_within_its_jitter_up_to_the_cap() {
         for attempts in 1..=6 {
             let nominal = 1000 * (1 << (attempts - 1));
-            let delay = backoff_ms(1000, attempts);
+            let delay = backoff_ms(1000, attempts, 600_000);
             assert!(delay >= nominal / 2 && delay < nominal * 3 / 2, "{attempts}: {delay}");
         }
-        assert!(backoff_ms(1000, 60) <= 5_400_000);
+        for attempts in [20, 60, 1000] {
+            assert!(backoff_ms(1000, attempts, 600_000) <= 600_000);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod address;
 pub mod delivery;
+pub mod queue;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -1,15 +1,17 @@
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::delivery::Delivery;
-use super::service::{self, NewWebhook, Webhook, WebhookChange};
+use super::queue::Status;
+use super::service::{self, NewWebhook, Redeliver, Webhook, WebhookChange};
 use crate::auth::TokenAuth;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::events::{Cursor, Limit};
+use crate::extract::{Json, Path, Query};
 use crate::routes::Message;
 use crate::state::AppState;
 
@@ -18,6 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_webhook, list_webhooks))
         .routes(routes!(update_webhook, delete_webhook))
         .routes(routes!(list_deliveries))
+        .routes(routes!(retry_delivery))
+        .routes(routes!(redeliver))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,14 +88,95 @@ async fn delete_webhook(
     Ok(Json(Message::new("Webhook deleted")))
 }
 
-/// The delivery log of a webhook: every queued event, its attempts and outcome.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// The `X-Next-Cursor` of the previous page (or any delivery's `cursor`); from the start when absent.
+    #[param(value_type = Option<String>)]
+    #[serde(default)]
+    pub after: Option<Cursor>,
+    /// Deliveries per page, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    #[serde(default)]
+    pub limit: Option<Limit>,
+    /// Only deliveries with this status.
+    #[param(value_type = Option<Status>)]
+    #[serde(default)]
+    pub status: Option<Status>,
+}
+
+/// The delivery log of a webhook: every queued event, its attempts and outcome, in event
+/// order (oldest first), a page at a time. When more follow, `X-Next-Cursor` holds the
+/// `after` of the next page (and `Link` its URL, `rel="next"`).
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path)),
-    responses((status = 200, body = Vec<Delivery>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path), DeliveriesQuery),
+    responses(
+        (status = 200, body = Vec<Delivery>, headers(
+            ("X-Next-Cursor" = String, description = "`after` of the next page; absent on the last page"),
+            ("Link" = String, description = "`<…?after=…>; rel=\"next\"`; absent on the last page"),
+        )),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
 async fn list_deliveries(
     State(state): State<AppState>,
     TokenAuth(token): TokenAuth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<Delivery>>> {
-    Ok(Json(service::deliveries(&state, &token, &id).await?))
+    Query(query): Query<DeliveriesQuery>,
+) -> ApiResult<(HeaderMap, Json<Vec<Delivery>>)> {
+    let after = query.after.unwrap_or(Cursor::START);
+    let limit = query.limit.unwrap_or_default();
+    let (deliveries, next) = service::deliveries(&state, &token, &id, after, limit, query.status).await?;
+    let mut headers = HeaderMap::new();
+    if let Some(next) = next {
+        let mut link = format!("</api/v1/webhooks/{id}/deliveries?after={next}&limit={}", limit.0);
+        if let Some(status) = query.status {
+            link.push_str(&format!("&status={}", status.as_str()));
+        }
+        link.push_str(">; rel=\"next\"");
+        headers.insert("x-next-cursor", HeaderValue::from_str(&next.to_string()).expect("digits"));
+        if let Ok(link) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, link);
+        }
+    }
+    Ok((headers, Json(deliveries)))
+}
+
+/// Send one delivery again now, whatever its status; a paused webhook gets it once resumed.
+#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks",
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("delivery_id" = String, Path)),
+    responses((status = 202, body = Delivery), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn retry_delivery(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Delivery>)> {
+    Ok((StatusCode::ACCEPTED, Json(service::retry(&state, &token, &id, &delivery_id).await?)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redelivered {
+    #[schema(example = "Failed deliveries queued again")]
+    pub message: String,
+    /// How many failed deliveries were queued again.
+    pub redelivered: u64,
+}
+
+/// Send again every failed delivery of an event queued at or after `since`.
+#[utoipa::path(post, path = "/webhooks/{id}/redeliver", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body = Redeliver,
+    responses(
+        (status = 202, body = Redelivered),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+async fn redeliver(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+    Path(id): Path<String>,
+    Json(body): Json<Redeliver>,
+) -> ApiResult<(StatusCode, Json<Redelivered>)> {
+    let redelivered = service::redeliver(&state, &token, &id, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(Redelivered { message: "Failed deliveries queued again".into(), redelivered })))
 }

@@ -1,10 +1,14 @@
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AddressPolicy;
+use super::delivery::Delivery;
+use super::queue::{self, Status};
 use super::store::{self, WebhookRow};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{Cursor, Limit};
 use crate::secret;
 use crate::state::AppState;
 use crate::time::Timestamp;
@@ -119,6 +123,10 @@ pub async fn update(state: &AppState, token: &TokenRow, id: &str, change: Webhoo
     if !store::update(&state.db, &row).await? {
         return Err(ApiError::NotFound("webhook"));
     }
+    if row.active {
+        // A resumed webhook gets what queued while it was paused, now.
+        state.deliveries.notify_one();
+    }
     Ok(row.into())
 }
 
@@ -129,9 +137,47 @@ pub async fn delete(state: &AppState, token: &TokenRow, id: &str) -> ApiResult<(
     Ok(())
 }
 
-/// The delivery log of one of this token's webhooks, oldest first.
-pub async fn deliveries(state: &AppState, token: &TokenRow, id: &str) -> ApiResult<Vec<super::delivery::Delivery>> {
+/// One page of a webhook's delivery log, in event order (oldest first), and the cursor
+/// of the next page when there is one.
+pub async fn deliveries(
+    state: &AppState,
+    token: &TokenRow,
+    id: &str,
+    after: Cursor,
+    limit: Limit,
+    status: Option<Status>,
+) -> ApiResult<(Vec<Delivery>, Option<Cursor>)> {
     store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
-    let rows = super::delivery::list_for_webhook(&state.db, id).await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    let mut rows = queue::page(&state.db, id, after, limit.get() + 1, status).await?;
+    let more = rows.len() > limit.0 as usize;
+    rows.truncate(limit.0 as usize);
+    let next = rows.last().filter(|_| more).map(|row| Cursor(row.seq));
+    Ok((rows.into_iter().map(Into::into).collect(), next))
+}
+
+/// Sends one delivery again, whatever its status (a paused webhook gets it once resumed).
+pub async fn retry(state: &AppState, token: &TokenRow, id: &str, delivery_id: &str) -> ApiResult<Delivery> {
+    store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
+    if !queue::retry(&state.db, id, delivery_id).await? {
+        return Err(ApiError::NotFound("delivery"));
+    }
+    state.deliveries.notify_one();
+    let row = queue::find(&state.db, id, delivery_id).await?.ok_or(ApiError::NotFound("delivery"))?;
+    Ok(row.into())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Redeliver {
+    /// Every failed delivery of an event queued at or after this time is sent again.
+    #[schema(example = "2026-11-21T10:00:00Z")]
+    pub since: DateTime<Utc>,
+}
+
+/// Queues again every failed delivery since `since`; returns how many.
+pub async fn redeliver(state: &AppState, token: &TokenRow, id: &str, redeliver: Redeliver) -> ApiResult<u64> {
+    store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
+    let count = queue::redeliver_failed_since(&state.db, id, redeliver.since.timestamp()).await?;
+    state.deliveries.notify_one();
+    Ok(count)
 }

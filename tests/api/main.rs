@@ -6,6 +6,7 @@ mod common;
 mod bot;
 mod credentials;
 mod devices;
+mod events;
 mod http;
 mod incoming;
 mod matrix_login;

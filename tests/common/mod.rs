@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use mxgate::config::{
-    ApiConfig, BridgeConfig, DatabaseConfig, HomeserverConfig, NetworkKind, ProvisioningConfig, ServerConfig,
+    ApiConfig, BridgeConfig, DatabaseConfig, HomeserverConfig, NetworkKind, ProvisioningConfig, ServerConfig, Span,
     WhatsAppConfig,
 };
 use mxgate::db::Db;
@@ -98,6 +98,12 @@ pub struct Options {
     pub auth_failures_per_minute: u32,
     pub body_limit: usize,
     pub webhook_retry_base_ms: u64,
+    /// Longest wait between two attempts of a delivery.
+    pub webhook_retry_max_delay: Duration,
+    /// How long a delivery is retried before it is `failed`.
+    pub webhook_retry_horizon: Duration,
+    /// How long delivered rows and the event log are kept.
+    pub webhook_retention: Duration,
     /// The `whatsapp` connector against a protocol simulator, instead of the `sim` network.
     pub whatsapp: Option<WhatsAppServer>,
     /// Where mxgate reaches the homeserver, when not directly (e.g. through a [`Gate`]).
@@ -122,6 +128,9 @@ impl Default for Options {
             auth_failures_per_minute: 1000,
             body_limit: 64 * 1024,
             webhook_retry_base_ms: 200,
+            webhook_retry_max_delay: Duration::from_secs(600),
+            webhook_retry_horizon: Duration::from_secs(3 * 86_400),
+            webhook_retention: Duration::from_secs(7 * 86_400),
             whatsapp: None,
             homeserver_url: None,
             send_interval_ms: 0,
@@ -246,8 +255,10 @@ impl TestApp {
             send_timeout_secs: 30,
             max_file_size: 2 * 1024 * 1024,
             ticket_key: Secret::new(random_string(32)),
-            webhook_max_attempts: 8,
             webhook_retry_base_ms: options.webhook_retry_base_ms,
+            webhook_retry_max_delay: Span(options.webhook_retry_max_delay),
+            webhook_retry_horizon: Span(options.webhook_retry_horizon),
+            webhook_retention: Span(options.webhook_retention),
         };
         let bridge = BridgeConfig {
             bridge_listen_addr: bridge_addr,
