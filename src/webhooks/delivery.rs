@@ -12,8 +12,8 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use super::AddressPolicy;
-pub use super::queue::{enqueue, pending};
 use super::queue::{self, Due, Outcome, Status, now_ms};
+pub use super::queue::{enqueue, pending};
 use crate::events::Cursor;
 use crate::state::AppState;
 use crate::time::Timestamp;

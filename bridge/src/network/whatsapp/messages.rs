@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use whatsapp_rust::types::events::{InboundMessage, Receipt as WaReceipt};
+use whatsapp_rust::types::message::MessageSource;
 use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::upload::UploadOptions;
 use whatsapp_rust::waproto::whatsapp as wa;
-use whatsapp_rust::{Client, InboundDurabilityHook, Jid};
+use whatsapp_rust::{Client, InboundDurabilityHook, Jid, Server};
 
 use super::convert::{self, Quote, Uploaded};
 use super::session::{Session, person};
+use super::store::SqlStore;
 use super::{Inner, NetworkError};
 use crate::ids::{ChatId, PhoneNumber};
 use crate::network::{
@@ -54,8 +56,17 @@ impl InboundDurabilityHook for CommitToInbox {
 /// it does not show.
 async fn bridged(client: &Client, account: &AccountId, inbound: &InboundMessage) -> Option<IncomingMessage> {
     let info = &inbound.info;
-    let source = &info.source;
-    let id = info.id.to_string();
+    converted(client, account, &inbound.message, &info.source, &info.push_name, &info.id).await
+}
+
+async fn converted(
+    client: &Client,
+    account: &AccountId,
+    message: &wa::Message,
+    source: &MessageSource,
+    push_name: &str,
+    id: &str,
+) -> Option<IncomingMessage> {
     // The account's own messages (sent from the phone) are not bridged back as the contact's.
     if source.is_from_me {
         return None;
@@ -64,13 +75,13 @@ async fn bridged(client: &Client, account: &AccountId, inbound: &InboundMessage)
         tracing::debug!(device = %account, "message from an address without a number skipped");
         return None;
     };
-    let Some(converted) = convert::incoming(&inbound.message) else {
+    let Some(converted) = convert::incoming(message) else {
         tracing::debug!(device = %account, message = %id, "message kind not bridged");
         return None;
     };
     let body = match &converted.download {
         None => converted.body,
-        Some(source) => match client.download(source.downloadable()).await {
+        Some(file) => match client.download(file.downloadable()).await {
             Ok(data) => converted.downloaded(data),
             Err(error) => {
                 tracing::warn!(device = %account, message = %id, error = %error, "media download failed");
@@ -86,10 +97,51 @@ async fn bridged(client: &Client, account: &AccountId, inbound: &InboundMessage)
         account: account.clone(),
         chat: chat_of(&source.chat, source.is_group, &sender),
         sender,
-        sender_name: Some(info.push_name.clone()).filter(|n| !n.is_empty()),
-        id,
+        sender_name: Some(push_name.to_owned()).filter(|n| !n.is_empty()),
+        id: id.to_owned(),
         body,
     })
+}
+
+/// Commits what whatsapp-rust buffered for the inbox but never saw committed: a process
+/// that died while the hook ran leaves the message in `wa_pending_inbound`, and at the next
+/// login whatsapp-rust 0.7 may ack its redelivery without running the hook again. Run at
+/// each login; the inbox keeps one copy of whatever is committed twice.
+pub(super) async fn commit_buffered(store: &SqlStore, inbox: &Inbox, client: &Client, account: &AccountId) {
+    let rows = match store.buffered_inbound().await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(device = %account, error = %error, "cannot read buffered messages");
+            return;
+        }
+    };
+    let mut messages = Vec::new();
+    for row in &rows {
+        let (Ok(chat), Ok(sender), Ok(message)) = (
+            row.chat.parse::<Jid>(),
+            row.sender.parse::<Jid>(),
+            whatsapp_rust::waproto::codec::message_decode(&row.message),
+        ) else {
+            tracing::warn!(device = %account, message = %row.id, "a buffered message cannot be read; skipped");
+            continue;
+        };
+        let is_from_me = sender.is_pn() && sender.user.as_str() == account.as_str();
+        let source =
+            MessageSource { is_group: chat.server == Server::Group, chat, sender, is_from_me, ..Default::default() };
+        messages.extend(converted(client, account, &message, &source, "", &row.id).await);
+    }
+    if rows.is_empty() {
+        return;
+    }
+    match inbox.commit(&messages).await {
+        Ok(()) => {
+            tracing::info!(device = %account, count = messages.len(), "buffered messages committed to the inbox");
+            if let Err(error) = store.forget_buffered_inbound(&rows).await {
+                tracing::warn!(device = %account, error = %error, "committed buffered messages not cleared");
+            }
+        }
+        Err(error) => tracing::warn!(device = %account, error = %error, "buffered messages not committed yet"),
+    }
 }
 
 impl Inner {

@@ -170,6 +170,9 @@ impl Inner {
                 Event::Connected(_) => {
                     tracing::info!(device = %account, "connected to WhatsApp");
                     session.set_state(ConnectionState::Connected);
+                    let store = SqlStore::new(self.db.clone(), &session.store_key);
+                    let (inbox, client, account) = (self.inbox.clone(), session.client.clone(), account.clone());
+                    tokio::spawn(async move { messages::commit_buffered(&store, &inbox, &client, &account).await });
                 }
                 Event::Disconnected(_) => {
                     tracing::info!(device = %account, "disconnected from WhatsApp; reconnecting");

@@ -455,6 +455,30 @@ impl ProtocolStore for SqlStore {
     }
 }
 
+/// A message whatsapp-rust buffered before running the inbound hook.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BufferedInbound {
+    pub chat: String,
+    pub sender: String,
+    pub id: String,
+    pub message: Vec<u8>,
+}
+
+impl SqlStore {
+    /// Every message of this device still buffered, oldest first.
+    pub async fn buffered_inbound(&self) -> std::result::Result<Vec<BufferedInbound>, sqlx::Error> {
+        self.query_as("SELECT chat, sender, id, message FROM wa_pending_inbound WHERE device = $1 ORDER BY inserted_at")
+            .fetch_all(&self.db.pool)
+            .await
+    }
+
+    pub async fn forget_buffered_inbound(&self, rows: &[BufferedInbound]) -> Result<()> {
+        let keys: Vec<PendingInboundKey<'_>> =
+            rows.iter().map(|r| PendingInboundKey { chat: &r.chat, sender: &r.sender, id: &r.id }).collect();
+        self.delete_pending_inbound_batch(&keys).await
+    }
+}
+
 fn saturating_u32(rows: u64) -> u32 {
     u32::try_from(rows).unwrap_or(u32::MAX)
 }
