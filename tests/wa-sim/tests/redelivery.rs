@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use whatsapp_rust::client::Client;
+use whatsapp_rust::wacore::net::{HttpClient, HttpRequest};
 use whatsapp_rust::wacore::types::events::{Event, InboundMessage};
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{InboundDurabilityHook, Jid};
+use whatsapp_rust_ureq_http_client::UreqHttpClient;
 
 const ALICE: &str = "15550001111";
 const BOB: &str = "15550002222";
@@ -121,6 +123,13 @@ async fn an_acked_message_is_not_delivered_again() -> anyhow::Result<()> {
     bob.wait_for_text(15, "only once").await?;
     // Bob's client acks it (with its delivery receipt); the server forgets it.
     sim.wait_until(QUIET, |sim| sim.pending_for(BOB, bob_id).is_ok_and(|n| n == 0)).await?;
+    // The same through the HTTP test API.
+    let answer = UreqHttpClient::new()
+        .execute(HttpRequest::get(format!("{}/accounts/{BOB}/devices/{bob_id}/pending", sim.api_url())))
+        .await?;
+    assert_eq!(answer.status_code, 200, "{}", answer.body_string()?);
+    let pending: serde_json::Value = serde_json::from_slice(&answer.body)?;
+    assert_eq!(pending, serde_json::json!({"pending": 0, "online": true}));
 
     let bob_store = bob.backend.clone();
     bob.stop().await;
