@@ -435,12 +435,22 @@ where
 }
 
 /// Polls `check` until it returns `Some`, for state that settles asynchronously.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    for _ in 0..300 {
+    patiently(what, Duration::from_secs(30), check).await
+}
+
+/// [`eventually`] with more patience, for state that waits on Synapse's own back-off: after
+/// a push to a stopped mxgate fails, Synapse retries after 2, 4, 8, … seconds.
+pub async fn patiently<T, F, Fut>(what: &str, patience: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..patience.as_millis() / 100 {
         if let Some(value) = check().await {
             return value;
         }
