@@ -329,9 +329,10 @@ impl TestApp {
     }
 
     /// Waits until the durable queues (inbox, send queue, webhook deliveries) are empty, so
-    /// a test counts what happened once nothing is still on its way.
+    /// a test counts what happened once nothing is still on its way. Patient: a delivery in
+    /// flight when mxgate was killed waits out its claim (a minute) before it goes again.
     pub async fn quiet(&self) {
-        eventually("empty queues", || async {
+        patiently("empty queues", Duration::from_secs(120), || async {
             let health: Value = self.request(Method::GET, "/health").send().await.ok()?.json().await.ok()?;
             let queues = &health["queues"];
             let empty = ["inbox", "send_queue", "webhook_deliveries"].iter().all(|q| queues[q] == 0);
