@@ -1,5 +1,10 @@
 //! The one interface between the bridge and a messaging network. A network is a folder
 //! here implementing [`Network`]; nothing else in the bridge knows which one runs.
+//!
+//! Received messages are the connector's to make durable: it is given the bridge's
+//! [`Inbox`] when it is built and commits every message there *before* it lets the network
+//! forget it (WhatsApp's ack), so a crash between the two replays, never loses. Sends go
+//! the other way under an id from [`Network::new_message_id`], fixed before the first try.
 
 pub mod sim;
 pub mod whatsapp;
