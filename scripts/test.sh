@@ -43,5 +43,7 @@ for db in $(psql "$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
 done
 log "store tests on PostgreSQL ($pg)"
-MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --test api --test whatsapp --test outage
+# The paced story (80 sends outliving Synapse's 60 s push) tests timing against Synapse, not the
+# store, and takes 90 s: it runs on SQLite only; the send queue's SQL runs here in every send story.
+MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --test api --test whatsapp --test outage -- --skip paced_batch
 MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q -p mxgate-bridge --test wa_store_conformance
