@@ -1,7 +1,6 @@
 //! The bridge core: what sits between the Matrix side and a network connector.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ruma::{OwnedUserId, UserId};
 use tokio::sync::{Mutex, mpsc};
@@ -115,26 +114,23 @@ impl Core {
         for (login, restored) in logins.into_iter().zip(results) {
             if !restored {
                 let core = self.clone();
-                tokio::spawn(async move {
-                    for attempts in 1.. {
-                        tokio::time::sleep(Duration::from_millis(queue::backoff_ms(attempts) as u64)).await;
-                        if core.restore(&login.account_id).await {
-                            break;
-                        }
-                    }
+                queue::keep_trying(move || {
+                    let (core, account) = (core.clone(), login.account_id.clone());
+                    async move { core.restore(&account).await }
                 });
             }
         }
         if let Err(error) = self.register_bot().await {
             tracing::warn!(error = %error, "homeserver not ready; the bridge keeps trying to register its bot");
             let core = self.clone();
-            tokio::spawn(async move {
-                for attempts in 1.. {
-                    tokio::time::sleep(Duration::from_millis(queue::backoff_ms(attempts) as u64)).await;
-                    match core.register_bot().await {
-                        Ok(()) => break,
-                        Err(error) => tracing::warn!(error = %error, "bridge bot not registered yet"),
+            queue::keep_trying(move || {
+                let core = core.clone();
+                async move {
+                    let registered = core.register_bot().await;
+                    if let Err(error) = &registered {
+                        tracing::warn!(error = %error, "bridge bot not registered yet");
                     }
+                    registered.is_ok()
                 }
             });
         }

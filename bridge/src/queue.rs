@@ -24,6 +24,22 @@ pub fn lanes<K: Eq + Hash + Clone, T>(rows: Vec<T>, key: impl Fn(&T) -> K) -> Ve
         .collect()
 }
 
+/// Runs `attempt` in the background, with [`backoff_ms`] between tries, until it succeeds.
+pub fn keep_trying<F, Fut>(mut attempt: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    tokio::spawn(async move {
+        for attempts in 1.. {
+            tokio::time::sleep(std::time::Duration::from_millis(backoff_ms(attempts) as u64)).await;
+            if attempt().await {
+                break;
+            }
+        }
+    });
+}
+
 /// Exponential backoff from one second, capped at a minute, with jitter so that rows
 /// failed together do not retry together.
 /// Milliseconds to wait after the `attempts`-th failure.
