@@ -9,6 +9,7 @@ mod process;
 mod receiver;
 pub mod relay;
 mod synapse;
+mod wa_linked;
 
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub use phone::Phone;
 #[allow(unused_imports)]
 pub use receiver::{Received, WebhookReceiver};
 pub use synapse::{SLOTS, Synapse, free_port, synapse};
+#[allow(unused_imports)]
+pub use wa_linked::{Linked, link_on_wa_sim, routed, wa_sim_options};
 
 /// Which registration pairs are taken by running mxgates.
 static TAKEN: std::sync::Mutex<[bool; SLOTS]> = std::sync::Mutex::new([false; SLOTS]);

@@ -14,56 +14,16 @@ use whatsapp_rust::download::Downloadable;
 use whatsapp_rust::waproto::whatsapp as wa;
 
 use crate::common::{
-    Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, expect_error, link_device_with,
-    room_bodies,
+    Linked, Options, Phone, TestApp, WebhookReceiver, eventually, expect, expect_error, link_on_wa_sim, room_bodies,
+    wa_sim_options,
 };
 
 const DEVICE: &str = "237600000101";
 const CONTACT: &str = "237698700202";
 
-fn options(sim: &WaSim) -> Options {
-    let server = WhatsAppServer {
-        ws_url: sim.ws_url(),
-        http_url: format!("http://{}", sim.media_host()),
-        connect_timeout_ms: 2_000,
-    };
-    Options { whatsapp: Some(server), ..Options::default() }
-}
-
-struct Linked {
-    sim: WaSim,
-    app: TestApp,
-    token: String,
-    identity: String,
-    receiver: WebhookReceiver,
-}
-
-/// An mxgate on the simulator, a token with a webhook, and `DEVICE` linked through the
-/// API's QR socket: the codes are the real client's, the simulated phone scans one.
+/// An mxgate on the simulator, a token with a webhook, and `DEVICE` linked.
 async fn linked(app: impl AsyncFnOnce(Options) -> TestApp) -> Linked {
-    let sim = WaSim::start().await.expect("the simulator starts");
-    sim.create_account(DEVICE, "Device Owner").unwrap();
-    let app = app(options(&sim)).await;
-    let issued = app.admin_token(false).await;
-    let token = issued["token"].as_str().unwrap().to_owned();
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
-
-    let frames = link_device_with(&app, &token, 1, |code| {
-        let scanned = sim.scan_qr(DEVICE, &code);
-        async move {
-            scanned.expect("the phone scans the code");
-        }
-    })
-    .await;
-    let qr = &frames[0];
-    assert_eq!(qr["type"], "qr", "{frames:?}");
-    // The shape of a WhatsApp Web pairing code: ref, noise key, identity key, adv secret, platform.
-    let code = qr["code"].as_str().unwrap();
-    assert!(code.starts_with("2@") && code.split(',').count() == 5, "{code}");
-    assert_eq!(frames.last().unwrap(), &json!({ "type": "success", "device_id": DEVICE }), "{frames:?}");
-    let identity = issued["matrix_user_id"].as_str().unwrap().to_owned();
-    Linked { sim, app, token, identity, receiver }
+    link_on_wa_sim(DEVICE, app).await
 }
 
 fn send_path() -> String {
@@ -265,7 +225,7 @@ async fn a_device_that_cannot_reach_whatsapp_after_a_restart_is_reported_and_ret
 async fn a_device_linked_by_pairing_code_and_removed_on_the_phone_is_reported_once() {
     let sim = WaSim::start().await.expect("the simulator starts");
     sim.create_account(DEVICE, "Device Owner").unwrap();
-    let app = TestApp::with(options(&sim)).await;
+    let app = TestApp::with(wa_sim_options(&sim)).await;
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;

@@ -11,18 +11,8 @@ use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
 
-use crate::common::{Options, Phone, TestApp, expect, patiently};
+use crate::common::{Gate, Options, Phone, TestApp, eventually, expect, expect_error, patiently, routed};
 use crate::{CONTACT, DEVICE, linked, send_path, text_of};
-
-/// Matrix events per WhatsApp message id, as the webhook received them.
-fn events_by_message(linked: &crate::Linked) -> BTreeMap<String, BTreeSet<String>> {
-    let mut events: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for payload in linked.receiver.received().iter().map(|r| r.json()).filter(|p| p["type"] == "m.text") {
-        let (Some(message), Some(event)) = (payload["message_id"].as_str(), payload["id"].as_str()) else { continue };
-        events.entry(message.to_owned()).or_default().insert(event.to_owned());
-    }
-    events
-}
 
 #[tokio::test]
 async fn a_contact_writing_through_two_kill_9s_reaches_the_webhook_once_per_message() {
@@ -39,13 +29,13 @@ async fn a_contact_writing_through_two_kill_9s_reaches_the_webhook_once_per_mess
         sent
     });
     for seen in [MESSAGES / 4, MESSAGES / 2] {
-        let arrived = || async { (events_by_message(&linked).len() >= seen).then_some(()) };
+        let arrived = || async { (linked.events_by_message().len() >= seen).then_some(()) };
         patiently("messages at the webhook", Duration::from_secs(120), arrived).await;
         linked.app.kill_and_restart().await;
     }
     let sent = writer.await.unwrap();
 
-    let arrived = || events_by_message(&linked).keys().cloned().collect::<BTreeSet<_>>();
+    let arrived = || linked.events_by_message().keys().cloned().collect::<BTreeSet<_>>();
     // Quiet: wa-sim holds nothing unacked for mxgate's device, and mxgate's queues are empty.
     let device = linked.sim.account(DEVICE).unwrap().devices.into_iter().max().unwrap();
     linked
@@ -70,7 +60,7 @@ async fn a_contact_writing_through_two_kill_9s_reaches_the_webhook_once_per_mess
         "{} missing once quiet: {missing:?}; health {health}; wa-sim holds {held:?}",
         missing.len()
     );
-    let events = events_by_message(&linked);
+    let events = linked.events_by_message();
     assert_eq!(events.keys().cloned().collect::<BTreeSet<_>>(), sent, "exactly the messages the contact sent");
     let repeated: Vec<_> = events.iter().filter(|(_, events)| events.len() > 1).collect();
     assert!(repeated.is_empty(), "one Matrix event per message: {repeated:?}");
@@ -107,10 +97,101 @@ async fn a_paced_batch_longer_than_the_homeserver_push_timeout_goes_out_once() {
     }
     linked.app.quiet().await;
     assert!(received.values().all(|&n| n == 1), "each message once: {received:?}");
-    let mut routed = BTreeMap::<(String, u16), usize>::new();
-    for stanza in linked.sim.received(CONTACT).unwrap().into_iter().filter(|r| r.tag == "message") {
-        *routed.entry((stanza.id, stanza.device)).or_default() += 1;
-    }
+    let routed = routed(&linked.sim, DEVICE, CONTACT);
     assert_eq!(routed.keys().map(|(id, _)| id).collect::<BTreeSet<_>>().len(), MESSAGES);
     assert!(routed.values().all(|&n| n == 1), "wa-sim routed each message once per device: {routed:?}");
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_sends_once_and_answers_the_same() {
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let send = |key: &str, text: &str| {
+        linked.send(DEVICE).header("Idempotency-Key", key).json(&json!({ "contact": CONTACT, "text": text }))
+    };
+
+    let first = expect(send("order-1234", "Your order shipped"), StatusCode::OK).await;
+    assert_eq!(first["results"][0]["status"], "sent", "{first}");
+    let again = expect(send("order-1234", "Your order shipped"), StatusCode::OK).await;
+    assert_eq!(again, first, "the first answer, again");
+    let other =
+        expect_error(send("order-1234", "Something else"), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert!(other["message"].as_str().unwrap().contains("different request"), "{other}");
+    let second = expect(send("order-1235", "Your order shipped"), StatusCode::OK).await;
+    assert_eq!(second["results"][0]["status"], "sent", "{second}");
+
+    // The device's queue sends in order: a second copy of the first would come between them.
+    let ids = [&first, &second].map(|a| a["results"][0]["message_id"].as_str().unwrap().to_owned());
+    for id in &ids {
+        assert_eq!(&contact.next_message().await.info.id.to_string(), id);
+    }
+    linked.app.quiet().await;
+    let routed = routed(&linked.sim, DEVICE, CONTACT);
+    assert_eq!(routed.keys().map(|(id, _)| id.clone()).collect::<BTreeSet<_>>(), BTreeSet::from(ids), "{routed:?}");
+    assert!(routed.values().all(|&n| n == 1), "each message once per device: {routed:?}");
+}
+
+#[tokio::test]
+async fn started_with_the_homeserver_down_it_links_and_a_later_outage_loses_nothing() {
+    let gate = Gate::start(&crate::common::synapse().url, false).await;
+    let down_at_start = async |options: Options| {
+        let app = TestApp::start_process_with(Options { homeserver_url: Some(gate.url.clone()), ..options }).await;
+        let health = app.request(Method::GET, "/health").send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+        gate.open();
+        eventually("a healthy mxgate", || async {
+            let health = app.request(Method::GET, "/health").send().await.ok()?;
+            (health.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+        app
+    };
+    let linked = linked(down_at_start).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let write = async |text: String| {
+        let message = wa::Message { conversation: Some(text), ..Default::default() };
+        contact.client.send_message(Jid::pn(DEVICE), message).await.expect("wa-sim takes it").message_id
+    };
+    let mut sent = BTreeSet::from([write("before".into()).await]);
+    patiently("the first message at the webhook", Duration::from_secs(60), || async {
+        (linked.events_by_message().len() == 1).then_some(())
+    })
+    .await;
+
+    gate.close();
+    for n in 0..10 {
+        sent.insert(write(format!("during the outage {n}")).await);
+    }
+    let refused = expect_error(
+        linked.send(DEVICE).json(&json!({ "contact": CONTACT, "text": "not now" })),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "homeserver_unavailable",
+    )
+    .await;
+    assert!(refused["message"].as_str().unwrap().contains("homeserver"), "{refused}");
+    // Committed to the inbox, so acked: wa-sim holds nothing for mxgate's device.
+    let device = linked.sim.account(DEVICE).unwrap().devices.into_iter().max().unwrap();
+    linked
+        .sim
+        .wait_until(Duration::from_secs(60), |sim| sim.pending_for(DEVICE, device).is_ok_and(|n| n == 0))
+        .await
+        .expect("mxgate's device acks what it committed");
+
+    gate.open();
+    let arrived =
+        || async { (linked.events_by_message().keys().cloned().collect::<BTreeSet<_>>() == sent).then_some(()) };
+    patiently("every message at the webhook", Duration::from_secs(120), arrived).await;
+    linked.app.quiet().await;
+    let events = linked.events_by_message();
+    assert_eq!(events.keys().cloned().collect::<BTreeSet<_>>(), sent, "exactly the messages the contact sent");
+    assert!(events.values().all(|e| e.len() == 1), "one Matrix event per message: {events:?}");
+    let deliveries: BTreeSet<String> = linked
+        .receiver
+        .received()
+        .iter()
+        .filter(|r| r.json()["type"] == "m.text")
+        .map(|r| r.header("x-mxgate-delivery").to_owned())
+        .collect();
+    assert_eq!(deliveries.len(), sent.len(), "one delivery per message");
+    assert_eq!(routed(&linked.sim, DEVICE, CONTACT), BTreeMap::new(), "the refused send went nowhere");
 }
