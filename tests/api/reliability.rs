@@ -30,7 +30,7 @@ fn distinct_deliveries(receiver: &WebhookReceiver) -> usize {
 }
 
 #[tokio::test]
-async fn messages_accepted_before_a_kill_9_reach_the_webhook_once_each() {
+async fn messages_accepted_before_a_kill_9_or_a_sigterm_reach_the_webhook_once_each() {
     const DEVICE: &str = "237600000101";
     let mut app = TestApp::start_process().await;
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
@@ -45,6 +45,11 @@ async fn messages_accepted_before_a_kill_9_reach_the_webhook_once_each() {
     // Accepted means committed: whatever was still on its way to Matrix survives this.
     app.kill_and_restart().await;
     for n in 50..55 {
+        sent.insert(incoming(&app, DEVICE, &format!("message {n}")).await);
+    }
+    // A graceful stop in the middle of traffic: what was in flight is finished or resumed.
+    app.terminate_and_restart().await;
+    for n in 55..60 {
         sent.insert(incoming(&app, DEVICE, &format!("message {n}")).await);
     }
 

@@ -220,6 +220,16 @@ impl TestApp {
         *child = process::spawn(env, &self.base).await;
     }
 
+    /// SIGTERM, which must end the process cleanly and on its own, then the same command again.
+    pub async fn terminate_and_restart(&mut self) {
+        let Runner::Process { child, env } = &mut self.runner else { panic!("not a process") };
+        let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM");
+        let exited = child.wait().unwrap();
+        assert!(exited.success(), "mxgate ends cleanly on SIGTERM: {exited}");
+        *child = process::spawn(env, &self.base).await;
+    }
+
     /// Everything but the running server: a slot, a database and the two configurations.
     async fn prepare(
         options: Options,
