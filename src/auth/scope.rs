@@ -13,16 +13,20 @@ pub enum Scope {
     TokensCreate,
     /// `DELETE /tokens/{id}`.
     TokensDelete,
+    /// `POST /tokens` with `use_host: true`: a token on the host identity, which holds the
+    /// admin's devices and their traffic. Never in the default set.
+    TokensUseHost,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::TokensRead, Scope::TokensCreate, Scope::TokensDelete];
+    pub const ALL: [Scope; 4] = [Scope::TokensRead, Scope::TokensCreate, Scope::TokensDelete, Scope::TokensUseHost];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::TokensRead => "tokens:read:own",
             Scope::TokensCreate => "tokens:write:create",
             Scope::TokensDelete => "tokens:write:delete",
+            Scope::TokensUseHost => "tokens:write:use_host",
         }
     }
 }
@@ -41,12 +45,13 @@ pub struct Scopes(Vec<String>);
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown scope `{0}`; known scopes are tokens:read:own, tokens:write:create, tokens:write:delete, or a prefix of them ending in `*`"
+    "unknown scope `{0}`; known scopes are tokens:read:own, tokens:write:create, tokens:write:delete, tokens:write:use_host, or a prefix of them ending in `*`"
 )]
 pub struct UnknownScope(String);
 
 impl Scopes {
-    /// What a new credential gets when it names none: everything about its own tokens.
+    /// What a new credential gets when it names none: everything about its own tokens but
+    /// tokens on the host identity, which the super admin grants by name.
     pub fn default_for_new_credential() -> Self {
         Self(["tokens:read:*", "tokens:write:create", "tokens:write:delete"].map(String::from).to_vec())
     }
@@ -125,8 +130,10 @@ mod tests {
     }
 
     #[test]
-    fn defaults_allow_every_token_operation() {
+    fn defaults_allow_every_token_operation_but_the_host_identity() {
         let defaults = Scopes::default_for_new_credential();
-        assert!(Scope::ALL.iter().all(|&s| defaults.allows(s)));
+        let allowed: Vec<Scope> = Scope::ALL.into_iter().filter(|&s| defaults.allows(s)).collect();
+        assert_eq!(allowed, [Scope::TokensRead, Scope::TokensCreate, Scope::TokensDelete]);
+        assert!(scopes(&["tokens:write:use_host"]).unwrap().allows(Scope::TokensUseHost));
     }
 }

@@ -30,15 +30,20 @@ pub struct MatrixCredentials {
 
 /// Get a username and a fresh password for this token's Matrix identity, to open it
 /// in an ordinary Matrix client. Each call sets a new password; earlier sessions stay logged in.
+/// The host identity's password is reset only with the admin token, not a `use_host` one.
 #[utoipa::path(post, path = "/matrix/credentials", tag = "matrix", security(("bearer" = [])),
     responses(
         (status = 200, body = MatrixCredentials),
-        (status = 401, body = ErrorBody), (status = 501, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 501, body = ErrorBody), (status = 502, body = ErrorBody),
     ))]
 async fn matrix_credentials(
     State(state): State<AppState>,
     TokenAuth(token): TokenAuth,
 ) -> ApiResult<Json<MatrixCredentials>> {
+    if token.use_host && !token.is_admin {
+        return Err(ApiError::Forbidden("only the admin token may set the host identity's Matrix password".into()));
+    }
     let user_id = ruma::UserId::parse(&token.matrix_user_id).map_err(|e| ApiError::Internal(e.into()))?;
     let password = Secret::new(secret::random_string(24));
     state.homeserver.set_password(&user_id, &password).await.map_err(|e| match e {

@@ -96,6 +96,9 @@ pub async fn issue(state: &AppState, auth: &ClientAuth, new: NewToken) -> ApiRes
         return Err(ApiError::unprocessable("expires_at must be in the future"));
     }
     let host = store::host_identity(&state.db).await?;
+    if new.use_host && host.is_some() {
+        auth.require(Scope::TokensUseHost)?;
+    }
     // Only the host identity is shared; every other token gets a fresh one.
     let shared_host = host.clone().filter(|_| new.use_host);
     let new_identity = match shared_host {
@@ -135,14 +138,16 @@ pub async fn issue(state: &AppState, auth: &ClientAuth, new: NewToken) -> ApiRes
     Ok((token, row.into()))
 }
 
+/// A credential's own tokens; for the super admin, every token.
 pub async fn list(state: &AppState, auth: &ClientAuth) -> ApiResult<Vec<TokenInfo>> {
     auth.require(Scope::TokensRead)?;
-    Ok(store::list_owned(&state.db, auth.owner()).await?.into_iter().map(TokenInfo::from).collect())
+    Ok(store::list(&state.db, auth.owner()).await?.into_iter().map(TokenInfo::from).collect())
 }
 
+/// Revokes one of a credential's own tokens; the super admin may revoke any.
 pub async fn revoke(state: &AppState, auth: &ClientAuth, id: &str) -> ApiResult<()> {
     auth.require(Scope::TokensDelete)?;
-    if !store::delete_owned(&state.db, id, auth.owner()).await? {
+    if !store::delete(&state.db, id, auth.owner()).await? {
         return Err(ApiError::NotFound("token"));
     }
     tracing::info!(token_id = %id, "token revoked");

@@ -16,21 +16,33 @@ pub struct TokenRow {
     pub expires_at: Option<i64>,
 }
 
-pub async fn find_by_hash(db: &Db, token_hash: &str) -> Result<Option<TokenRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE token_hash = $1")
-        .bind(token_hash)
-        .fetch_optional(&db.pool)
-        .await
+/// The token with this hash, and whether its issuer lets it work: the super admin always
+/// (its tokens have no credential), a credential while it is active.
+pub async fn find_by_hash(db: &Db, token_hash: &str) -> Result<Option<(TokenRow, bool)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Found {
+        #[sqlx(flatten)]
+        token: TokenRow,
+        #[sqlx(try_from = "crate::db::Flag")]
+        issuer_active: bool,
+    }
+    let found: Option<Found> = sqlx::query_as(
+        "SELECT t.id, t.token_hash, t.client_id, t.is_admin, t.use_host, t.matrix_user_id, t.created_at, t.expires_at, COALESCE(c.active, t.client_id IS NULL) AS issuer_active FROM tokens t LEFT JOIN credentials c ON c.client_id = t.client_id WHERE t.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(found.map(|f| (f.token, f.issuer_active)))
 }
 
-/// Tokens owned by `owner`; `None` is the super admin, who owns the tokens without a credential.
-pub async fn list_owned(db: &Db, owner: Option<&str>) -> Result<Vec<TokenRow>, sqlx::Error> {
+/// Tokens owned by `owner`; `None` is the super admin, who sees every token.
+pub async fn list(db: &Db, owner: Option<&str>) -> Result<Vec<TokenRow>, sqlx::Error> {
     let query = match owner {
         Some(_) => {
             "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id = $1 ORDER BY created_at, id"
         }
         None => {
-            "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens WHERE client_id IS NULL ORDER BY created_at, id"
+            "SELECT id, token_hash, client_id, is_admin, use_host, matrix_user_id, created_at, expires_at FROM tokens ORDER BY created_at, id"
         }
     };
     let query = sqlx::query_as(query);
@@ -42,10 +54,11 @@ pub async fn list_owned(db: &Db, owner: Option<&str>) -> Result<Vec<TokenRow>, s
     .await
 }
 
-pub async fn delete_owned(db: &Db, id: &str, owner: Option<&str>) -> Result<bool, sqlx::Error> {
+/// Deletes a token of `owner`'s; `None` is the super admin, who may delete any.
+pub async fn delete(db: &Db, id: &str, owner: Option<&str>) -> Result<bool, sqlx::Error> {
     let query = match owner {
         Some(_) => "DELETE FROM tokens WHERE id = $1 AND client_id = $2",
-        None => "DELETE FROM tokens WHERE id = $1 AND client_id IS NULL",
+        None => "DELETE FROM tokens WHERE id = $1",
     };
     let query = sqlx::query(query).bind(id);
     let done = match owner {

@@ -65,15 +65,23 @@ async fn a_deactivated_or_deleted_credential_is_refused_at_once() {
     )
     .await;
 
+    let bearer = token["token"].as_str().unwrap();
+    expect(app.bearer(Method::GET, "/api/v1/webhooks", bearer), StatusCode::OK).await;
     expect(app.admin(Method::PUT, "/api/v1/credentials/short-lived").json(&json!({ "active": false })), StatusCode::OK)
         .await;
     let refused =
         expect_error(app.basic(Method::GET, "/api/v1/tokens", &client), StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert!(refused["message"].as_str().unwrap().contains("inactive"));
+    // Its tokens stop with it, and start again when it is reactivated.
+    let refused =
+        expect_error(app.bearer(Method::GET, "/api/v1/webhooks", bearer), StatusCode::UNAUTHORIZED, "unauthorized")
+            .await;
+    assert!(refused["message"].as_str().unwrap().contains("inactive"), "{refused}");
 
     expect(app.admin(Method::PUT, "/api/v1/credentials/short-lived").json(&json!({ "active": true })), StatusCode::OK)
         .await;
     expect(app.basic(Method::GET, "/api/v1/tokens", &client), StatusCode::OK).await;
+    expect(app.bearer(Method::GET, "/api/v1/webhooks", bearer), StatusCode::OK).await;
 
     expect(app.admin(Method::DELETE, "/api/v1/credentials/short-lived"), StatusCode::OK).await;
     expect_error(app.basic(Method::GET, "/api/v1/tokens", &client), StatusCode::UNAUTHORIZED, "unauthorized").await;

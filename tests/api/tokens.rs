@@ -1,6 +1,6 @@
 use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::{TestApp, expect, expect_error};
 
@@ -40,34 +40,68 @@ async fn the_first_token_is_the_admin_token_and_creates_the_host_identity() {
 }
 
 #[tokio::test]
-async fn a_credential_sees_and_deletes_only_its_own_tokens() {
+async fn a_credential_sees_and_deletes_only_its_own_tokens_and_the_super_admin_any() {
     let app = TestApp::start().await;
     let admins = app.admin_token(false).await;
     let alice = app.credential("alice", None).await;
     let bob = app.credential("bob", None).await;
-    let alices = expect(
-        app.basic(Method::POST, "/api/v1/tokens", &alice).json(&json!({ "use_host": true })),
-        StatusCode::CREATED,
-    )
-    .await;
+    let issue = |client| app.basic(Method::POST, "/api/v1/tokens", client).json(&json!({ "use_host": false }));
+    let alices = expect(issue(&alice), StatusCode::CREATED).await;
+    let second = expect(issue(&alice), StatusCode::CREATED).await;
     assert_eq!(alices["client_id"], "alice");
-    assert_eq!(alices["matrix_user_id"], admins["matrix_user_id"]);
 
     let bobs_view = expect(app.basic(Method::GET, "/api/v1/tokens", &bob), StatusCode::OK).await;
     assert_eq!(bobs_view, json!([]));
     let alices_view = expect(app.basic(Method::GET, "/api/v1/tokens", &alice), StatusCode::OK).await;
-    assert_eq!(alices_view.as_array().unwrap().len(), 1);
+    assert_eq!(alices_view.as_array().unwrap().len(), 2);
     let admin_view = expect(app.admin(Method::GET, "/api/v1/tokens"), StatusCode::OK).await;
-    assert_eq!(admin_view.as_array().unwrap().len(), 1, "the super admin sees tokens without a credential");
-    assert_eq!(admin_view[0]["client_id"], serde_json::Value::Null);
+    let mut ids: Vec<&Value> = admin_view.as_array().unwrap().iter().map(|t| &t["id"]).collect();
+    ids.sort_by_key(|id| id.as_str());
+    let mut expected = vec![&admins["id"], &alices["id"], &second["id"]];
+    expected.sort_by_key(|id| id.as_str());
+    assert_eq!(ids, expected, "the super admin sees every token, whoever issued it");
 
-    let path = format!("/api/v1/tokens/{}", alices["id"].as_str().unwrap());
-    expect_error(app.basic(Method::DELETE, &path, &bob), StatusCode::NOT_FOUND, "not_found").await;
-    expect_error(app.admin(Method::DELETE, &path), StatusCode::NOT_FOUND, "not_found").await;
+    let path = |token: &Value| format!("/api/v1/tokens/{}", token["id"].as_str().unwrap());
+    expect_error(app.basic(Method::DELETE, &path(&alices), &bob), StatusCode::NOT_FOUND, "not_found").await;
     let token = alices["token"].as_str().unwrap();
     expect(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::OK).await;
-    expect(app.basic(Method::DELETE, &path, &alice), StatusCode::OK).await;
-    expect_error(app.basic(Method::DELETE, &path, &alice), StatusCode::NOT_FOUND, "not_found").await;
+    expect(app.basic(Method::DELETE, &path(&alices), &alice), StatusCode::OK).await;
+    expect_error(app.basic(Method::DELETE, &path(&alices), &alice), StatusCode::NOT_FOUND, "not_found").await;
+    expect_error(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    // The super admin revokes a token another credential issued; it stops at once.
+    let token = second["token"].as_str().unwrap();
+    expect(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::OK).await;
+    expect(app.admin(Method::DELETE, &path(&second)), StatusCode::OK).await;
+    expect_error(app.bearer(Method::GET, "/api/v1/webhooks", token), StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let alices_view = expect(app.basic(Method::GET, "/api/v1/tokens", &alice), StatusCode::OK).await;
+    assert_eq!(alices_view, json!([]));
+}
+
+#[tokio::test]
+async fn a_token_on_the_host_identity_needs_its_own_scope_and_cannot_reset_the_hosts_password() {
+    let app = TestApp::start().await;
+    let admins = app.admin_token(false).await;
+    let alice = app.credential("alice", None).await;
+    let on_host = |client| app.basic(Method::POST, "/api/v1/tokens", client).json(&json!({ "use_host": true }));
+    let refused = expect_error(on_host(&alice), StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(refused["message"].as_str().unwrap().contains("tokens:write:use_host"), "{refused}");
+    let alices_view = expect(app.basic(Method::GET, "/api/v1/tokens", &alice), StatusCode::OK).await;
+    assert_eq!(alices_view, json!([]), "the refusal created nothing");
+
+    let carol = app.credential("carol", Some(&["tokens:read:*", "tokens:write:create", "tokens:write:use_host"])).await;
+    let carols = expect(on_host(&carol), StatusCode::CREATED).await;
+    assert_eq!(carols["matrix_user_id"], admins["matrix_user_id"]);
+    assert_eq!(carols["use_host"], true);
+
+    let reset =
+        |token: &Value| app.bearer(Method::POST, "/api/v1/matrix/credentials", token["token"].as_str().unwrap());
+    let refused = expect_error(reset(&carols), StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(refused["message"].as_str().unwrap().contains("admin token"), "{refused}");
+    let shared = app.admin_token(true).await;
+    expect_error(reset(&shared), StatusCode::FORBIDDEN, "forbidden").await;
+    let login = expect(reset(&admins), StatusCode::OK).await;
+    assert_eq!(login["user_id"], admins["matrix_user_id"]);
 }
 
 #[tokio::test]
