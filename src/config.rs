@@ -66,6 +66,11 @@ pub struct ApiConfig {
     #[arg(long, env = "MXGATE_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
 
+    /// Bearer token a metrics scraper presents for `/metrics` and the detail of `/health`
+    /// (the super admin's Basic auth works too). Unset: the super admin only.
+    #[arg(long, env = "MXGATE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// Failed Basic-auth attempts one address may make per minute before getting 429.
     #[arg(long, env = "MXGATE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
     pub auth_failures_per_minute: u32,

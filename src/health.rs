@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody, Scheme};
 use crate::extract::Json;
 use crate::state::AppState;
 
@@ -19,11 +21,19 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(health)).routes(routes!(metrics))
 }
 
+/// Anyone gets `status`; the operator (the super admin's Basic auth, or
+/// `MXGATE_METRICS_TOKEN` as Bearer) gets the rest too.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok` when every dependency answers, otherwise `degraded`.
     #[schema(example = "ok")]
     pub status: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<HealthDetail>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthDetail {
     pub database: Check,
     pub homeserver: Check,
     /// Linked devices by connection state, when the bridge runs in this process. A device
@@ -103,17 +113,28 @@ impl<E: std::fmt::Display> From<Result<(), E>> for Check {
     }
 }
 
-/// Whether the store and the homeserver answer. 503 when either does not.
+/// Whether the store and the homeserver answer. 503 when either does not. Anyone sees
+/// only the status; the operator also sees each check, the devices and the queues.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
-async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (database, homeserver, devices, queues) =
-        tokio::join!(state.db.ping(), state.homeserver.ping(), devices(&state), queues(&state));
+    security((), ("basic" = []), ("metrics" = [])),
+    responses(
+        (status = 200, body = Health), (status = 503, body = Health),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+    ))]
+async fn health(State(state): State<AppState>, caller: Caller) -> (StatusCode, Json<Health>) {
+    let (database, homeserver) = tokio::join!(state.db.ping(), state.homeserver.ping());
     let (database, homeserver) = (Check::from(database), Check::from(homeserver));
     let healthy = database.ok && homeserver.ok;
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status_text = if healthy { "ok" } else { "degraded" };
-    (status, Json(Health { status: status_text, database, homeserver, devices, queues }))
+    let detail = match caller {
+        Caller::Anyone => None,
+        Caller::Operator => {
+            let (devices, queues) = tokio::join!(devices(&state), queues(&state));
+            Some(HealthDetail { database, homeserver, devices, queues })
+        }
+    };
+    (status, Json(Health { status: status_text, detail }))
 }
 
 /// The process-wide Prometheus recorder; installed once, whatever the number of apps.
@@ -122,9 +143,19 @@ pub fn prometheus() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().expect("no other metrics recorder is installed"))
 }
 
-/// Prometheus metrics in the text exposition format.
+/// Prometheus metrics in the text exposition format, for the operator.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
+    security(("basic" = []), ("metrics" = [])),
+    responses(
+        (status = 200, content_type = "text/plain", body = String),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+    ))]
+async fn metrics(caller: Caller) -> ApiResult<impl IntoResponse> {
+    if caller == Caller::Anyone {
+        return Err(ApiError::Unauthorized(
+            "the super admin's Basic auth or MXGATE_METRICS_TOKEN as Bearer required",
+            Scheme::Basic,
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render()))
 }

@@ -52,7 +52,7 @@ impl Message {
         (name = "messages", description = "Sending from a linked device (Bearer)"),
         (name = "appservice", description = "The homeserver's pushes to the API (hs_token)"),
         (name = "sim", description = "The simulator's control surface, only with --network sim"),
-        (name = "operations", description = "Health and metrics"),
+        (name = "operations", description = "Health (status for anyone, detail for the operator) and metrics (the operator)"),
     )
 )]
 struct ApiDoc;
@@ -73,6 +73,12 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("mt_…").build()),
+        );
+        components.add_security_scheme(
+            "metrics",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("MXGATE_METRICS_TOKEN").build(),
+            ),
         );
     }
 }

@@ -1,12 +1,13 @@
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::LazyLock;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{Scope, Scopes, credentials};
+use super::{Scope, Scopes, client_ip, credentials};
+use crate::config::ApiConfig;
 use crate::credentials::store;
 use crate::error::{ApiError, Scheme};
 use crate::secret;
@@ -67,31 +68,35 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| secret::hash_password("mx
 
 const UNAUTHORIZED: ApiError = ApiError::Unauthorized("invalid client credentials", Scheme::Basic);
 
+/// `client_id` and `client_secret` from `Authorization: Basic`, if well formed.
+pub(super) fn basic_pair(headers: &HeaderMap) -> Option<(String, String)> {
+    credentials(headers, "Basic")
+        .and_then(|encoded| STANDARD.decode(encoded).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok())
+        .and_then(|pair| pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned())))
+}
+
+/// Whether the pair is the super admin's, compared in constant time.
+pub(super) fn is_super_admin(config: &ApiConfig, client_id: &str, client_secret: &str) -> bool {
+    secret::constant_time_eq(client_id, &config.client_id)
+        & secret::constant_time_eq(client_secret, config.client_secret.expose())
+}
+
 impl FromRequestParts<AppState> for ClientAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (client_id, client_secret) = credentials(&parts.headers, "Basic")
-            .and_then(|encoded| STANDARD.decode(encoded).ok())
-            .and_then(|decoded| String::from_utf8(decoded).ok())
-            .and_then(|pair| pair.split_once(':').map(|(id, secret)| (id.to_owned(), secret.to_owned())))
-            .ok_or(ApiError::Unauthorized(
-                "Basic authentication with client_id:client_secret required",
-                Scheme::Basic,
-            ))?;
+        let (client_id, client_secret) = basic_pair(&parts.headers).ok_or(ApiError::Unauthorized(
+            "Basic authentication with client_id:client_secret required",
+            Scheme::Basic,
+        ))?;
 
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let ip = client_ip(parts);
         state.throttle.check(ip).map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
 
         let config = &state.config;
         let super_admin_id = config.client_id.clone();
-        let is_super_admin = secret::constant_time_eq(&client_id, &config.client_id)
-            & secret::constant_time_eq(&client_secret, config.client_secret.expose());
-        if is_super_admin {
+        if is_super_admin(config, &client_id, &client_secret) {
             return Ok(Self { principal: Principal::SuperAdmin, super_admin_id });
         }
 

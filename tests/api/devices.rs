@@ -138,7 +138,7 @@ async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_we
         (devices == connected).then_some(())
     })
     .await;
-    let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
+    let health = expect(app.health(), StatusCode::OK).await;
     assert_eq!(health["devices"], json!({ "connected": 1, "connecting": 0, "error": 0, "failing": [] }));
 
     let removal = app.request(Method::POST, "/sim/devices/remove").json(&json!({ "phone": "237222222222" }));
@@ -150,7 +150,7 @@ async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_we
     assert!(delivery["timestamp"].as_i64().unwrap() > 1_700_000_000, "{delivery}");
     let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
     assert_eq!(devices, json!([{ "platform": "wa", "device_id": "237222222222", "status": "logged_out" }]));
-    let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
+    let health = expect(app.health(), StatusCode::OK).await;
     assert_eq!(health["devices"]["connected"], 0);
 
     // Its owner clears it from the list.

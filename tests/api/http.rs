@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{Options, TestApp, expect, expect_error};
+use crate::common::{Options, TestApp, eventually, expect, expect_error, link_device};
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_echoes_the_clients() {
@@ -41,22 +41,46 @@ async fn oversized_bodies_get_413_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn health_reports_the_database_and_the_homeserver() {
+async fn health_tells_anyone_the_status_and_the_operator_the_detail() {
     let app = TestApp::start().await;
-    let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
-    let devices = json!({ "connected": 0, "connecting": 0, "error": 0, "failing": [] });
+    // A linked device, so the detail has a phone number to keep from strangers.
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, "237600000301").await;
+    let public = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
+    assert_eq!(public, json!({ "status": "ok" }));
+
+    let devices = json!({ "connected": 1, "connecting": 0, "error": 0, "failing": [] });
     let queues = json!({ "inbox": 0, "send_queue": 0, "webhook_deliveries": 0 });
-    assert_eq!(
-        health,
-        json!({ "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true }, "devices": devices, "queues": queues })
-    );
+    let detail = json!({ "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true }, "devices": devices, "queues": queues });
+    eventually("quiet queues", || async {
+        let health = expect(app.health(), StatusCode::OK).await;
+        (health["queues"] == detail["queues"]).then_some(())
+    })
+    .await;
+    assert_eq!(expect(app.health(), StatusCode::OK).await, detail, "the scraper's token");
+    assert_eq!(expect(app.admin(Method::GET, "/health"), StatusCode::OK).await, detail, "the super admin");
+
+    // Neither a token nor a credential other than the super admin is the operator.
+    for refused in [
+        app.bearer(Method::GET, "/health", &token),
+        app.request(Method::GET, "/health").basic_auth(&app.client_id, Some("not-the-secret")),
+        app.request(Method::GET, "/health").bearer_auth("not-the-metrics-token"),
+    ] {
+        let body = expect_error(refused, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        assert!(!body.to_string().contains("237600000301"), "{body}");
+    }
 }
 
 #[tokio::test]
-async fn metrics_count_requests_by_route() {
+async fn metrics_are_for_the_operator_and_count_requests_by_route() {
     let app = TestApp::start().await;
     expect(app.admin(Method::GET, "/api/v1/tokens"), StatusCode::OK).await;
-    let response = app.request(Method::GET, "/metrics").send().await.unwrap();
+    expect_error(app.request(Method::GET, "/metrics"), StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    expect_error(app.bearer(Method::GET, "/metrics", &token), StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let scraped = app.admin(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let response = app.request(Method::GET, "/metrics").bearer_auth(&app.metrics_token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.text().await.unwrap();
     assert!(text.contains("mxgate_http_requests_total"), "{text}");

@@ -145,7 +145,7 @@ async fn mxgate_started_while_the_homeserver_is_down_becomes_healthy_when_it_is_
     let gate = Gate::start(&crate::common::synapse().url, false).await;
     let app =
         TestApp::start_process_with(Options { homeserver_url: Some(gate.url.clone()), ..Options::default() }).await;
-    let health = app.request(Method::GET, "/health").send().await.unwrap();
+    let health = app.health().send().await.unwrap();
     assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["homeserver"]["ok"], false, "{health}");

@@ -71,6 +71,8 @@ pub struct TestApp {
     /// The bridge as the homeserver and the API reach it.
     pub bridge_url: String,
     pub provisioning_secret: String,
+    /// `MXGATE_METRICS_TOKEN`: a scraper's Bearer for `/metrics` and the detail of `/health`.
+    pub metrics_token: String,
     pub http: reqwest::Client,
     pub synapse: &'static Synapse,
     pub slot: Slot,
@@ -248,6 +250,7 @@ impl TestApp {
             public_url: None,
             client_id: format!("admin-{}", random_hex(4)),
             client_secret: Secret::new(random_string(32)),
+            metrics_token: Some(Secret::new(random_string(32))),
             body_limit: options.body_limit,
             auth_failures_per_minute: options.auth_failures_per_minute,
             webhook_allow_loopback: options.allow_loopback_webhooks,
@@ -295,6 +298,7 @@ impl TestApp {
             client_secret: api.client_secret.expose().to_owned(),
             bridge_url: format!("http://{bridge_addr}"),
             provisioning_secret: api.provisioning.provisioning_secret.clone(),
+            metrics_token: api.metrics_token.as_ref().unwrap().expose().to_owned(),
             http,
             synapse,
             slot,
@@ -310,6 +314,11 @@ impl TestApp {
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, self.url(path))
+    }
+
+    /// `GET /health` as the operator, with its detail (checks, devices, queues).
+    pub fn health(&self) -> RequestBuilder {
+        self.request(Method::GET, "/health").bearer_auth(&self.metrics_token)
     }
 
     /// A request with Basic auth as the super admin.
@@ -346,7 +355,7 @@ impl TestApp {
     /// flight when mxgate was killed waits out its claim (a minute) before it goes again.
     pub async fn quiet(&self) {
         patiently("empty queues", Duration::from_secs(120), || async {
-            let health: Value = self.request(Method::GET, "/health").send().await.ok()?.json().await.ok()?;
+            let health: Value = self.health().send().await.ok()?.json().await.ok()?;
             let queues = &health["queues"];
             let empty = ["inbox", "send_queue", "webhook_deliveries"].iter().all(|q| queues[q] == 0);
             empty.then_some(())

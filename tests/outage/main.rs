@@ -166,7 +166,7 @@ async fn synapse_stopped_for_30_s_mid_traffic(story: Story) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let missing: Vec<_> = incoming_ids.difference(&story.received_ids()).cloned().collect();
-    let health = expect(app.request(Method::GET, "/health"), StatusCode::OK).await;
+    let health = expect(app.health(), StatusCode::OK).await;
     assert!(missing.is_empty(), "{} incoming missing: {missing:?}; health {health}", missing.len());
     let mut texts = story.received_by_contact(6).await;
     app.quiet().await;

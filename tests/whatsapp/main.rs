@@ -211,7 +211,7 @@ async fn a_device_that_cannot_reach_whatsapp_after_a_restart_is_reported_and_ret
     .await;
     assert_eq!(device["device_id"], DEVICE);
     assert!(device["error"].as_str().unwrap().contains("retrying"), "{device}");
-    let health = expect(linked.app.request(Method::GET, "/health"), StatusCode::OK).await;
+    let health = expect(linked.app.health(), StatusCode::OK).await;
     assert_eq!(health["status"], "ok", "a failing device does not make the service unhealthy: {health}");
     assert_eq!(health["devices"]["error"], 1, "{health}");
     assert_eq!(health["devices"]["failing"][0]["device_id"], DEVICE, "{health}");

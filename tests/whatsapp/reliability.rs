@@ -52,7 +52,7 @@ async fn a_contact_writing_through_two_kill_9s_reaches_the_webhook_once_per_mess
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let missing: Vec<_> = sent.difference(&arrived()).cloned().collect();
-    let health = expect(linked.app.request(Method::GET, "/health"), StatusCode::OK).await;
+    let health = expect(linked.app.health(), StatusCode::OK).await;
     let held: Vec<_> =
         linked.sim.account(DEVICE).unwrap().devices.iter().map(|d| linked.sim.pending_for(DEVICE, *d)).collect();
     assert!(
