@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for FromHomeserver {
     type Rejection = mxgate_bridge::HsTokenError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        mxgate_bridge::check_hs_token(parts, state.config.homeserver.api_hs_token.expose()).map(|()| Self)
+        mxgate_bridge::check_hs_token(parts, &state.config.homeserver.api_hs_token).map(|()| Self)
     }
 }
 

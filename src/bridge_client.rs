@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use mxgate_bridge::config::ProvisioningConfig;
 use mxgate_bridge::matrix::ErrorBody;
+use mxgate_bridge::secret::Secret;
 use reqwest::{Method, StatusCode};
 use ruma::UserId;
 use serde_json::Value;
@@ -21,7 +22,7 @@ pub enum BridgeCallError {
 pub struct BridgeClient {
     http: reqwest::Client,
     base: Url,
-    secret: String,
+    secret: Secret,
 }
 
 impl BridgeClient {
@@ -44,7 +45,7 @@ impl BridgeClient {
             .join(&format!("/_matrix/provision/v3/{path}"))
             .map_err(|e| BridgeCallError::Unavailable(e.to_string()))?;
         url.query_pairs_mut().append_pair("user_id", acting.as_str()).extend_pairs(query);
-        let mut request = self.http.request(method, url).bearer_auth(&self.secret);
+        let mut request = self.http.request(method, url).bearer_auth(self.secret.expose());
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -26,6 +26,10 @@ pub struct HomeserverConfig {
     #[arg(long, env = "MXGATE_API_AS_TOKEN", hide_env_values = true)]
     pub api_as_token: Secret,
 
+    /// `id` of the API's appservice registration (for the homeserver's ping at start).
+    #[arg(long, env = "MXGATE_API_APPSERVICE_ID", default_value = "mxgate-api")]
+    pub api_appservice_id: String,
+
     /// `hs_token` of the API's appservice registration (authenticates the homeserver's pushes).
     #[arg(long, env = "MXGATE_API_HS_TOKEN", hide_env_values = true)]
     pub api_hs_token: Secret,

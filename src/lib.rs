@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod matrix;
 pub mod messages;
+pub mod outbound;
 pub mod routes;
 pub mod secret;
 pub mod server;

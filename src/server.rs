@@ -56,18 +56,22 @@ pub async fn serve(
         let bridge = Bridge::start(bridge_config, provisioning, &server, db.clone(), network, inbox).await?;
         logged_out = bridge.take_logged_out();
         tracing::info!(addr = %bridge_listener.local_addr()?, "bridge listening");
-        tokio::spawn(async move { axum::serve(bridge_listener, bridge.router()).await });
+        let router = bridge.router();
+        tokio::spawn(async move { axum::serve(bridge_listener, router).await });
+        bridge.announce();
     }
     let state = AppState::new(config, db, running, sim);
     if let Some(devices) = logged_out {
         tokio::spawn(crate::devices::logged_out::report(state.clone(), devices));
     }
-    crate::webhooks::delivery::spawn_worker(state.clone());
+    let deliveries = crate::webhooks::delivery::spawn_worker(state.clone());
+    state.homeserver.announce();
     let (router, _) = routes::app(state);
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    deliveries.stop().await;
     Ok(())
 }
 

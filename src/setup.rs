@@ -128,6 +128,18 @@ pub struct AppservicePair {
     pub bridge: Registration,
 }
 
+impl AppservicePair {
+    /// The API registration's `id` (`MXGATE_API_APPSERVICE_ID` defaults to the unsuffixed one).
+    pub fn api_id(&self) -> String {
+        format!("mxgate-api{}", self.suffix)
+    }
+
+    /// The bridge registration's `id` (`MXGATE_BRIDGE_APPSERVICE_ID` defaults to the unsuffixed one).
+    pub fn bridge_id(&self) -> String {
+        format!("mxgate-whatsapp{}", self.suffix)
+    }
+}
+
 impl SynapseParams {
     pub fn config_path(&self) -> PathBuf {
         self.synapse_dir.join("homeserver.yaml")
@@ -163,8 +175,8 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
         let bridge_path = dir.join(format!("bridge-registration{}.yaml", pair.suffix));
         let mut vars = common.clone();
         vars.extend([
-            ("api_id", format!("mxgate-api{}", pair.suffix)),
-            ("bridge_id", format!("mxgate-whatsapp{}", pair.suffix)),
+            ("api_id", pair.api_id()),
+            ("bridge_id", pair.bridge_id()),
             ("api_appservice_url", pair.api.url.clone()),
             ("api_as_token", pair.api.as_token.clone()),
             ("api_hs_token", pair.api.hs_token.clone()),

@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::devices::Tickets;
 use crate::matrix::Homeserver;
 use crate::messages::SendStatuses;
+use crate::outbound::{AddressPolicy, Outbound};
 
 /// Everything a handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Inner {
     pub throttle: AuthThrottle,
     pub tickets: Tickets,
     pub send_statuses: SendStatuses,
+    /// Requests to URLs API users gave (webhook receivers), behind the address guard.
+    pub outbound: Outbound,
     /// Wakes the webhook delivery worker when deliveries are queued.
     pub deliveries: Arc<tokio::sync::Notify>,
     /// The bridge's network, when the bridge runs in this process; `/health` reports its devices.
@@ -40,6 +43,11 @@ impl AppState {
         let tickets = Tickets::new(&config.ticket_key);
         let send_statuses = SendStatuses::default();
         let deliveries = Arc::new(tokio::sync::Notify::new());
+        let policy = AddressPolicy {
+            allow_loopback: config.webhook_allow_loopback,
+            allow_private: config.webhook_allow_private,
+        };
+        let outbound = Outbound::new(policy, crate::webhooks::delivery::RECEIVER_TIMEOUT);
         Self(Arc::new(Inner {
             config,
             db,
@@ -48,6 +56,7 @@ impl AppState {
             throttle,
             tickets,
             send_statuses,
+            outbound,
             deliveries,
             network,
             sim,

@@ -10,10 +10,10 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ruma::UserId;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use crate::commands;
 use crate::core::Core;
+use crate::secret::Secret;
 use crate::{outbox, store};
 
 /// Homeserver transactions carry up to 100 events of up to 64 KiB each; axum's 2 MB
@@ -55,7 +55,7 @@ impl IntoResponse for HsTokenError {
 }
 
 /// Checks `Authorization: Bearer <hs_token>` (or the legacy `access_token` query).
-pub fn check_hs_token(parts: &Parts, expected: &str) -> Result<(), HsTokenError> {
+pub fn check_hs_token(parts: &Parts, expected: &Secret) -> Result<(), HsTokenError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -67,7 +67,7 @@ pub fn check_hs_token(parts: &Parts, expected: &str) -> Result<(), HsTokenError>
     });
     match header.or(query) {
         None => Err(HsTokenError::Missing),
-        Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
+        Some(token) if expected.matches(&token) => Ok(()),
         Some(_) => Err(HsTokenError::Wrong),
     }
 }

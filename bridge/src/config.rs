@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use clap::{Args, ValueEnum};
 use url::Url;
 
+use crate::secret::Secret;
+
 /// Where mxgate's store lives (shared by the API and the bridge).
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
@@ -42,11 +44,15 @@ pub struct BridgeConfig {
 
     /// `as_token` of the bridge's appservice registration.
     #[arg(long, env = "MXGATE_BRIDGE_AS_TOKEN", hide_env_values = true)]
-    pub bridge_as_token: String,
+    pub bridge_as_token: Secret,
 
     /// `hs_token` of the bridge's appservice registration.
     #[arg(long, env = "MXGATE_BRIDGE_HS_TOKEN", hide_env_values = true)]
-    pub bridge_hs_token: String,
+    pub bridge_hs_token: Secret,
+
+    /// `id` of the bridge's appservice registration (for the homeserver's ping at start).
+    #[arg(long, env = "MXGATE_BRIDGE_APPSERVICE_ID", default_value = "mxgate-whatsapp")]
+    pub bridge_appservice_id: String,
 
     /// Localpart of the bridge bot.
     #[arg(long, env = "MXGATE_BRIDGE_BOT", default_value = "whatsappbot")]
@@ -97,7 +103,7 @@ pub struct WhatsAppConfig {
 #[derive(Debug, Clone, Args)]
 pub struct ProvisioningConfig {
     #[arg(long, env = "MXGATE_PROVISIONING_SECRET", hide_env_values = true)]
-    pub provisioning_secret: String,
+    pub provisioning_secret: Secret,
 
     /// Where the API reaches the bridge's provisioning API.
     #[arg(long, env = "MXGATE_BRIDGE_URL", default_value = "http://127.0.0.1:29318")]

@@ -22,6 +22,7 @@ pub mod provisioning;
 mod puppet;
 pub mod qr;
 mod queue;
+pub mod secret;
 pub mod store;
 
 use std::sync::Arc;
@@ -72,6 +73,12 @@ impl Bridge {
     /// The devices the network logs out from now on (and any since start-up); taken once.
     pub fn take_logged_out(&self) -> Option<mpsc::UnboundedReceiver<DeviceLoggedOut>> {
         self.logged_out.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Has the homeserver ping the bridge's appservice once it listens (see
+    /// [`matrix::MatrixClient::announce_appservice`]).
+    pub fn announce(&self) {
+        self.core.matrix.announce_appservice(self.core.config.bridge_appservice_id.clone());
     }
 
     /// The appservice and provisioning endpoints, to serve on the bridge's address.

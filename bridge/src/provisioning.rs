@@ -13,7 +13,6 @@ use axum::{Json, Router};
 use ruma::{OwnedUserId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use crate::core::{BridgeError, Core};
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
@@ -108,7 +107,7 @@ impl FromRequestParts<Arc<Core>> for Caller {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ProvisionError(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "Missing auth token".into()))?;
-        if !bool::from(given.as_bytes().ct_eq(core.provisioning.provisioning_secret.as_bytes())) {
+        if !core.provisioning.provisioning_secret.matches(given) {
             return Err(ProvisionError(StatusCode::UNAUTHORIZED, "M_UNKNOWN_TOKEN", "Invalid auth token".into()));
         }
         let Query(query) = Query::<CallerQuery>::try_from_uri(&parts.uri).map_err(|e| invalid(e.body_text()))?;

@@ -39,7 +39,7 @@ pub struct Homeserver {
 
 impl Homeserver {
     pub fn new(config: HomeserverConfig) -> Self {
-        let client = MatrixClient::new(config.server.homeserver_url.clone(), config.api_as_token.expose().to_owned());
+        let client = MatrixClient::new(config.server.homeserver_url.clone(), config.api_as_token.clone());
         Self { client, config, admin_token: Mutex::new(None) }
     }
 
@@ -53,6 +53,12 @@ impl Homeserver {
 
     pub async fn ping(&self) -> Result<(), HomeserverError> {
         Ok(self.client.ping().await?)
+    }
+
+    /// Has the homeserver ping the API's appservice once it listens (see
+    /// [`mxgate_bridge::matrix::MatrixClient::announce_appservice`]).
+    pub fn announce(&self) {
+        self.client.announce_appservice(self.config.api_appservice_id.clone());
     }
 
     /// Registers a new user in the API's exclusive namespace, as the appservice.

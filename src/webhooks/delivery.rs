@@ -3,27 +3,27 @@
 //! until the retry horizon has passed; a periodic task prunes what retention allows.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::Sha256;
 use utoipa::ToSchema;
 
-use super::AddressPolicy;
 use super::queue::{self, Due, Outcome, Status, now_ms};
 pub use super::queue::{enqueue, pending};
+use super::signing;
 use crate::events::Cursor;
 use crate::state::AppState;
 use crate::time::Timestamp;
 
 /// Webhooks being sent to at once (each webhook gets one request at a time).
 const CONCURRENCY: usize = 32;
-/// How long one receiver may take to answer.
-const RECEIVER_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a claimed delivery is held by the attempt that claimed it.
-const LEASE_MS: i64 = 60_000;
+/// How long one attempt may take, name lookup included.
+pub const RECEIVER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claimed delivery is held by the attempt that claimed it: three times the
+/// longest attempt, so a process that died mid-attempt delays that delivery half a minute.
+const LEASE_MS: i64 = 30_000;
 /// Due deliveries read per round.
 const BATCH: i64 = 500;
 
@@ -70,21 +70,41 @@ impl From<queue::DeliveryRow> for Delivery {
     }
 }
 
+/// The running delivery worker, stopped by [`Worker::stop`] at a graceful shutdown.
+pub struct Worker {
+    stopping: Arc<AtomicBool>,
+    permits: Arc<tokio::sync::Semaphore>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Worker {
+    /// Claims nothing more and waits (at most one receiver's timeout) for the attempts in
+    /// flight to be recorded, so a graceful stop leaves no claim for the next process to
+    /// wait out.
+    pub async fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let all = u32::try_from(CONCURRENCY).expect("CONCURRENCY fits u32");
+        let settled = tokio::time::timeout(RECEIVER_TIMEOUT * 2, self.permits.acquire_many(all)).await;
+        if settled.is_err() {
+            tracing::warn!("stopped with webhook deliveries in flight; they are retried when their claim expires");
+        }
+    }
+}
+
 /// Starts the delivery worker and the pruning task. The worker wakes on
 /// `state.deliveries`, when a webhook's backlog is sent, or every second.
-pub fn spawn_worker(state: AppState) {
+pub fn spawn_worker(state: AppState) -> Worker {
     tokio::spawn(prune_periodically(state.clone()));
     let wake = state.deliveries.clone();
+    let stopping = Arc::new(AtomicBool::new(false));
     // Webhooks with a drain in flight: one request at a time per webhook keeps its order.
     let busy = Arc::new(Mutex::new(HashSet::<String>::new()));
+    // A drain holds a permit for its whole run: all permits free means nothing in flight.
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
-    let http = reqwest::Client::builder()
-        .timeout(RECEIVER_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("reqwest builds");
+    let worker = Worker { stopping: stopping.clone(), permits: permits.clone(), wake: wake.clone() };
     tokio::spawn(async move {
-        loop {
+        while !stopping.load(Ordering::SeqCst) {
             match queue::due(&state.db, now_ms(), BATCH).await {
                 Ok(rows) => {
                     for (webhook_id, rows) in by_webhook(rows) {
@@ -92,10 +112,11 @@ pub fn spawn_worker(state: AppState) {
                             continue;
                         }
                         let Ok(permit) = permits.clone().acquire_owned().await else { return };
-                        let (state, http, busy, wake) = (state.clone(), http.clone(), busy.clone(), wake.clone());
+                        let (state, busy, wake) = (state.clone(), busy.clone(), wake.clone());
+                        let stopping = stopping.clone();
                         // Each webhook drains in its own task: a slow receiver holds one permit, not the queue.
                         tokio::spawn(async move {
-                            let drained = drain(&state, &http, rows).await;
+                            let drained = drain(&state, rows, &stopping).await;
                             busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&webhook_id);
                             drop(permit);
                             match drained {
@@ -118,6 +139,7 @@ pub fn spawn_worker(state: AppState) {
             let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
         }
     });
+    worker
 }
 
 /// Groups due rows by webhook, keeping the order webhooks first appear in.
@@ -141,25 +163,21 @@ enum Drained {
 /// Sends one webhook's due deliveries, longest waiting first (which is event order for
 /// what has not failed yet); stops at the first failure so a receiver that is down gets
 /// one request per round, not its whole backlog at once, and each due delivery gets its turn.
-async fn drain(state: &AppState, http: &reqwest::Client, rows: Vec<Due>) -> Drained {
+async fn drain(state: &AppState, rows: Vec<Due>, stopping: &AtomicBool) -> Drained {
     for row in rows {
-        if let Some(retry_at) = attempt(state, http, row).await {
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Some(retry_at) = attempt(state, row).await {
             return Drained::StoppedUntil(retry_at);
         }
     }
     Drained::All
 }
 
-/// `sha256=<hex>` HMAC of the body with the webhook's secret.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 /// One attempt of one delivery; when the receiver did not take it, when it is tried
 /// again (`i64::MAX` when it is given up).
-async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> Option<i64> {
+async fn attempt(state: &AppState, due: Due) -> Option<i64> {
     let started = now_ms();
     let outgoing = match queue::claim(&state.db, &due, started + LEASE_MS).await {
         Ok(Some(outgoing)) => outgoing,
@@ -169,28 +187,23 @@ async fn attempt(state: &AppState, http: &reqwest::Client, due: Due) -> Option<i
             return Some(started + 1000);
         }
     };
-    let policy = AddressPolicy {
-        allow_loopback: state.config.webhook_allow_loopback,
-        allow_private: state.config.webhook_allow_private,
-    };
-    // Checked again at each attempt: the name may resolve elsewhere than at creation.
-    let sent = match policy.check(&outgoing.url).await {
+    // The receiver's addresses are checked as it connects: the name may resolve elsewhere
+    // than at creation, and is resolved only once per attempt.
+    let sent = match state.outbound.post(&outgoing.url) {
         Err(forbidden) => Err((forbidden.to_string(), None)),
-        Ok(url) => {
-            let response = http
-                .post(url)
+        Ok(request) => {
+            let mut request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header("X-Mxgate-Delivery", &due.id)
-                .header("X-Mxgate-Event-Cursor", Cursor(due.seq).to_string())
-                .header("X-Mxgate-Timestamp", crate::db::now().to_string())
-                .header("X-Mxgate-Signature", signature(&outgoing.secret, outgoing.payload.as_bytes()))
-                .body(outgoing.payload)
-                .send()
-                .await;
-            match response {
+                .header("X-Mxgate-Event-Cursor", Cursor(due.seq).to_string());
+            let now = crate::db::now();
+            for (name, value) in signing::headers(&outgoing.secrets(now), &due.id, now, &outgoing.payload) {
+                request = request.header(name, value);
+            }
+            match request.body(outgoing.payload).send().await {
                 Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
                 Ok(r) => Err((format!("receiver answered {}", r.status()), Some(i64::from(r.status().as_u16())))),
-                Err(e) => Err((format!("receiver unreachable: {}", e.without_url()), None)),
+                Err(e) => Err((format!("receiver unreachable: {}", crate::outbound::describe(e)), None)),
             }
         }
     };
@@ -258,12 +271,5 @@ mod tests {
         for attempts in [20, 60, 1000] {
             assert!(backoff_ms(1000, attempts, 600_000) <= 600_000);
         }
-    }
-
-    #[test]
-    fn signatures_are_hmac_sha256_of_the_body() {
-        // RFC 4231 test case 2.
-        let sig = signature("Jefe", b"what do ya want for nothing?");
-        assert_eq!(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 }

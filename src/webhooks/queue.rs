@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::db::Db;
 use crate::events::{Cursor, store as events};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -198,8 +199,20 @@ pub async fn due(db: &Db, now_ms: i64, limit: i64) -> Result<Vec<Due>, sqlx::Err
 #[derive(Debug, sqlx::FromRow)]
 pub struct Outgoing {
     pub url: String,
-    pub secret: String,
+    pub secret: Secret,
+    pub previous_secret: Option<Secret>,
+    pub previous_secret_expires_at: Option<i64>,
     pub payload: String,
+}
+
+impl Outgoing {
+    /// The secrets that sign at `now` (unix seconds): the current one, and the previous
+    /// one within its grace period.
+    pub fn secrets(&self, now: i64) -> Vec<&Secret> {
+        let previous =
+            self.previous_secret.as_ref().filter(|_| self.previous_secret_expires_at.is_some_and(|until| now < until));
+        std::iter::once(&self.secret).chain(previous).collect()
+    }
 }
 
 /// Claims `due` for one attempt: pushes its next attempt to `lease_until`, so neither this
@@ -222,7 +235,7 @@ pub async fn claim(db: &Db, due: &Due, lease_until: i64) -> Result<Option<Outgoi
         return Ok(None);
     }
     sqlx::query_as(
-        "SELECT w.url, w.secret, e.payload FROM webhook_deliveries d
+        "SELECT w.url, w.secret, w.previous_secret, w.previous_secret_expires_at, e.payload FROM webhook_deliveries d
          JOIN webhooks w ON w.id = d.webhook_id
          JOIN events e ON e.identity = d.identity AND e.seq = d.seq
          WHERE d.id = $1",

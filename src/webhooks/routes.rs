@@ -7,13 +7,14 @@ use utoipa_axum::routes;
 
 use super::delivery::Delivery;
 use super::queue::Status;
-use super::service::{self, NewWebhook, Redeliver, Webhook, WebhookChange};
+use super::service::{self, NewWebhook, Redeliver, RotateSecret, Webhook, WebhookChange};
 use crate::auth::TokenAuth;
 use crate::error::{ApiResult, ErrorBody};
 use crate::events::{Cursor, Limit};
 use crate::extract::{Json, Path, Query};
 use crate::routes::Message;
 use crate::state::AppState;
+use crate::time::Timestamp;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deliveries))
         .routes(routes!(retry_delivery))
         .routes(routes!(redeliver))
+        .routes(routes!(rotate_secret))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -179,4 +181,43 @@ async fn redeliver(
 ) -> ApiResult<(StatusCode, Json<Redelivered>)> {
     let redelivered = service::redeliver(&state, &token, &id, body).await?;
     Ok((StatusCode::ACCEPTED, Json(Redelivered { message: "Failed deliveries queued again".into(), redelivered })))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretRotated {
+    #[schema(example = "Webhook secret rotated")]
+    pub message: String,
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// The new secret (`whsec_…`). Shown only in this response.
+    pub secret: String,
+    /// Until then, deliveries are signed with the previous secret as well.
+    pub previous_secret_expires_at: Timestamp,
+}
+
+/// Give a webhook a new signing secret. The body may be omitted. Until the grace period
+/// ends, each delivery carries two signatures (one per secret) in `webhook-signature` and
+/// `X-Mxgate-Signature`, so a receiver can switch to the new secret without refusing any.
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body(content = RotateSecret, description = "Optional; the grace period defaults to a day"),
+    responses(
+        (status = 200, body = SecretRotated),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+    Path(id): Path<String>,
+    body: Option<Json<RotateSecret>>,
+) -> ApiResult<Json<SecretRotated>> {
+    let rotate = body.map(|Json(rotate)| rotate).unwrap_or_default();
+    let (webhook, secret, until) = service::rotate_secret(&state, &token, &id, rotate).await?;
+    Ok(Json(SecretRotated {
+        message: "Webhook secret rotated".into(),
+        webhook,
+        secret,
+        previous_secret_expires_at: until,
+    }))
 }

@@ -1,15 +1,16 @@
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AddressPolicy;
 use super::delivery::Delivery;
 use super::queue::{self, Status};
+use super::signing;
 use super::store::{self, WebhookRow};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{Cursor, Limit};
-use crate::secret;
 use crate::state::AppState;
 use crate::time::Timestamp;
 use crate::tokens::store::TokenRow;
@@ -46,6 +47,10 @@ pub struct Webhook {
     pub active: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Only in the answer to a create or update that set `url`: the host does not resolve
+    /// yet. The webhook is kept; each delivery looks the host up and checks it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl From<WebhookRow> for Webhook {
@@ -56,20 +61,16 @@ impl From<WebhookRow> for Webhook {
             active: row.active,
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
+            warning: None,
         }
     }
 }
 
-fn policy(state: &AppState) -> AddressPolicy {
-    AddressPolicy {
-        allow_loopback: state.config.webhook_allow_loopback,
-        allow_private: state.config.webhook_allow_private,
-    }
-}
-
-async fn checked_url(state: &AppState, url: &str) -> ApiResult<String> {
-    let url = policy(state).check(url).await.map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    Ok(url.into())
+/// The URL as stored, and a warning when its host does not resolve yet.
+async fn checked_url(state: &AppState, url: &str) -> ApiResult<(String, Option<String>)> {
+    let checked = state.outbound.check(url).await.map_err(|e| ApiError::unprocessable(format!("webhook {e}")))?;
+    let warning = checked.warning.map(|w| format!("webhook {w} yet; each delivery looks it up again"));
+    Ok((checked.url.into(), warning))
 }
 
 fn ensure_unique_url(existing: &[WebhookRow], url: &str, except: Option<&str>) -> ApiResult<()> {
@@ -81,7 +82,7 @@ fn ensure_unique_url(existing: &[WebhookRow], url: &str, except: Option<&str>) -
 
 /// Returns the webhook and its signing secret, which is never shown again.
 pub async fn create(state: &AppState, token: &TokenRow, new: NewWebhook) -> ApiResult<(Webhook, String)> {
-    let url = checked_url(state, &new.url).await?;
+    let (url, warning) = checked_url(state, &new.url).await?;
     let existing = store::list_for_token(&state.db, &token.id).await?;
     if existing.len() >= MAX_PER_TOKEN {
         return Err(ApiError::Conflict(format!("a token has at most {MAX_PER_TOKEN} webhooks")));
@@ -93,13 +94,13 @@ pub async fn create(state: &AppState, token: &TokenRow, new: NewWebhook) -> ApiR
         token_id: token.id.clone(),
         url,
         active: new.active,
-        secret: secret::random_string(32),
+        secret: signing::new_secret(),
         created_at: now,
         updated_at: now,
     };
     store::insert(&state.db, &row).await?;
-    let signing_secret = row.secret.clone();
-    Ok((row.into(), signing_secret))
+    let signing_secret = row.secret.expose().to_owned();
+    Ok((Webhook { warning, ..row.into() }, signing_secret))
 }
 
 pub async fn list(state: &AppState, token: &TokenRow) -> ApiResult<Vec<Webhook>> {
@@ -111,10 +112,12 @@ pub async fn update(state: &AppState, token: &TokenRow, id: &str, change: Webhoo
         return Err(ApiError::unprocessable("give at least one of url, active"));
     }
     let mut row = store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
+    let mut warning = None;
     if let Some(url) = change.url {
-        let url = checked_url(state, &url).await?;
+        let (url, unresolved) = checked_url(state, &url).await?;
         ensure_unique_url(&store::list_for_token(&state.db, &token.id).await?, &url, Some(id))?;
         row.url = url;
+        warning = unresolved;
     }
     if let Some(active) = change.active {
         row.active = active;
@@ -127,7 +130,43 @@ pub async fn update(state: &AppState, token: &TokenRow, id: &str, change: Webhoo
         // A resumed webhook gets what queued while it was paused, now.
         state.deliveries.notify_one();
     }
-    Ok(row.into())
+    Ok(Webhook { warning, ..row.into() })
+}
+
+/// Grace period of a rotated secret when the request names none.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(86_400);
+/// The longest grace period: a week covers any receiver's deployment cycle.
+pub const MAX_GRACE_SECS: u64 = 7 * 86_400;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the current secret keeps signing beside the new one, in seconds (0 to
+    /// 604800; default 86400). Rotating again within it ends the older secret's grace.
+    #[schema(minimum = 0, maximum = 604_800, example = 3600)]
+    pub grace_seconds: Option<u64>,
+}
+
+/// Gives the webhook a new secret, returned once; until the grace period ends, each
+/// delivery carries a signature with either secret.
+pub async fn rotate_secret(
+    state: &AppState,
+    token: &TokenRow,
+    id: &str,
+    rotate: RotateSecret,
+) -> ApiResult<(Webhook, String, Timestamp)> {
+    let grace = rotate.grace_seconds.map_or(DEFAULT_GRACE, Duration::from_secs);
+    if grace.as_secs() > MAX_GRACE_SECS {
+        return Err(ApiError::unprocessable(format!("grace_seconds is at most {MAX_GRACE_SECS}")));
+    }
+    let secret = signing::new_secret();
+    let now = db::now();
+    let until = now + i64::try_from(grace.as_secs()).expect("at most a week");
+    if !store::rotate_secret(&state.db, (id, &token.id), &secret, now, until).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    let row = store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
+    Ok((row.into(), secret.expose().to_owned(), Timestamp(until)))
 }
 
 pub async fn delete(state: &AppState, token: &TokenRow, id: &str) -> ApiResult<()> {

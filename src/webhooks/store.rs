@@ -1,4 +1,5 @@
 use crate::db::Db;
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WebhookRow {
@@ -8,7 +9,7 @@ pub struct WebhookRow {
     #[sqlx(try_from = "crate::db::Flag")]
     pub active: bool,
     /// HMAC key for signing deliveries; kept in clear because signing needs it.
-    pub secret: String,
+    pub secret: Secret,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -34,7 +35,7 @@ pub async fn insert(db: &Db, row: &WebhookRow) -> Result<(), sqlx::Error> {
         .bind(&row.token_id)
         .bind(&row.url)
         .bind(row.active)
-        .bind(&row.secret)
+        .bind(row.secret.expose())
         .bind(row.created_at)
         .bind(row.updated_at)
         .execute(&db.pool)
@@ -52,6 +53,29 @@ pub async fn update(db: &Db, row: &WebhookRow) -> Result<bool, sqlx::Error> {
             .bind(row.updated_at)
             .execute(&db.pool)
             .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Makes `secret` the webhook's secret at `now`; the one it replaces keeps signing until
+/// `previous_until` (an older previous secret is dropped).
+pub async fn rotate_secret(
+    db: &Db,
+    (id, token_id): (&str, &str),
+    secret: &Secret,
+    now: i64,
+    previous_until: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhooks SET previous_secret = secret, previous_secret_expires_at = $4, secret = $3, updated_at = $5
+         WHERE id = $1 AND token_id = $2",
+    )
+    .bind(id)
+    .bind(token_id)
+    .bind(secret.expose())
+    .bind(previous_until)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

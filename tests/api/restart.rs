@@ -1,7 +1,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{TestApp, WebhookReceiver, eventually, expect, link_device};
+use std::time::Duration;
+
+use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, link_device};
 
 const DEVICE: &str = "237600000003";
 const CONTACT: &str = "237698000111";
@@ -10,7 +12,10 @@ const CONTACT: &str = "237698000111";
 /// queued deliveries go out, and nothing is delivered twice.
 #[tokio::test]
 async fn after_kill_9_and_restart_devices_are_restored_and_queued_deliveries_go_out_once() {
-    let mut app = TestApp::start_process().await;
+    // The receiver is down across the restart: with the default backoff its next attempt
+    // could be minutes away; this story is about the restart, not the backoff.
+    let options = Options { webhook_retry_max_delay: Duration::from_secs(1), ..Options::default() };
+    let mut app = TestApp::start_process_with(options).await;
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     link_device(&app, &token, DEVICE).await;
     let receiver = WebhookReceiver::start().await;

@@ -101,6 +101,64 @@ async fn a_token_manages_its_webhooks_and_sees_the_secret_once() {
     assert_eq!(expect(app.bearer(Method::GET, "/api/v1/webhooks", &token), StatusCode::OK).await, json!([]));
 }
 
+/// The delivery `n` of the receiver, once it came.
+async fn nth(receiver: &WebhookReceiver, n: usize) -> crate::common::Received {
+    receiver.wait_for(n + 1).await[n].clone()
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_per_standard_webhooks_over_the_timestamp_and_a_rotated_secret_signs_through_its_grace() {
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    let created = app.add_webhook(&token, &receiver.url).await;
+    let first = created["secret"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("whsec_"), "{first}");
+    let hooked = Hooked { app, token, receiver, webhook_id: created["id"].as_str().unwrap().to_owned() };
+
+    hooked.incoming("before the rotation").await;
+    let delivery = nth(&hooked.receiver, 0).await;
+    assert!(delivery.signed_with(&first));
+    // A captured delivery replayed later under a fresh timestamp no longer verifies.
+    let mut replayed = delivery.clone();
+    let later = (delivery.header("webhook-timestamp").parse::<i64>().unwrap() + 600).to_string();
+    for name in ["webhook-timestamp", "x-mxgate-timestamp"] {
+        replayed.headers.insert(name, later.parse().unwrap());
+    }
+    assert!(!replayed.signed_with(&first), "the timestamp is signed");
+
+    let rotate = hooked.path("/rotate-secret");
+    let rotated = expect(hooked.app.bearer(Method::POST, &rotate, &hooked.token), StatusCode::OK).await;
+    let second = rotated["secret"].as_str().unwrap().to_owned();
+    assert!(second.starts_with("whsec_") && second != first, "{rotated}");
+    let at = |field: &str| chrono::DateTime::parse_from_rfc3339(rotated[field].as_str().unwrap()).unwrap();
+    let grace = at("previous_secret_expires_at") - at("updated_at");
+    assert_eq!(grace.num_seconds(), 86_400, "a day's grace by default: {rotated}");
+    hooked.incoming("within the grace period").await;
+    let delivery = nth(&hooked.receiver, 1).await;
+    assert!(delivery.signed_with(&second) && delivery.signed_with(&first), "both secrets sign");
+
+    let body = json!({ "grace_seconds": 0 });
+    let rotated = expect(hooked.app.bearer(Method::POST, &rotate, &hooked.token).json(&body), StatusCode::OK).await;
+    let third = rotated["secret"].as_str().unwrap().to_owned();
+    // Bad input changes nothing: the third secret stays the only one.
+    for (body, status) in [
+        (json!({ "grace_seconds": 604_801 }), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({ "grace": 1 }), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({ "grace_seconds": -1 }), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let error = expect(hooked.app.bearer(Method::POST, &rotate, &hooked.token).json(&body), status).await;
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{error}");
+    }
+    let unknown = "/api/v1/webhooks/00000000-0000-0000-0000-000000000000/rotate-secret";
+    expect_error(hooked.app.bearer(Method::POST, unknown, &hooked.token), StatusCode::NOT_FOUND, "not_found").await;
+    hooked.incoming("after the grace period").await;
+    let delivery = nth(&hooked.receiver, 2).await;
+    assert!(delivery.signed_with(&third));
+    assert!(!delivery.signed_with(&second) && !delivery.signed_with(&first), "no grace, no older signature");
+}
+
 #[tokio::test]
 async fn another_tokens_webhook_is_not_found() {
     let app = TestApp::start().await;
@@ -125,15 +183,29 @@ async fn another_tokens_webhook_is_not_found() {
 }
 
 #[tokio::test]
-async fn forbidden_and_malformed_webhook_urls_are_refused() {
+async fn forbidden_and_malformed_webhook_urls_are_refused_and_a_name_not_live_yet_is_kept_with_a_warning() {
     let app = TestApp::start().await;
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     let post = |url: &str| app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&json!({ "url": url }));
-    for url in ["http://10.0.0.7/hook", "http://169.254.169.254/", "http://[fd00::1]/", "http://192.168.1.1/"] {
+    for url in [
+        "http://10.0.0.7/hook",
+        "http://169.254.169.254/",
+        "http://[fd00::1]/",
+        "http://192.168.1.1/",
+        // Special-purpose ranges beyond the private ones, and IPv4 embedded in IPv6.
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+        "http://[2002:a00:1::]/",
+        "http://[::a00:1]/",
+        "http://[fec0::1]/",
+        "http://198.18.0.1/",
+        "http://240.0.0.1/",
+        "http://192.0.0.1/",
+        "http://[2001:db8::1]/",
+    ] {
         let refused = expect_error(post(url), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-        assert!(refused["message"].as_str().unwrap().contains("does not allow"), "{refused}");
+        assert!(refused["message"].as_str().unwrap().contains("does not allow"), "{url}: {refused}");
     }
-    for url in ["ftp://127.0.0.1/", "not a url", "http://user:pw@127.0.0.1/", "http://no-such-host.invalid/"] {
+    for url in ["ftp://127.0.0.1/", "not a url", "http://user:pw@127.0.0.1/"] {
         expect_error(post(url), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     }
     expect_error(
@@ -142,10 +214,47 @@ async fn forbidden_and_malformed_webhook_urls_are_refused() {
         "validation_failed",
     )
     .await;
-    expect(post("http://127.0.0.1:9/ok"), StatusCode::CREATED).await;
+    let created = expect(post("http://127.0.0.1:9/ok"), StatusCode::CREATED).await;
+    assert!(created.get("warning").is_none(), "{created}");
     expect_error(post("http://127.0.0.1:9/ok"), StatusCode::CONFLICT, "conflict").await;
+    // DNS that is not live yet: kept, with a warning; each delivery checks the name again.
+    let pending = expect(post("https://not-live-yet.invalid/hook"), StatusCode::CREATED).await;
+    assert!(pending["warning"].as_str().unwrap().contains("does not resolve"), "{pending}");
     let listed = expect(app.bearer(Method::GET, "/api/v1/webhooks", &token), StatusCode::OK).await;
-    assert_eq!(listed.as_array().unwrap().len(), 1, "only the valid webhook exists");
+    let urls: HashSet<_> = listed.as_array().unwrap().iter().map(|w| w["url"].as_str().unwrap()).collect();
+    assert_eq!(urls, HashSet::from(["http://127.0.0.1:9/ok", "https://not-live-yet.invalid/hook"]), "only those");
+    assert!(listed.as_array().unwrap().iter().all(|w| w.get("warning").is_none()));
+}
+
+#[tokio::test]
+async fn a_proxy_in_the_environment_is_not_used_for_deliveries() {
+    // A proxy would connect where the address guard cannot see; this one counts who came.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let came = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = came.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = proxy.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let mut environment = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .map(|name| (name, proxy_url.clone()))
+        .to_vec();
+    // The homeserver and the bridge are at 127.0.0.1 and may be reached through a proxy of
+    // the operator's; the receiver is named `localhost`, which NO_PROXY does not cover.
+    environment.extend(["NO_PROXY", "no_proxy"].map(|name| (name, "127.0.0.1".to_owned())));
+    let app = TestApp::start_process_with(Options { environment, ..Options::default() }).await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url.replace("127.0.0.1", "localhost")).await;
+    let body = json!({ "device_id": DEVICE, "from": CONTACT, "text": "straight to the receiver" });
+    expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
+    receiver.wait_for(1).await;
+    app.quiet().await;
+    assert_eq!(came.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing went through the proxy");
 }
 
 #[tokio::test]

@@ -115,6 +115,8 @@ pub struct Options {
     pub homeserver_url: Option<url::Url>,
     /// The whatsapp connector's pacing between two sends of one device.
     pub send_interval_ms: u64,
+    /// More environment for an mxgate started as a process.
+    pub environment: Vec<(&'static str, String)>,
 }
 
 /// Where mxgate's whatsapp-rust clients find the WhatsApp server (a `wa-sim`).
@@ -139,6 +141,7 @@ impl Default for Options {
             whatsapp: None,
             homeserver_url: None,
             send_interval_ms: 0,
+            environment: Vec::new(),
         }
     }
 }
@@ -200,8 +203,10 @@ impl TestApp {
     pub async fn start_process_with(options: Options) -> Self {
         let addrs = ([127, 0, 0, 1], free_port()).into();
         let bridge_addr = ([127, 0, 0, 1], free_port()).into();
+        let extra = options.environment.clone();
         let (app, api, bridge) = Self::prepare(options, (addrs, bridge_addr)).await;
-        let env = process::environment(&api, &bridge);
+        let mut env = process::environment(&api, &bridge);
+        env.extend(extra);
         let child = process::spawn(&env, &app.base).await;
         Self { runner: Runner::Process { child, env }, ..app }
     }
@@ -259,13 +264,14 @@ impl TestApp {
             homeserver: HomeserverConfig {
                 server,
                 api_as_token: Secret::new(slot.pair.api.as_token.clone()),
+                api_appservice_id: slot.pair.api_id(),
                 api_hs_token: Secret::new(slot.pair.api.hs_token.clone()),
                 registration_shared_secret: Some(Secret::new(synapse.registration_shared_secret.clone())),
                 identity_prefix: slot.pair.api.prefix.clone(),
                 admin_localpart: "mxgate_admin".into(),
             },
             provisioning: ProvisioningConfig {
-                provisioning_secret: random_string(32),
+                provisioning_secret: Secret::new(random_string(32)),
                 bridge_url: format!("http://{bridge_addr}").parse().unwrap(),
             },
             send_timeout_secs: 30,
@@ -278,8 +284,9 @@ impl TestApp {
         };
         let bridge = BridgeConfig {
             bridge_listen_addr: bridge_addr,
-            bridge_as_token: slot.pair.bridge.as_token.clone(),
-            bridge_hs_token: slot.pair.bridge.hs_token.clone(),
+            bridge_as_token: Secret::new(slot.pair.bridge.as_token.clone()),
+            bridge_hs_token: Secret::new(slot.pair.bridge.hs_token.clone()),
+            bridge_appservice_id: slot.pair.bridge_id(),
             bot_localpart: slot.pair.bridge.sender_localpart.clone(),
             puppet_prefix: slot.pair.bridge.prefix.clone(),
             network: if options.whatsapp.is_some() { NetworkKind::Whatsapp } else { NetworkKind::Sim },
@@ -297,7 +304,7 @@ impl TestApp {
             client_id: api.client_id.clone(),
             client_secret: api.client_secret.expose().to_owned(),
             bridge_url: format!("http://{bridge_addr}"),
-            provisioning_secret: api.provisioning.provisioning_secret.clone(),
+            provisioning_secret: api.provisioning.provisioning_secret.expose().to_owned(),
             metrics_token: api.metrics_token.as_ref().unwrap().expose().to_owned(),
             http,
             synapse,
@@ -352,7 +359,7 @@ impl TestApp {
 
     /// Waits until the durable queues (inbox, send queue, webhook deliveries) are empty, so
     /// a test counts what happened once nothing is still on its way. Patient: a delivery in
-    /// flight when mxgate was killed waits out its claim (a minute) before it goes again.
+    /// flight when mxgate was killed waits out its claim (half a minute) before it goes again.
     pub async fn quiet(&self) {
         patiently("empty queues", Duration::from_secs(120), || async {
             let health: Value = self.health().send().await.ok()?.json().await.ok()?;
@@ -464,6 +471,17 @@ where
     Fut: std::future::Future<Output = Option<T>>,
 {
     patiently(what, Duration::from_secs(30), check).await
+}
+
+/// Waits up to `patience` for `done`, for a story that then asserts with the detail of
+/// what never came (rather than a bare "gave up").
+pub async fn wait_until(patience: Duration, mut done: impl FnMut() -> bool) {
+    for _ in 0..patience.as_millis() / 100 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// [`eventually`] with more patience, for state that waits on Synapse's own back-off: after

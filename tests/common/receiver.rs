@@ -8,7 +8,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone)]
@@ -26,6 +28,23 @@ impl Received {
 
     pub fn header(&self, name: &str) -> &str {
         self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    /// Whether this delivery is signed with `secret`: by the Standard Webhooks library
+    /// (which also refuses a timestamp more than 5 minutes off), and by `X-Mxgate-Signature`,
+    /// HMAC-SHA256 of `timestamp.body` (the two schemes must agree).
+    pub fn signed_with(&self, secret: &str) -> bool {
+        let standard =
+            standardwebhooks::Webhook::new(secret).is_ok_and(|hook| hook.verify(&self.body, &self.headers).is_ok());
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{}.", self.header("x-mxgate-timestamp")).as_bytes());
+        mac.update(&self.body);
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let legacy = self.header("x-mxgate-signature").split(' ').any(|signature| signature == expected);
+        assert_eq!(standard, legacy, "webhook-signature and X-Mxgate-Signature agree");
+        assert_eq!(self.header("webhook-id"), self.header("x-mxgate-delivery"));
+        assert_eq!(self.header("webhook-timestamp"), self.header("x-mxgate-timestamp"));
+        standard
     }
 }
 

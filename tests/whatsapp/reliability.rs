@@ -11,7 +11,7 @@ use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
 
-use crate::common::{Gate, Options, Phone, TestApp, eventually, expect, expect_error, patiently, routed};
+use crate::common::{Gate, Options, Phone, TestApp, eventually, expect, expect_error, patiently, routed, wait_until};
 use crate::{CONTACT, DEVICE, linked, send_path, text_of};
 
 #[tokio::test]
@@ -45,12 +45,7 @@ async fn a_contact_writing_through_two_kill_9s_reaches_the_webhook_once_per_mess
         .expect("mxgate's device acks everything");
     linked.app.quiet().await;
     // Synapse may still be pushing; the assertion below says what is missing if it never comes.
-    for _ in 0..1200 {
-        if arrived() == sent {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(Duration::from_secs(120), || arrived() == sent).await;
     let missing: Vec<_> = sent.difference(&arrived()).cloned().collect();
     let health = expect(linked.app.health(), StatusCode::OK).await;
     let held: Vec<_> =
