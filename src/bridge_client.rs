@@ -62,6 +62,20 @@ impl BridgeClient {
     }
 }
 
+impl BridgeCallError {
+    /// What an API client may read: the bridge's own words for what it refused (a 4xx,
+    /// or WhatsApp's refusal), a fixed text when the bridge itself failed; that detail is
+    /// for the log.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Refused { status, message, errcode } if *status < 500 || errcode == "FI.MXGATE.NETWORK_REFUSED" => {
+                message.clone()
+            }
+            _ => "the bridge could not do this now; try again".into(),
+        }
+    }
+}
+
 /// Path segments are percent-encoded before they reach the bridge.
 pub fn segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()

@@ -79,6 +79,18 @@ pub struct ApiConfig {
     #[arg(long, env = "MXGATE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
     pub auth_failures_per_minute: u32,
 
+    /// Device links (QR or pairing code) one token may start per hour.
+    #[arg(long, env = "MXGATE_LIMIT_LINKS_PER_HOUR", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_links_per_hour: u32,
+
+    /// Matrix identities (tokens without `use_host`) one credential may create per hour.
+    #[arg(long, env = "MXGATE_LIMIT_IDENTITIES_PER_HOUR", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_identities_per_hour: u32,
+
+    /// Messages (one per recipient) one token may send per minute, at most that many at once.
+    #[arg(long, env = "MXGATE_LIMIT_SENDS_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_sends_per_minute: u32,
+
     /// Allow webhook URLs that resolve to loopback addresses (development and tests).
     #[arg(long, env = "MXGATE_WEBHOOK_ALLOW_LOOPBACK", default_value_t = false)]
     pub webhook_allow_loopback: bool,

@@ -41,16 +41,34 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("too many failed authentication attempts; retry in {retry_after} s")]
     TooManyRequests { retry_after: u64 },
-    #[error("the homeserver is unavailable: {0}")]
+    #[error("{limit}; retry in {retry_after} s")]
+    RateLimited { limit: String, retry_after: u64 },
+    #[error("{}", homeserver_message(.0))]
     Homeserver(#[from] HomeserverError),
     #[error("{0}")]
     NotSupported(String),
-    #[error("the bridge is unavailable: {0}")]
+    /// The detail (the bridge's answer, its address) goes to the log, not to the client.
+    #[error("the bridge could not do this now; try again (the log has the detail under this response's x-request-id)")]
     BridgeUnavailable(String),
     #[error("internal error")]
     Database(#[from] sqlx::Error),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+/// What a client reads of a homeserver failure: whether to wait, not Synapse's own words.
+fn homeserver_message(error: &HomeserverError) -> &'static str {
+    match error {
+        HomeserverError::Matrix(mxgate_bridge::matrix::MatrixError::Unreachable(_)) => {
+            "the homeserver is unavailable; try again (the log has the detail under this response's x-request-id)"
+        }
+        HomeserverError::NoSharedSecret => {
+            "setting passwords needs MXGATE_REGISTRATION_SHARED_SECRET and a Synapse homeserver"
+        }
+        HomeserverError::Matrix(_) => {
+            "the homeserver refused the request (the log has the detail under this response's x-request-id)"
+        }
+    }
 }
 
 /// The error envelope every non-2xx response carries.
@@ -76,7 +94,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // Unreachable is an outage the client should wait out; anything else is a bad answer.
             Self::Homeserver(crate::matrix::HomeserverError::Matrix(
                 mxgate_bridge::matrix::MatrixError::Unreachable(_),
@@ -100,6 +118,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unprocessable(_) => "validation_failed",
             Self::TooManyRequests { .. } => "too_many_requests",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Homeserver(_) => "homeserver_unavailable",
             Self::NotSupported(_) => "not_supported",
             Self::BridgeUnavailable(_) => "bridge_unavailable",
@@ -130,7 +149,7 @@ impl IntoResponse for ApiError {
                 };
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
             }
-            Self::TooManyRequests { retry_after } => {
+            Self::TooManyRequests { retry_after } | Self::RateLimited { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}

@@ -9,6 +9,7 @@ use crate::bridge_client::BridgeClient;
 use crate::config::ApiConfig;
 use crate::db::Db;
 use crate::devices::Tickets;
+use crate::limits::Limits;
 use crate::matrix::Homeserver;
 use crate::messages::SendStatuses;
 use crate::outbound::{AddressPolicy, Outbound};
@@ -23,6 +24,7 @@ pub struct Inner {
     pub homeserver: Homeserver,
     pub bridge: BridgeClient,
     pub throttle: AuthThrottle,
+    pub limits: Limits,
     pub tickets: Tickets,
     pub send_statuses: SendStatuses,
     /// Requests to URLs API users gave (webhook receivers), behind the address guard.
@@ -40,6 +42,7 @@ impl AppState {
         let homeserver = Homeserver::new(config.homeserver.clone());
         let bridge = BridgeClient::new(&config.provisioning);
         let throttle = AuthThrottle::per_minute(config.auth_failures_per_minute);
+        let limits = Limits::new(&config);
         let tickets = Tickets::new(&config.ticket_key);
         let send_statuses = SendStatuses::default();
         let deliveries = Arc::new(tokio::sync::Notify::new());
@@ -54,6 +57,7 @@ impl AppState {
             homeserver,
             bridge,
             throttle,
+            limits,
             tickets,
             send_statuses,
             outbound,

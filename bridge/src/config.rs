@@ -66,6 +66,11 @@ pub struct BridgeConfig {
     #[arg(long, env = "MXGATE_NETWORK", value_enum, default_value = "whatsapp")]
     pub network: NetworkKind,
 
+    /// Logins (QR or pairing code) one Matrix identity may have in progress at once: each
+    /// is a WhatsApp client until it ends.
+    #[arg(long, env = "MXGATE_MAX_LOGINS_PER_IDENTITY", default_value_t = 3)]
+    pub max_logins_per_identity: usize,
+
     /// How long each simulated QR code lives, in milliseconds.
     #[arg(long, env = "MXGATE_SIM_QR_INTERVAL_MS", default_value_t = 20_000)]
     pub sim_qr_interval_ms: u64,

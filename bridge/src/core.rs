@@ -25,6 +25,8 @@ pub enum BridgeError {
     Invalid(String),
     #[error(transparent)]
     Id(#[from] crate::ids::IdError),
+    #[error("{0} logins are in progress for this identity already; finish or cancel one first")]
+    TooManyLogins(usize),
 }
 
 impl BridgeError {
@@ -35,7 +37,7 @@ impl BridgeError {
             Self::Matrix(MatrixError::Refused { status, .. }) => *status == 429 || *status >= 500,
             Self::Matrix(_) | Self::Database(_) => true,
             Self::Network(error) => matches!(error, NetworkError::Disconnected),
-            Self::Invalid(_) | Self::Id(_) => false,
+            Self::Invalid(_) | Self::Id(_) | Self::TooManyLogins(_) => false,
         }
     }
 }

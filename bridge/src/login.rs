@@ -38,6 +38,10 @@ impl LoginProcesses {
         processes.get(id).filter(|p| p.owner == owner).cloned()
     }
 
+    fn in_progress(&self, owner: &UserId) -> usize {
+        self.processes.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|p| p.owner == owner).count()
+    }
+
     fn remove(&self, id: &str) {
         self.processes.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
@@ -46,10 +50,21 @@ impl LoginProcesses {
 /// Starts a login for `owner`; returns the process id and its first step. A pairing-code
 /// login has nobody polling its steps, so the bridge follows it to its outcome itself.
 pub async fn start(core: &Arc<Core>, owner: &UserId, method: LoginMethod) -> Result<(String, Step), BridgeError> {
+    let most = core.config.max_logins_per_identity;
+    if core.logins.in_progress(owner) >= most {
+        return Err(BridgeError::TooManyLogins(most));
+    }
     let stream = core.network.start_login(method).await?;
     let id = uuid::Uuid::new_v4().simple().to_string();
     let process = Arc::new(Process { owner: owner.to_owned(), stream: Mutex::new(stream) });
-    core.logins.processes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), process);
+    {
+        // Counted again with the insert: two starts may have passed the check together.
+        let mut processes = core.logins.processes.lock().unwrap_or_else(|e| e.into_inner());
+        if processes.values().filter(|p| p.owner == owner).count() >= most {
+            return Err(BridgeError::TooManyLogins(most));
+        }
+        processes.insert(id.clone(), process);
+    }
     let step = next(core, &id, owner).await?.ok_or_else(|| BridgeError::Invalid("login vanished".into()))?;
     if matches!(step, Step::PairCode(_)) {
         let (core, id, owner) = (core.clone(), id.clone(), owner.to_owned());

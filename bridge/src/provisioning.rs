@@ -52,9 +52,12 @@ impl From<BridgeError> for ProvisionError {
             BridgeError::Network(e) => e.into(),
             BridgeError::Invalid(message) => Self(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message),
             BridgeError::Id(error) => error.into(),
+            too_many @ BridgeError::TooManyLogins(_) => {
+                Self(StatusCode::TOO_MANY_REQUESTS, "M_LIMIT_EXCEEDED", too_many.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "provisioning request failed");
-                Self(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", other.to_string())
+                Self(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "the bridge failed; its log has the detail".into())
             }
         }
     }

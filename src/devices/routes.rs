@@ -48,6 +48,7 @@ async fn link_device(
     Json(new): Json<NewDevice>,
 ) -> ApiResult<Json<LinkStarted>> {
     service::check_platform(&new.platform)?;
+    state.limits.link(&token.id)?;
     if let Some(phone) = &new.phone {
         let code = service::pair_code(&state, &token, phone).await?;
         return Ok(Json(LinkStarted {
@@ -110,7 +111,12 @@ async fn qr_code(
         Some(ticket) => {
             state.tickets.redeem(&ticket).map_err(|e| ApiError::Unauthorized(ticket_message(e), Scheme::Bearer))?
         }
-        None => service::identity(&crate::auth::authenticate_bearer(&headers, &state).await?)?,
+        // A ticket was counted when `POST /devices` issued it; a token here starts a link itself.
+        None => {
+            let token = crate::auth::authenticate_bearer(&headers, &state).await?;
+            state.limits.link(&token.id)?;
+            service::identity(&token)?
+        }
     };
     let upgrade = upgrade.map_err(|e| ApiError::BadRequest(format!("a WebSocket upgrade is required: {e}")))?;
     Ok(upgrade.on_upgrade(move |socket| ws::relay(state, user, socket)))

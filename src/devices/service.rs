@@ -74,6 +74,10 @@ impl From<BridgeCallError> for ApiError {
             BridgeCallError::Refused { status: 404, .. } => ApiError::NotFound("device"),
             BridgeCallError::Refused { status: 400, message, .. } => ApiError::Unprocessable(message),
             BridgeCallError::Refused { status: 409, message, .. } => ApiError::Conflict(message),
+            // Too many logins in progress: one ends within a QR code's life or two.
+            BridgeCallError::Refused { status: 429, message, .. } => {
+                ApiError::RateLimited { limit: message, retry_after: 30 }
+            }
             BridgeCallError::Refused { message, .. } => ApiError::BridgeUnavailable(message),
         }
     }

@@ -24,8 +24,11 @@ pub async fn relay(state: AppState, user: OwnedUserId, mut socket: WebSocket) {
 /// Sends every QR frame; returns the final frame (success, timeout or error).
 async fn stream_login(state: &AppState, user: &OwnedUserId, socket: &mut WebSocket) -> Result<Value, Value> {
     let error = |message: String| json!({ "type": "error", "message": message });
-    let mut step =
-        state.bridge.call(Method::POST, "login/start/qr", user, &[], None).await.map_err(|e| error(e.to_string()))?;
+    let failed = |e: BridgeCallError| {
+        tracing::warn!(error = %e, "a QR login failed in the bridge");
+        error(e.client_message())
+    };
+    let mut step = state.bridge.call(Method::POST, "login/start/qr", user, &[], None).await.map_err(failed)?;
     let process = step["login_id"].as_str().unwrap_or_default().to_owned();
     loop {
         match step["type"].as_str() {
@@ -53,7 +56,7 @@ async fn stream_login(state: &AppState, user: &OwnedUserId, socket: &mut WebSock
             Err(BridgeCallError::Refused { status: 410, message, .. }) => {
                 return Err(json!({ "type": "timeout", "message": message }));
             }
-            Err(e) => return Err(error(e.to_string())),
+            Err(e) => return Err(failed(e)),
         };
     }
 }

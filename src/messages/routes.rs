@@ -1,3 +1,4 @@
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
@@ -126,13 +127,32 @@ async fn send_message(
     }
 }
 
-async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<SendRequest> {
-    let bad = |e: axum::extract::multipart::MultipartError| match e.status() {
+fn multipart_error(error: MultipartError) -> ApiError {
+    match error.status() {
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        _ => ApiError::BadRequest(e.body_text()),
-    };
+        _ => ApiError::BadRequest(error.body_text()),
+    }
+}
+
+/// Reads a field chunk by chunk and refuses it as soon as it passes `limit` bytes, so a
+/// request never holds more than that of it in memory.
+async fn read_field(mut field: Field<'_>, limit: usize) -> ApiResult<Vec<u8>> {
+    let mut data = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if data.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
+/// The longest text field, in bytes: the longest text in the longest UTF-8.
+const MAX_TEXT_FIELD: usize = 4 * service::MAX_TEXT;
+
+async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<SendRequest> {
     let mut request = SendRequest::default();
-    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let file_name = field.file_name().unwrap_or_default().to_owned();
@@ -141,17 +161,13 @@ async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<
                 return Err(ApiError::unprocessable("the file's name needs an extension, e.g. photo.jpg"));
             }
             let mime_type = mime_guess::from_ext(extension).first_or_octet_stream().to_string();
-            let data = field.bytes().await.map_err(bad)?;
-            if data.len() > max_file_size {
-                return Err(ApiError::PayloadTooLarge);
-            }
+            let data = read_field(field, max_file_size).await?;
             if data.is_empty() {
                 return Err(ApiError::unprocessable("the file is empty"));
             }
-            request.file = Some(Attachment { data: data.to_vec(), file_name, mime_type });
+            request.file = Some(Attachment { data, file_name, mime_type });
             continue;
         }
-        let value = field.text().await.map_err(bad)?;
         let slot = match name.as_str() {
             "contact" => &mut request.contact,
             "group_url" => &mut request.group_url,
@@ -160,6 +176,8 @@ async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<
             "reply_id" => &mut request.reply_id,
             other => return Err(ApiError::unprocessable(format!("unknown field `{other}`"))),
         };
+        let value = read_field(field, MAX_TEXT_FIELD).await?;
+        let value = String::from_utf8(value).map_err(|_| ApiError::unprocessable(format!("`{name}` is not UTF-8")))?;
         *slot = Some(value);
     }
     Ok(request)

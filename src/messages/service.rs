@@ -10,14 +10,14 @@ use utoipa::ToSchema;
 
 use super::SendStatus;
 use super::idempotency::{self, IdempotencyKey};
-use crate::bridge_client::{BridgeCallError, segment};
+use crate::bridge_client::segment;
 use crate::devices::service::{check_platform, identity};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::tokens::store::TokenRow;
 
 /// Longest text accepted, in characters (WhatsApp's own limit is 65,536).
-const MAX_TEXT: usize = 65_536;
+pub const MAX_TEXT: usize = 65_536;
 /// Recipients one request may name.
 const MAX_RECIPIENTS: usize = 50;
 
@@ -148,6 +148,8 @@ pub async fn send(
         let reasons: Vec<String> = parsed.into_iter().filter_map(|(_, p)| p.err()).collect();
         return Err(ApiError::unprocessable(format!("no valid recipient: {}", reasons.join("; "))));
     }
+    let valid = parsed.iter().filter(|(_, p)| p.is_ok()).count();
+    state.limits.sends(&token.id, u32::try_from(valid).expect("at most MAX_RECIPIENTS"))?;
 
     // With the homeserver down nothing is sent at all, rather than some recipients failing.
     state.homeserver.ping().await?;
@@ -211,12 +213,17 @@ async fn send_one(
             Some(room) => room,
             None => return RecipientResult::failed(raw, "the bridge returned no room"),
         },
-        Err(BridgeCallError::Refused { message, .. }) => return RecipientResult::failed(raw, message),
-        Err(error) => return RecipientResult::failed(raw, error.to_string()),
+        Err(error) => {
+            tracing::warn!(recipient = raw, error = %error, "the bridge found no room for a recipient");
+            return RecipientResult::failed(raw, error.client_message());
+        }
     };
     let event_id = match state.homeserver.client.send_event(user, &room, "m.room.message", txn, content).await {
         Ok(event_id) => event_id,
-        Err(error) => return RecipientResult::failed(raw, error.to_string()),
+        Err(error) => {
+            tracing::warn!(recipient = raw, error = %error, "the homeserver did not take a message");
+            return RecipientResult::failed(raw, "the homeserver did not take the message; try again");
+        }
     };
     let timeout = Duration::from_secs(state.config.send_timeout_secs);
     let (status, message_id, error) = match state.send_statuses.wait(event_id.as_str(), timeout).await {

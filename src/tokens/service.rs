@@ -103,7 +103,10 @@ pub async fn issue(state: &AppState, auth: &ClientAuth, new: NewToken) -> ApiRes
     let shared_host = host.clone().filter(|_| new.use_host);
     let new_identity = match shared_host {
         Some(_) => None,
-        None => Some(state.homeserver.register_identity().await?.to_string()),
+        None => {
+            state.limits.identity(auth.owner())?;
+            Some(state.homeserver.register_identity().await?.to_string())
+        }
     };
 
     let mut tx = state.db.pool.begin().await?;

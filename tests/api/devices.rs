@@ -3,7 +3,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
+use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
 
 #[tokio::test]
 async fn a_phone_links_a_device_by_scanning_the_qr_streamed_over_the_websocket() {
@@ -161,4 +161,27 @@ async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_we
     let devices = expect(app.bearer(Method::GET, "/api/v1/devices", &token), StatusCode::OK).await;
     assert_eq!(devices, json!([]));
     assert_eq!(receiver.received().len(), 1, "one log-out, one delivery");
+}
+
+#[tokio::test]
+async fn a_failing_bridge_reaches_clients_as_a_stable_code_and_a_safe_message() {
+    let app = TestApp::with(Options { bridge_unreachable: true, ..Options::default() }).await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    // What the API knows of the bridge (its address, the connection error) stays in the log.
+    let leaks = |text: &str| text.contains("127.0.0.1") || text.contains("http://") || text.contains("error sending");
+    let refused = expect_error(
+        app.bearer(Method::GET, "/api/v1/devices", &token),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "bridge_unavailable",
+    )
+    .await;
+    assert!(!leaks(refused["message"].as_str().unwrap()), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("try again"), "{refused}");
+    let body = json!({ "contact": "237698000555", "text": "hello" });
+    let path = "/api/v1/devices/237600000555/message";
+    let answer = app.bearer(Method::POST, path, &token).json(&body).send().await.unwrap();
+    let status = answer.status();
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert!(status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE, "{status}: {answer}");
+    assert!(!leaks(&answer.to_string()), "{answer}");
 }

@@ -9,6 +9,7 @@ mod devices;
 mod events;
 mod http;
 mod incoming;
+mod limits;
 mod matrix_login;
 mod messages;
 mod openapi;

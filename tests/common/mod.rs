@@ -117,6 +117,13 @@ pub struct Options {
     pub send_interval_ms: u64,
     /// More environment for an mxgate started as a process.
     pub environment: Vec<(&'static str, String)>,
+    /// The API looks for the bridge where nothing listens.
+    pub bridge_unreachable: bool,
+    /// Per-token (per-credential) rate limits: links an hour, identities an hour, sends a
+    /// minute. High by default, so only the stories about them meet them.
+    pub limits: (u32, u32, u32),
+    /// Logins one identity may have in progress at once.
+    pub max_logins_per_identity: usize,
 }
 
 /// Where mxgate's whatsapp-rust clients find the WhatsApp server (a `wa-sim`).
@@ -142,6 +149,9 @@ impl Default for Options {
             homeserver_url: None,
             send_interval_ms: 0,
             environment: Vec::new(),
+            bridge_unreachable: false,
+            limits: (100_000, 100_000, 100_000),
+            max_logins_per_identity: 100,
         }
     }
 }
@@ -258,6 +268,9 @@ impl TestApp {
             metrics_token: Some(Secret::new(random_string(32))),
             body_limit: options.body_limit,
             auth_failures_per_minute: options.auth_failures_per_minute,
+            limit_links_per_hour: options.limits.0,
+            limit_identities_per_hour: options.limits.1,
+            limit_sends_per_minute: options.limits.2,
             webhook_allow_loopback: options.allow_loopback_webhooks,
             webhook_allow_private: false,
             database: DatabaseConfig { database_url },
@@ -272,7 +285,10 @@ impl TestApp {
             },
             provisioning: ProvisioningConfig {
                 provisioning_secret: Secret::new(random_string(32)),
-                bridge_url: format!("http://{bridge_addr}").parse().unwrap(),
+                bridge_url: match options.bridge_unreachable {
+                    true => format!("http://127.0.0.1:{}", free_port()).parse().unwrap(),
+                    false => format!("http://{bridge_addr}").parse().unwrap(),
+                },
             },
             send_timeout_secs: 30,
             max_file_size: 2 * 1024 * 1024,
@@ -290,6 +306,7 @@ impl TestApp {
             bot_localpart: slot.pair.bridge.sender_localpart.clone(),
             puppet_prefix: slot.pair.bridge.prefix.clone(),
             network: if options.whatsapp.is_some() { NetworkKind::Whatsapp } else { NetworkKind::Sim },
+            max_logins_per_identity: options.max_logins_per_identity,
             sim_qr_interval_ms: 1000,
             whatsapp: WhatsAppConfig {
                 url: options.whatsapp.as_ref().map(|s| s.ws_url.clone()),
