@@ -71,7 +71,8 @@ async fn update_credential(
     Ok(Json(service::update(&state.db, &auth, &client_id, change).await?))
 }
 
-/// Delete a credential and revoke its tokens (super admin only; never the super admin).
+/// Delete a credential and revoke its tokens (super admin only; never the super admin);
+/// identities left without a token are retired, as when their last token is deleted.
 #[utoipa::path(delete, path = "/credentials/{client_id}", tag = "credentials", security(("basic" = [])),
     params(("client_id" = String, Path)),
     responses(
@@ -84,5 +85,6 @@ async fn delete_credential(
     Path(client_id): Path<String>,
 ) -> ApiResult<Json<Message>> {
     service::delete(&state.db, &auth, &client_id).await?;
+    crate::tokens::lifecycle::retire_now(&state).await;
     Ok(Json(Message::new("Credential deleted")))
 }

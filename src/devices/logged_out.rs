@@ -11,17 +11,19 @@ use crate::webhooks::delivery;
 
 pub async fn report(state: AppState, mut devices: mpsc::UnboundedReceiver<DeviceLoggedOut>) {
     while let Some(device) = devices.recv().await {
-        let payload = json!({
-            "type": "device.logged_out",
-            "platform": WHATSAPP,
-            "device_id": device.account.as_str(),
-            "timestamp": device.at,
-        });
-        // One delivery per log-out: the id names the device and the moment.
-        let event_id = format!("device.logged_out:{}:{}", device.account, device.at);
-        match delivery::enqueue(&state.db, &device.owner, &event_id, &payload.to_string()).await {
-            Ok(_) => state.deliveries.notify_one(),
-            Err(error) => tracing::error!(device = %device.account, error = %error, "device.logged_out not queued"),
+        if let Err(error) = announce(&state, &device.owner, device.account.as_str(), device.at).await {
+            tracing::error!(device = %device.account, error = %error, "device.logged_out not queued");
         }
     }
+}
+
+/// Queues `device.logged_out` for `owner`'s event feed and webhooks (those of tokens that
+/// expired included: a retiring identity's devices are logged out because they did).
+pub async fn announce(state: &AppState, owner: &str, device_id: &str, at: i64) -> Result<(), sqlx::Error> {
+    let payload = json!({ "type": "device.logged_out", "platform": WHATSAPP, "device_id": device_id, "timestamp": at });
+    // One delivery per log-out: the id names the device and the moment.
+    let event_id = format!("device.logged_out:{device_id}:{at}");
+    delivery::enqueue_farewell(&state.db, owner, &event_id, &payload.to_string()).await?;
+    state.deliveries.notify_one();
+    Ok(())
 }

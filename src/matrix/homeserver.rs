@@ -71,8 +71,18 @@ impl Homeserver {
 
     /// Sets the password of `user_id` through Synapse's admin API.
     pub async fn set_password(&self, user_id: &UserId, password: &Secret) -> Result<(), HomeserverError> {
+        self.put_password(user_id, password, false).await
+    }
+
+    /// Ends every session of `user_id` and replaces its password with one nobody holds
+    /// (Synapse cannot unset a password): nobody logs in as it any more.
+    pub async fn lock_out(&self, user_id: &UserId) -> Result<(), HomeserverError> {
+        self.put_password(user_id, &Secret::new(crate::secret::random_string(32)), true).await
+    }
+
+    async fn put_password(&self, user_id: &UserId, password: &Secret, logout: bool) -> Result<(), HomeserverError> {
         let path = format!("/_synapse/admin/v2/users/{}", urlencode(user_id.as_str()));
-        let body = json!({ "password": password.expose(), "logout_devices": false });
+        let body = json!({ "password": password.expose(), "logout_devices": logout });
         let token = self.admin_token().await?;
         let first = self.call(Method::PUT, &path, Auth::Token(token.expose()), Some(body.clone())).await;
         match first {

@@ -9,7 +9,6 @@ use super::service::{self, NewToken, TokenInfo};
 use crate::auth::ClientAuth;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
-use crate::routes::Message;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,18 +51,29 @@ async fn list_tokens(State(state): State<AppState>, auth: ClientAuth) -> ApiResu
     Ok(Json(service::list(&state, &auth).await?))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenDeleted {
+    #[schema(example = "Token deleted")]
+    pub message: String,
+    /// When this was its identity's last token: the devices logged out with the identity
+    /// (whose Matrix sessions and password ended too).
+    pub devices_unlinked: Vec<String>,
+}
+
 /// Revoke one of the calling credential's tokens; it is refused from the next request on.
+/// When it was its identity's last, the identity is retired: its devices are logged out,
+/// its Matrix sessions ended and its password replaced by one nobody holds.
 #[utoipa::path(delete, path = "/tokens/{token_id}", tag = "tokens", security(("basic" = [])),
     params(("token_id" = String, Path)),
     responses(
-        (status = 200, body = Message),
+        (status = 200, body = TokenDeleted),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     ))]
 async fn delete_token(
     State(state): State<AppState>,
     auth: ClientAuth,
     Path(token_id): Path<String>,
-) -> ApiResult<Json<Message>> {
-    service::revoke(&state, &auth, &token_id).await?;
-    Ok(Json(Message::new("Token deleted")))
+) -> ApiResult<Json<TokenDeleted>> {
+    let devices_unlinked = service::revoke(&state, &auth, &token_id).await?;
+    Ok(Json(TokenDeleted { message: "Token deleted".into(), devices_unlinked }))
 }

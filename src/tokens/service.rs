@@ -123,6 +123,9 @@ pub async fn issue(state: &AppState, auth: &ClientAuth, new: NewToken) -> ApiRes
         }
     }
     let use_host = shared_host.is_some();
+    if let Some(host) = &shared_host {
+        store::unretire(&mut tx, host).await?;
+    }
     let matrix_user_id = shared_host.or(new_identity).expect("one of the two is set above");
     let token = ApiToken::generate();
     let row = TokenRow {
@@ -147,14 +150,15 @@ pub async fn list(state: &AppState, auth: &ClientAuth) -> ApiResult<Vec<TokenInf
     Ok(store::list(&state.db, auth.owner()).await?.into_iter().map(TokenInfo::from).collect())
 }
 
-/// Revokes one of a credential's own tokens; the super admin may revoke any.
-pub async fn revoke(state: &AppState, auth: &ClientAuth, id: &str) -> ApiResult<()> {
+/// Revokes one of a credential's own tokens (the super admin may revoke any); when it
+/// was its identity's last, retires the identity. Returns the devices that unlinked.
+pub async fn revoke(state: &AppState, auth: &ClientAuth, id: &str) -> ApiResult<Vec<String>> {
     auth.require(Scope::TokensDelete)?;
-    if !store::delete(&state.db, id, auth.owner()).await? {
+    if store::delete(&state.db, id, auth.owner()).await?.is_none() {
         return Err(ApiError::NotFound("token"));
     }
     tracing::info!(token_id = %id, "token revoked");
-    Ok(())
+    Ok(super::lifecycle::retire_now(state).await)
 }
 
 #[cfg(test)]

@@ -54,20 +54,50 @@ pub async fn list(db: &Db, owner: Option<&str>) -> Result<Vec<TokenRow>, sqlx::E
     .await
 }
 
-/// Deletes a token of `owner`'s; `None` is the super admin, who may delete any.
-pub async fn delete(db: &Db, id: &str, owner: Option<&str>) -> Result<bool, sqlx::Error> {
+/// Deletes a token of `owner`'s (`None` is the super admin, who may delete any); returns
+/// the identity it acted as.
+pub async fn delete(db: &Db, id: &str, owner: Option<&str>) -> Result<Option<String>, sqlx::Error> {
     let query = match owner {
-        Some(_) => "DELETE FROM tokens WHERE id = $1 AND client_id = $2",
-        None => "DELETE FROM tokens WHERE id = $1",
+        Some(_) => "DELETE FROM tokens WHERE id = $1 AND client_id = $2 RETURNING matrix_user_id",
+        None => "DELETE FROM tokens WHERE id = $1 RETURNING matrix_user_id",
     };
-    let query = sqlx::query(query).bind(id);
-    let done = match owner {
+    let query = sqlx::query_scalar(query).bind(id);
+    match owner {
         Some(owner) => query.bind(owner),
         None => query,
     }
-    .execute(&db.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(&db.pool)
+    .await
+}
+
+/// Identities not retired yet that no live token reaches at `now`.
+pub async fn orphaned_identities(db: &Db, now: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT i.user_id FROM matrix_identities i WHERE i.retired_at IS NULL AND NOT EXISTS (
+             SELECT 1 FROM tokens t WHERE t.matrix_user_id = i.user_id AND (t.expires_at IS NULL OR t.expires_at > $1))
+         ORDER BY i.user_id",
+    )
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await
+}
+
+pub async fn mark_retired(db: &Db, user_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE matrix_identities SET retired_at = $2 WHERE user_id = $1 AND retired_at IS NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(&db.pool)
+        .await
+        .map(drop)
+}
+
+/// The host identity is the one identity a new token can act as again.
+pub async fn unretire(tx: &mut Transaction<'_, Any>, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE matrix_identities SET retired_at = NULL WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
 }
 
 pub async fn insert(tx: &mut Transaction<'_, Any>, row: &TokenRow) -> Result<(), sqlx::Error> {

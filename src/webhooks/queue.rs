@@ -58,6 +58,21 @@ pub fn now_ms() -> i64 {
 /// identity's unexpired tokens, paused ones included, in one transaction. Returns how many
 /// deliveries were queued; an event already in the log (a replay) queues none.
 pub async fn enqueue(db: &Db, identity: &str, event_id: &str, payload: &str) -> Result<u64, sqlx::Error> {
+    queue_event(db, (identity, event_id, payload), crate::db::now()).await
+}
+
+/// [`enqueue`] to the webhooks of expired tokens as well: a device logged out because the
+/// identity's tokens expired is told to the webhooks that watched it.
+pub async fn enqueue_farewell(db: &Db, identity: &str, event_id: &str, payload: &str) -> Result<u64, sqlx::Error> {
+    queue_event(db, (identity, event_id, payload), i64::MIN).await
+}
+
+/// Queues the event for the webhooks of `identity`'s tokens unexpired at `live_at`.
+async fn queue_event(
+    db: &Db,
+    (identity, event_id, payload): (&str, &str, &str),
+    live_at: i64,
+) -> Result<u64, sqlx::Error> {
     let mut tx = db.pool.begin().await?;
     let Some(seq) = events::append(&mut tx, identity, event_id, payload).await? else {
         tx.commit().await?;
@@ -68,7 +83,7 @@ pub async fn enqueue(db: &Db, identity: &str, event_id: &str, payload: &str) -> 
          WHERE t.matrix_user_id = $1 AND (t.expires_at IS NULL OR t.expires_at > $2) ORDER BY w.id",
     )
     .bind(identity)
-    .bind(crate::db::now())
+    .bind(live_at)
     .fetch_all(&mut *tx)
     .await?;
     let mut queued = 0;

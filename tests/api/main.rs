@@ -8,6 +8,7 @@ mod credentials;
 mod devices;
 mod events;
 mod http;
+mod identity_lifecycle;
 mod incoming;
 mod limits;
 mod matrix_login;
