@@ -87,8 +87,16 @@ pub async fn next(core: &Core, id: &str, owner: &UserId) -> Result<Option<Step>,
         Some(LoginEvent::Qr(code)) => return Ok(Some(Step::Qr(code))),
         Some(LoginEvent::PairCode(code)) => return Ok(Some(Step::PairCode(code))),
         Some(LoginEvent::Success(account)) => {
+            let before = store::login(&core.db, account.as_str()).await?;
             store::upsert_login(&core.db, account.as_str(), owner.as_str()).await?;
             tracing::info!(device = %account, owner = %owner, "device linked");
+            let previous = before.and_then(|login| UserId::parse(login.owner).ok()).filter(|was| was != owner);
+            if let Some(previous) = previous {
+                // The link stands whatever happens here; a portal left behind is logged.
+                if let Err(error) = crate::portal::hand_over(core, &account, &previous, owner).await {
+                    tracing::error!(device = %account, error = %error, "portals not handed over");
+                }
+            }
             Step::Complete(account)
         }
         Some(LoginEvent::Failed(reason)) => Step::Failed(reason),

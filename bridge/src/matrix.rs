@@ -195,6 +195,15 @@ impl MatrixClient {
         self.call(Method::POST, &path, Auth::Appservice, Some(user), Some(json!({}))).await.map(drop)
     }
 
+    /// `user` leaves `room`; one that is not in it has nothing to leave.
+    pub async fn leave(&self, user: &UserId, room: &RoomId) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/leave", segment(room.as_str()));
+        match self.call(Method::POST, &path, Auth::Appservice, Some(user), Some(json!({}))).await {
+            Err(MatrixError::Refused { status: 403 | 404, .. }) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// Sends a room event; `txn_id` makes a retried send a no-op on the homeserver.
     pub async fn send_event(
         &self,

@@ -104,6 +104,19 @@ pub async fn ensure_portal(
     Ok(portal)
 }
 
+/// A device linked again under another identity: its portals are that identity's now, and
+/// the one that linked it before leaves them, so it reads the chats no more.
+pub async fn hand_over(core: &Core, account: &AccountId, from: &UserId, to: &UserId) -> Result<(), BridgeError> {
+    for portal in store::portals_of(&core.db, account.as_str()).await? {
+        let room = room_id(&portal)?;
+        core.matrix.invite(&core.bot, &room, to).await?;
+        core.matrix.join(to, &room).await?;
+        core.matrix.leave(from, &room).await?;
+    }
+    tracing::info!(device = %account, from = %from, to = %to, "portals handed over to the identity that linked the device again");
+    Ok(())
+}
+
 /// Brings a group member's puppet into the portal before it speaks there.
 pub async fn ensure_member(core: &Core, room: &RoomId, user: &UserId) -> Result<(), BridgeError> {
     core.matrix.invite(&core.bot, room, user).await?;

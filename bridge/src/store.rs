@@ -99,6 +99,16 @@ pub async fn portal(db: &Db, account_id: &str, chat_id: &str) -> Result<Option<P
     .await
 }
 
+/// Every portal of one device.
+pub async fn portals_of(db: &Db, account_id: &str) -> Result<Vec<PortalRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, chat_id, room_id, is_direct, name FROM bridge_portals WHERE account_id = $1 ORDER BY room_id",
+    )
+    .bind(account_id)
+    .fetch_all(&db.pool)
+    .await
+}
+
 pub async fn portal_by_room(db: &Db, room_id: &str) -> Result<Option<PortalRow>, sqlx::Error> {
     sqlx::query_as("SELECT account_id, chat_id, room_id, is_direct, name FROM bridge_portals WHERE room_id = $1")
         .bind(room_id)
