@@ -271,3 +271,17 @@ async fn deleting_a_device_logs_it_out_of_whatsapp() {
 fn contact_device_chat() -> whatsapp_rust::Jid {
     whatsapp_rust::Jid::pn(DEVICE)
 }
+
+#[tokio::test]
+async fn deleting_the_identitys_last_token_logs_its_device_out_of_whatsapp() {
+    let linked = linked(TestApp::with).await;
+    assert_eq!(linked.sim.account(DEVICE).unwrap().devices.len(), 1);
+    let tokens = expect(linked.app.admin(Method::GET, "/api/v1/tokens"), StatusCode::OK).await;
+    let id = tokens.as_array().unwrap().iter().find(|t| t["matrix_user_id"] == linked.identity.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deleted = expect(linked.app.admin(Method::DELETE, &format!("/api/v1/tokens/{id}")), StatusCode::OK).await;
+    assert_eq!(deleted["devices_unlinked"], json!([DEVICE]), "{deleted}");
+    assert_eq!(linked.sim.account(DEVICE).unwrap().devices, Vec::<u16>::new(), "the phone no longer lists it");
+}
