@@ -5,7 +5,6 @@
 //! is the other limit, and counts failures only.
 
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -32,8 +31,8 @@ impl Limiter {
         let retry_after = match self.limiter.check_key_n(&key.to_owned(), n) {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(not_until)) => not_until.wait_time_from(DefaultClock::default().now()),
-            // More at once than the whole allowance: wait for all of it.
-            Err(_) => Duration::from_secs(3600),
+            // More at once than the whole allowance: waiting would not help.
+            Err(_) => return Err(ApiError::unprocessable(format!("{}; this request alone needs {n}", self.described))),
         };
         let retry_after = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
         Err(ApiError::RateLimited { limit: self.described.clone(), retry_after: retry_after.max(1) })
