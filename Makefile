@@ -5,6 +5,8 @@ SHELL := /bin/bash
 SYNAPSE_VERSION := 1.163.2
 VENV := .venv
 SYNAPSE_STAMP := $(VENV)/.synapse-$(SYNAPSE_VERSION)
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_STAMP := $(VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
 RELEASE_BIN := target/release/mxgate
 
 .PHONY: help synapse build setup run stop test bench migrate-up
@@ -19,6 +21,12 @@ $(SYNAPSE_STAMP):
 	@touch $@
 
 synapse: $(SYNAPSE_STAMP) ## Install the pinned Synapse into .venv
+
+# The API fuzz pass of `make test` (tests/api/fuzz.rs), beside Synapse in the same venv.
+$(SCHEMATHESIS_STAMP): $(SYNAPSE_STAMP)
+	@echo "==> installing schemathesis $(SCHEMATHESIS_VERSION) into $(VENV)"
+	@$(VENV)/bin/pip install -q --disable-pip-version-check "schemathesis==$(SCHEMATHESIS_VERSION)"
+	@touch $@
 
 build: ## Build the release binary
 	@cargo build -q --release --bin mxgate
@@ -38,7 +46,7 @@ stop: ## Stop what `make run` started
 migrate-up: build ## Apply database migrations (DATABASE_URL or .env)
 	@$(RELEASE_BIN) migrate
 
-test: synapse ## Run every test on SQLite and on PostgreSQL (started from Debian's packages if none answers)
+test: synapse $(SCHEMATHESIS_STAMP) ## Run every test on SQLite and on PostgreSQL (started from Debian's packages if none answers)
 	@scripts/test.sh
 
 bench: synapse ## Measure throughput, latency and memory against their baselines (release build, a few minutes)

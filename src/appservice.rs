@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, SEND_STATUS, store as bridge_store};
 use ruma::{RoomId, UserId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,25 +42,32 @@ fn unavailable(error: sqlx::Error) -> Response {
     (axum::http::StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
+/// A homeserver transaction; fields beside `events` (ephemeral events, later Matrix
+/// versions' additions) are not the API's concern.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Transaction {
+    pub events: Vec<Value>,
+}
+
 /// Receives the homeserver's events. Deliveries are stored before the transaction is
 /// acknowledged; a replayed transaction id changes nothing.
 #[utoipa::path(put, path = "/_matrix/app/v1/transactions/{txn_id}", tag = "appservice",
     security(("homeserver" = [])),
     params(("txn_id" = String, Path)),
-    request_body = Object,
+    request_body = Transaction,
     responses((status = 200, body = Empty), (status = 401), (status = 403)))]
 async fn transaction(
     State(state): State<AppState>,
     _: FromHomeserver,
     Path(txn_id): Path<String>,
-    Json(body): Json<Value>,
+    Json(body): Json<Transaction>,
 ) -> Response {
     match bridge_store::transaction_seen(&state.db, "api", &txn_id).await {
         Ok(true) => return axum::Json(json!({})).into_response(),
         Ok(false) => {}
         Err(error) => return unavailable(error),
     }
-    for event in body["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    for event in &body.events {
         if let Err(error) = handle_event(&state, event).await {
             return unavailable(error);
         }

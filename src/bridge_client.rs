@@ -77,6 +77,4 @@ impl BridgeCallError {
 }
 
 /// Path segments are percent-encoded before they reach the bridge.
-pub fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
+pub use mxgate_bridge::matrix::segment;

@@ -16,6 +16,7 @@ pub mod health;
 pub mod limits;
 pub mod matrix;
 pub mod messages;
+pub mod openapi;
 pub mod outbound;
 pub mod routes;
 pub mod secret;

@@ -115,6 +115,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         root = root.merge(sim::router().layer(RequestBodyLimitLayer::new(file_limit)));
     }
     let (router, openapi) = root.split_for_parts();
+    let openapi = crate::openapi::complete(openapi);
 
     let router = router
         .route_layer(middleware::from_fn(record_metrics))

@@ -61,8 +61,10 @@ pub struct MatrixClient {
     as_token: Secret,
 }
 
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+/// `text` as one URL path segment. Form encoding writes a space as `+`, which a path
+/// keeps as a plus; a `+` of the text itself is `%2B` by then, so every `+` left is a space.
+pub fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 impl MatrixClient {

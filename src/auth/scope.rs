@@ -40,8 +40,24 @@ impl fmt::Display for Scope {
 /// The validated scope patterns of one credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "Vec<String>", into = "Vec<String>")]
-#[schema(value_type = Vec<String>, example = json!(["tokens:read:*", "tokens:write:create", "tokens:write:delete"]))]
+#[schema(value_type = Vec<ScopeName>, example = json!(["tokens:read:*", "tokens:write:create", "tokens:write:delete"]))]
 pub struct Scopes(Vec<String>);
+
+/// One scope in the spec: a scope, or a prefix of scopes ending in `*` (the spec names
+/// the usual ones; any prefix works).
+pub struct ScopeName;
+
+impl utoipa::PartialSchema for ScopeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let pattern = r"^(tokens:read:own|tokens:write:create|tokens:write:delete|tokens:write:use_host|tokens:read:\*|tokens:write:\*|tokens:\*|\*)$";
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(pattern))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
 
 #[derive(Debug, thiserror::Error)]
 #[error(

@@ -12,7 +12,7 @@ use crate::time::Timestamp;
 #[serde(deny_unknown_fields)]
 pub struct NewCredential {
     /// 3–64 characters: letters, digits, `_`, `-`, `.`.
-    #[schema(example = "billing-app")]
+    #[schema(example = "billing-app", pattern = "^[A-Za-z0-9_.-]{3,64}$")]
     pub client_id: String,
     #[serde(default)]
     #[schema(example = "The billing service")]
@@ -21,11 +21,19 @@ pub struct NewCredential {
     pub scopes: Option<Scopes>,
 }
 
+/// At least one field; an absent one stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct CredentialChange {
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false)]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false)]
     pub active: Option<bool>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false)]
     pub scopes: Option<Scopes>,
 }
 

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use mxgate_bridge::ids::{IdError, PhoneNumber};
+
 use crate::bridge_client::{BridgeCallError, segment};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -16,20 +18,21 @@ pub const WHATSAPP: &str = "wa";
 #[serde(deny_unknown_fields)]
 pub struct NewDevice {
     /// `wa` (WhatsApp).
-    #[schema(example = "wa")]
+    #[schema(example = "wa", pattern = "^wa$")]
     pub platform: String,
     /// Link by pairing code instead of QR codes: the account's number, digits with the
     /// country code. The answer carries the 8-character code to type on that phone.
-    #[schema(example = "237123456789")]
+    #[schema(example = "237123456789", pattern = r"^ *\+?[ .()-]*([0-9][ .()-]*){7,15} *$", nullable = false)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     pub phone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRef {
-    #[schema(example = "237123456789")]
+    #[schema(example = "237123456789", pattern = r"^ *\+?[ .()-]*([0-9][ .()-]*){7,15} *$")]
     pub device_id: String,
-    #[schema(example = "wa")]
+    #[schema(example = "wa", pattern = "^wa$")]
     pub platform: String,
 }
 
@@ -118,7 +121,8 @@ pub async fn pair_code(state: &AppState, token: &TokenRow, phone: &str) -> ApiRe
 
 pub async fn log_out(state: &AppState, token: &TokenRow, device: DeviceRef) -> ApiResult<()> {
     check_platform(&device.platform)?;
-    let path = format!("logout/{}", segment(&device.device_id));
+    let phone: PhoneNumber = device.device_id.parse().map_err(|e: IdError| ApiError::unprocessable(e.to_string()))?;
+    let path = format!("logout/{}", segment(phone.as_str()));
     state.bridge.call(Method::POST, &path, &identity(token)?, &[], Some(json!({}))).await?;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
     /// A cursor from an earlier page or a delivery; from the oldest retained event when absent.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[0-9]{1,18}$")]
     #[serde(default)]
     pub after: Option<Cursor>,
     /// Events per page, 1 to 500 (default 50).
@@ -33,7 +33,8 @@ pub struct FeedQuery {
 /// identity, with a cursor that never skips one. Catch up by paging with `after`.
 #[utoipa::path(get, path = "/events", tag = "events", security(("bearer" = [])),
     params(FeedQuery),
-    responses((status = 200, body = Feed), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Feed), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`after` is past the end of the feed")))]
 async fn feed(
     State(state): State<AppState>,
     TokenAuth(token): TokenAuth,

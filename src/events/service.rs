@@ -36,9 +36,7 @@ pub struct Feed {
 /// The events of the token's Matrix identity after `after`, oldest first.
 pub async fn feed(state: &AppState, token: &TokenRow, after: Cursor, limit: Limit) -> ApiResult<Feed> {
     if after > store::last(&state.db, &token.matrix_user_id).await? {
-        return Err(ApiError::BadRequest(format!(
-            "`{after}` is past the end of this feed; it is not a cursor it gave out"
-        )));
+        return Err(ApiError::NotFound("cursor (it is past the end of this feed, so not one it gave out)"));
     }
     let mut rows = store::page(&state.db, &token.matrix_user_id, after, limit.get() + 1).await?;
     let has_more = rows.len() > limit.0 as usize;

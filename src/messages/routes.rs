@@ -31,8 +31,13 @@ pub struct MessageJson {
     #[schema(example = "Good morning")]
     pub text: Option<String>,
     /// `wa`, when given.
+    #[schema(pattern = "^wa$", nullable = false)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     pub platform: Option<String>,
-    /// A Matrix event id (from a webhook payload or an earlier send) to reply to.
+    /// A Matrix event id (from a webhook payload or an earlier send) to reply to; empty
+    /// means none.
+    #[schema(pattern = r"^(\s*|\$[A-Za-z0-9+/_=-]{1,254})$", nullable = false)]
+    #[serde(default, deserialize_with = "crate::extract::present")]
     pub reply_id: Option<String>,
 }
 
@@ -44,7 +49,9 @@ pub struct MessageForm {
     contact: Option<String>,
     group_url: Option<String>,
     text: Option<String>,
+    #[schema(pattern = "^wa$", nullable = false)]
     platform: Option<String>,
+    #[schema(pattern = r"^(\s*|\$[A-Za-z0-9+/_=-]{1,254})$", nullable = false)]
     reply_id: Option<String>,
     #[schema(value_type = Option<String>, format = Binary)]
     file: Option<Vec<u8>>,
@@ -64,7 +71,7 @@ pub struct MessageSent {
 #[utoipa::path(post, path = "/devices/{device_id}/message", tag = "messages", security(("bearer" = [])),
     params(
         ("device_id" = String, Path, description = "The device's phone number"),
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
             description = "1 to 255 visible ASCII characters naming this send; a retry with the same key and body sends nothing again (kept 24 h), with another body answers 422, while the first is still running 409"),
     ),
     request_body(content(

@@ -95,7 +95,7 @@ async fn delete_webhook(
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// The `X-Next-Cursor` of the previous page (or any delivery's `cursor`); from the start when absent.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^[0-9]{1,18}$")]
     #[serde(default)]
     pub after: Option<Cursor>,
     /// Deliveries per page, 1 to 500 (default 50).
@@ -200,7 +200,7 @@ pub struct SecretRotated {
 /// `X-Mxgate-Signature`, so a receiver can switch to the new secret without refusing any.
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path)),
-    request_body(content = RotateSecret, description = "Optional; the grace period defaults to a day"),
+    request_body(content = Option<RotateSecret>, description = "Optional; the grace period defaults to a day"),
     responses(
         (status = 200, body = SecretRotated),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -210,9 +210,10 @@ async fn rotate_secret(
     State(state): State<AppState>,
     TokenAuth(token): TokenAuth,
     Path(id): Path<String>,
-    body: Option<Json<RotateSecret>>,
+    body: Option<Json<Option<RotateSecret>>>,
 ) -> ApiResult<Json<SecretRotated>> {
-    let rotate = body.map(|Json(rotate)| rotate).unwrap_or_default();
+    // No body, or `null`: the defaults.
+    let rotate = body.and_then(|Json(rotate)| rotate).unwrap_or_default();
     let (webhook, secret, until) = service::rotate_secret(&state, &token, &id, rotate).await?;
     Ok(Json(SecretRotated {
         message: "Webhook secret rotated".into(),

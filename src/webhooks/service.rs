@@ -22,7 +22,7 @@ pub const MAX_PER_TOKEN: usize = 10;
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// http(s) URL that receives the JSON POSTs.
-    #[schema(example = "https://example.com/mxgate/webhook")]
+    #[schema(example = "https://example.com/mxgate/webhook", pattern = r"^https?://[^\s@/?#]+([/?#]\S*)?$")]
     pub url: String,
     /// Defaults to `true`.
     #[serde(default = "enabled")]
@@ -33,10 +33,16 @@ fn enabled() -> bool {
     true
 }
 
+/// At least one field; an absent one stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct WebhookChange {
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false, pattern = r"^https?://[^\s@/?#]+([/?#]\S*)?$")]
     pub url: Option<String>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false)]
     pub active: Option<bool>,
 }
 
@@ -144,6 +150,7 @@ pub struct RotateSecret {
     /// How long the current secret keeps signing beside the new one, in seconds (0 to
     /// 604800; default 86400). Rotating again within it ends the older secret's grace.
     #[schema(minimum = 0, maximum = 604_800, example = 3600)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub grace_seconds: Option<u64>,
 }
 

@@ -7,6 +7,7 @@ mod bot;
 mod credentials;
 mod devices;
 mod events;
+mod fuzz;
 mod http;
 mod identity_lifecycle;
 mod incoming;
