@@ -114,3 +114,35 @@ pub struct ProvisioningConfig {
     #[arg(long, env = "MXGATE_BRIDGE_URL", default_value = "http://127.0.0.1:29318")]
     pub bridge_url: Url,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Both {
+        #[command(flatten)]
+        bridge: BridgeConfig,
+        #[command(flatten)]
+        provisioning: ProvisioningConfig,
+    }
+
+    #[test]
+    fn a_printed_configuration_shows_no_secret() {
+        let secrets = ["as-token-value", "hs-token-value", "provisioning-value"];
+        let both = Both::parse_from([
+            "mxgate",
+            "--bridge-as-token",
+            secrets[0],
+            "--bridge-hs-token",
+            secrets[1],
+            "--provisioning-secret",
+            secrets[2],
+        ]);
+        let printed = format!("{:?} {:?}", both.bridge, both.provisioning);
+        assert!(secrets.iter().all(|s| !printed.contains(s)), "{printed}");
+        assert_eq!(both.bridge.bridge_as_token.expose(), secrets[0]);
+    }
+}
