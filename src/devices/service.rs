@@ -22,8 +22,7 @@ pub struct NewDevice {
     pub platform: String,
     /// Link by pairing code instead of QR codes: the account's number, digits with the
     /// country code. The answer carries the 8-character code to type on that phone.
-    #[schema(example = "237123456789", pattern = r"^ *\+?[ .()-]*([0-9][ .()-]*){7,15} *$", nullable = false)]
-    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(example = "237123456789", pattern = r"^ *\+?[ .()-]*([0-9][ .()-]*){7,15} *$")]
     pub phone: Option<String>,
 }
 

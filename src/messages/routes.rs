@@ -31,13 +31,11 @@ pub struct MessageJson {
     #[schema(example = "Good morning")]
     pub text: Option<String>,
     /// `wa`, when given.
-    #[schema(pattern = "^wa$", nullable = false)]
-    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(pattern = "^wa$")]
     pub platform: Option<String>,
     /// A Matrix event id (from a webhook payload or an earlier send) to reply to; empty
     /// means none.
-    #[schema(pattern = r"^(\s*|\$[A-Za-z0-9+/_=-]{1,254})$", nullable = false)]
-    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(pattern = r"^(\s*|\$[A-Za-z0-9+/_=-]{1,254})$")]
     pub reply_id: Option<String>,
 }
 
