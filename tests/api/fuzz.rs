@@ -16,6 +16,9 @@ async fn schemathesis_finds_every_answer_as_the_spec_says() {
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         r#"
+# Patience for a busy machine: `make test` runs the other stories beside this one.
+request-timeout = 60.0
+
 [auth.openapi.basic]
 username = "{client_id}"
 password = "{client_secret}"
