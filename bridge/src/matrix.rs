@@ -120,9 +120,22 @@ impl MatrixClient {
 
     /// [`Self::ping_appservice`] in the background once the appservice listens, tried again
     /// with backoff while the homeserver cannot reach it; a refusal (a wrong appservice id)
-    /// is logged and not retried, since it cannot get better by itself.
+    /// is logged and not retried, since it cannot get better by itself. It also pings a few
+    /// more times in the first minute: a ping that lands while
+    /// Synapse is in the middle of a retry (to the process that stopped) does not cut that
+    /// retry's back-off, and the next one would wait for twice as long.
     pub fn announce_appservice(&self, appservice_id: String) {
         let client = self.clone();
+        let again = self.clone();
+        let id = appservice_id.clone();
+        tokio::spawn(async move {
+            for seconds in [2, 4, 8, 16, 32] {
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+                if let Err(error) = again.ping_appservice(&id).await {
+                    tracing::debug!(appservice = %id, error = %error, "a follow-up ping failed");
+                }
+            }
+        });
         crate::queue::keep_trying(move || {
             let (client, id) = (client.clone(), appservice_id.clone());
             async move {

@@ -42,19 +42,21 @@ async fn messages_accepted_before_a_kill_9_or_a_sigterm_reach_the_webhook_once_e
     app.add_webhook(&token, &receiver.url).await;
 
     let mut sent = BTreeSet::new();
+    let mut order = Vec::new();
     for n in 0..50 {
-        sent.insert(incoming(&app, DEVICE, &format!("message {n}")).await);
+        order.push(incoming(&app, DEVICE, &format!("message {n}")).await);
     }
     // Accepted means committed: whatever was still on its way to Matrix survives this.
     app.kill_and_restart().await;
     for n in 50..55 {
-        sent.insert(incoming(&app, DEVICE, &format!("message {n}")).await);
+        order.push(incoming(&app, DEVICE, &format!("message {n}")).await);
     }
     // A graceful stop in the middle of traffic: what was in flight is finished or resumed.
     app.terminate_and_restart().await;
     for n in 55..60 {
-        sent.insert(incoming(&app, DEVICE, &format!("message {n}")).await);
+        order.push(incoming(&app, DEVICE, &format!("message {n}")).await);
     }
+    sent.extend(order.iter().cloned());
 
     // Two restarts: a delivery in flight at the kill waits out its claim, and Synapse's
     // back-off towards mxgate has grown (it retries a stopped appservice after 2, 4, 8, … s):
@@ -64,7 +66,31 @@ async fn messages_accepted_before_a_kill_9_or_a_sigterm_reach_the_webhook_once_e
     let (ids, _) = received_ids(&receiver);
     let missing: Vec<_> = sent.difference(&ids).collect();
     let health = expect(app.health(), StatusCode::OK).await;
-    assert!(missing.is_empty(), "{} never reached the webhook: {missing:?}; health {health}", missing.len());
+    if !missing.is_empty() {
+        // Where each one stopped: sent (0–49 before the kill, 50–54 before SIGTERM), bridged
+        // into Matrix (its event), in the event log.
+        let db = mxgate::db::Db::connect(&app.database_url).await.unwrap();
+        let mut stops = Vec::new();
+        for id in &missing {
+            let n = order.iter().position(|o| o == *id);
+            let event: Option<String> =
+                sqlx::query_scalar("SELECT event_id FROM bridge_messages WHERE network_id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&db.pool)
+                    .await
+                    .unwrap();
+            let logged: Option<i64> = match &event {
+                Some(event) => sqlx::query_scalar("SELECT seq FROM events WHERE event_id = $1")
+                    .bind(event)
+                    .fetch_optional(&db.pool)
+                    .await
+                    .unwrap(),
+                None => None,
+            };
+            stops.push(format!("message {n:?} ({id}): Matrix event {event:?}, event log seq {logged:?}"));
+        }
+        panic!("{} never reached the webhook: {stops:#?}; health {health}", missing.len());
+    }
     assert_eq!(ids, sent, "exactly the messages sent, no other");
     assert_eq!(distinct_deliveries(&receiver), sent.len(), "one delivery per message");
 }

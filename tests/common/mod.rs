@@ -76,6 +76,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub synapse: &'static Synapse,
     pub slot: Slot,
+    /// mxgate's store, for a story that says where a missing message stopped.
+    pub database_url: String,
     runner: Runner,
     _sqlite_dir: Option<tempfile::TempDir>,
 }
@@ -326,6 +328,7 @@ impl TestApp {
             http,
             synapse,
             slot,
+            database_url: api.database.database_url.clone(),
             runner: Runner::Prepared,
             _sqlite_dir: sqlite_dir,
         };
