@@ -15,7 +15,7 @@ pub struct NewCredential {
     #[schema(example = "billing-app", pattern = "^[A-Za-z0-9_.-]{3,64}$")]
     pub client_id: String,
     #[serde(default)]
-    #[schema(example = "The billing service")]
+    #[schema(example = "The billing service", pattern = "^[^\\u0000]*$")]
     pub description: String,
     /// Defaults to `["tokens:read:*", "tokens:write:create", "tokens:write:delete"]`.
     pub scopes: Option<Scopes>,
@@ -27,7 +27,7 @@ pub struct NewCredential {
 #[schema(min_properties = 1)]
 pub struct CredentialChange {
     #[serde(default, deserialize_with = "crate::extract::present")]
-    #[schema(nullable = false)]
+    #[schema(nullable = false, pattern = "^[^\\u0000]*$")]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(nullable = false)]
@@ -71,6 +71,10 @@ fn validate_client_id(client_id: &str) -> ApiResult<()> {
 }
 
 fn validate_description(description: &str) -> ApiResult<()> {
+    // PostgreSQL's text cannot hold NUL (SQLite's can): refused on both, the same way.
+    if description.contains('\0') {
+        return Err(ApiError::unprocessable("description must not contain NUL characters"));
+    }
     if description.chars().count() > MAX_DESCRIPTION {
         return Err(ApiError::unprocessable(format!("description is longer than {MAX_DESCRIPTION} characters")));
     }

@@ -149,6 +149,9 @@ async fn malformed_credential_requests_change_nothing() {
     )
     .await;
     expect_error(post(json!({ "client_id": 42 })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    // PostgreSQL's text cannot hold NUL: a clear 422 on either database, not a 500 on one.
+    let nul = json!({ "client_id": "nul-app", "description": "a\u{0}b" });
+    expect_error(post(nul), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     let broken = app
         .admin(Method::POST, "/api/v1/credentials")
         .header("content-type", "application/json")
