@@ -39,12 +39,17 @@ impl LoginProcesses {
     }
 
     fn in_progress(&self, owner: &UserId) -> usize {
-        self.processes.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|p| p.owner == owner).count()
+        owned_by(&self.processes.lock().unwrap_or_else(|e| e.into_inner()), owner)
     }
 
     fn remove(&self, id: &str) {
         self.processes.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
+}
+
+/// How many of `processes` are `owner`'s.
+fn owned_by(processes: &HashMap<String, Arc<Process>>, owner: &UserId) -> usize {
+    processes.values().filter(|p| p.owner == owner).count()
 }
 
 /// Starts a login for `owner`; returns the process id and its first step. A pairing-code
@@ -60,7 +65,7 @@ pub async fn start(core: &Arc<Core>, owner: &UserId, method: LoginMethod) -> Res
     {
         // Counted again with the insert: two starts may have passed the check together.
         let mut processes = core.logins.processes.lock().unwrap_or_else(|e| e.into_inner());
-        if processes.values().filter(|p| p.owner == owner).count() >= most {
+        if owned_by(&processes, owner) >= most {
             return Err(BridgeError::TooManyLogins(most));
         }
         processes.insert(id.clone(), process);
