@@ -62,7 +62,8 @@ async fn transaction(
     Path(txn_id): Path<String>,
     Json(body): Json<Transaction>,
 ) -> Response {
-    match bridge_store::transaction_seen(&state.db, "api", &txn_id).await {
+    let key = mxgate_bridge::transaction_key(&txn_id, &body.events);
+    match bridge_store::transaction_seen(&state.db, "api", &key).await {
         Ok(true) => return axum::Json(json!({})).into_response(),
         Ok(false) => {}
         Err(error) => return unavailable(error),
@@ -72,7 +73,7 @@ async fn transaction(
             return unavailable(error);
         }
     }
-    if let Err(error) = bridge_store::mark_transaction(&state.db, "api", &txn_id).await {
+    if let Err(error) = bridge_store::mark_transaction(&state.db, "api", &key).await {
         return unavailable(error);
     }
     state.deliveries.notify_one();

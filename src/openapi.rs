@@ -3,6 +3,8 @@
 //! body that is not well-formed JSON or multipart (400) or of another type (415), a
 //! malformed parameter (400), the homeserver's missing or wrong `hs_token` (401, 403).
 //! Request bodies refuse unknown fields (`deny_unknown_fields`), so their schemas say so.
+//! Responses that hand out an id link to the operations that take it (OpenAPI links), so
+//! generated clients and schemathesis's stateful phase go from creating a thing to using it.
 
 use serde_json::{Value, json};
 use utoipa::openapi::OpenApi;
@@ -16,8 +18,76 @@ fn error(description: &str) -> Value {
     })
 }
 
+/// An answer that names a thing, and the operations that take it.
+struct Link {
+    from: (&'static str, &'static str, &'static str),
+    /// Each target parameter and the runtime expression that gives it.
+    parameters: &'static [(&'static str, &'static str)],
+    to: &'static [(&'static str, &'static str)],
+}
+
+const LINKS: &[Link] = &[
+    Link {
+        from: ("post", "/api/v1/credentials", "201"),
+        parameters: &[("client_id", "$response.body#/client_id")],
+        to: &[("put", "/api/v1/credentials/{client_id}"), ("delete", "/api/v1/credentials/{client_id}")],
+    },
+    Link {
+        from: ("post", "/api/v1/tokens", "201"),
+        parameters: &[("token_id", "$response.body#/id")],
+        to: &[("delete", "/api/v1/tokens/{token_id}")],
+    },
+    Link {
+        from: ("get", "/api/v1/tokens", "200"),
+        parameters: &[("token_id", "$response.body#/0/id")],
+        to: &[("delete", "/api/v1/tokens/{token_id}")],
+    },
+    Link {
+        from: ("post", "/api/v1/webhooks", "201"),
+        parameters: &[("id", "$response.body#/id")],
+        to: &[
+            ("put", "/api/v1/webhooks/{id}"),
+            ("delete", "/api/v1/webhooks/{id}"),
+            ("get", "/api/v1/webhooks/{id}/deliveries"),
+            ("post", "/api/v1/webhooks/{id}/redeliver"),
+            ("post", "/api/v1/webhooks/{id}/rotate-secret"),
+        ],
+    },
+    Link {
+        from: ("get", "/api/v1/webhooks/{id}/deliveries", "200"),
+        parameters: &[("id", "$request.path.id"), ("delivery_id", "$response.body#/0/id")],
+        to: &[("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry")],
+    },
+    // A device has its id only once it is linked (scanned); the list names the linked ones.
+    Link { from: ("post", "/api/v1/devices", "200"), parameters: &[], to: &[("get", "/api/v1/devices")] },
+    Link {
+        from: ("get", "/api/v1/devices", "200"),
+        parameters: &[("device_id", "$response.body#/0/device_id")],
+        to: &[("post", "/api/v1/devices/{device_id}/message")],
+    },
+];
+
+/// Adds [`LINKS`] to their answers (`tests/api/openapi.rs` checks each joins operations
+/// the spec has, by parameters they take).
+fn add_links(spec: &mut Value) {
+    for link in LINKS {
+        let mut links = serde_json::Map::new();
+        for (method, path) in link.to {
+            let Some(operation_id) = spec["paths"][path][method]["operationId"].as_str() else { continue };
+            let parameters: serde_json::Map<String, Value> =
+                link.parameters.iter().map(|(name, expression)| ((*name).to_owned(), json!(expression))).collect();
+            links.insert(operation_id.to_owned(), json!({ "operationId": operation_id, "parameters": parameters }));
+        }
+        let (method, path, status) = link.from;
+        if let Some(response) = spec["paths"][path][method]["responses"].get_mut(status) {
+            response["links"] = Value::Object(links);
+        }
+    }
+}
+
 pub fn complete(openapi: OpenApi) -> OpenApi {
     let mut spec = serde_json::to_value(&openapi).expect("the spec serializes");
+    add_links(&mut spec);
     let mut request_schemas = Vec::new();
     if let Some(paths) = spec["paths"].as_object_mut() {
         for item in paths.values_mut() {

@@ -20,6 +20,21 @@ use crate::{outbox, store};
 /// default would refuse a full one, and the homeserver would retry it for ever.
 pub const TRANSACTION_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
+/// What marks a homeserver transaction as handled. Its id alone does not: Synapse on
+/// SQLite numbers transactions on from the highest one it still holds when it starts, so
+/// after a restart with none held it hands out ids it used before, and a new transaction
+/// would be taken for a replay and dropped. A replay carries the same events, so the id
+/// with a digest of their event ids names one transaction.
+pub fn transaction_key(txn_id: &str, events: &[Value]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for event in events {
+        digest.update(event["event_id"].as_str().unwrap_or_default());
+        digest.update(b"\n");
+    }
+    format!("{txn_id}.{}", hex::encode(&digest.finalize()[..16]))
+}
+
 pub fn router() -> Router<Arc<Core>> {
     Router::new()
         .route(
@@ -108,7 +123,8 @@ async fn transaction(
     Path(txn_id): Path<String>,
     Json(body): Json<Transaction>,
 ) -> Response {
-    match store::transaction_seen(&core.db, "bridge", &txn_id).await {
+    let key = transaction_key(&txn_id, &body.events);
+    match store::transaction_seen(&core.db, "bridge", &key).await {
         Ok(true) => return Json(json!({})).into_response(),
         Ok(false) => {}
         Err(error) => return unavailable(&error.into()),
@@ -122,7 +138,7 @@ async fn transaction(
             tracing::error!(room = %event.room_id, error = %error, "event not handled");
         }
     }
-    if let Err(error) = store::mark_transaction(&core.db, "bridge", &txn_id).await {
+    if let Err(error) = store::mark_transaction(&core.db, "bridge", &key).await {
         return unavailable(&error.into());
     }
     Json(json!({})).into_response()

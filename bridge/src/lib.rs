@@ -30,7 +30,7 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::sync::mpsc;
 
-pub use crate::appservice::{HsTokenError, TRANSACTION_BODY_LIMIT, check_hs_token};
+pub use crate::appservice::{HsTokenError, TRANSACTION_BODY_LIMIT, check_hs_token, transaction_key};
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
 pub use crate::content::MESSAGE_STATUS;
 use crate::core::Core;

@@ -271,11 +271,12 @@ pub async fn delete_reaction(db: &Db, key: ReactionKey<'_>) -> Result<(), sqlx::
 }
 
 /// Records a transaction as handled; `false` when it already was.
-pub async fn mark_transaction(db: &Db, appservice: &str, txn_id: &str) -> Result<bool, sqlx::Error> {
+/// Transactions are recorded by `appservice::transaction_key`, not by their id alone.
+pub async fn mark_transaction(db: &Db, appservice: &str, key: &str) -> Result<bool, sqlx::Error> {
     let result =
         sqlx::query("INSERT INTO appservice_transactions (appservice, txn_id, created_at) VALUES ($1, $2, $3)")
             .bind(appservice)
-            .bind(txn_id)
+            .bind(key)
             .bind(now())
             .execute(&db.pool)
             .await;
@@ -286,11 +287,11 @@ pub async fn mark_transaction(db: &Db, appservice: &str, txn_id: &str) -> Result
     }
 }
 
-pub async fn transaction_seen(db: &Db, appservice: &str, txn_id: &str) -> Result<bool, sqlx::Error> {
+pub async fn transaction_seen(db: &Db, appservice: &str, key: &str) -> Result<bool, sqlx::Error> {
     let found: Option<String> =
         sqlx::query_scalar("SELECT txn_id FROM appservice_transactions WHERE appservice = $1 AND txn_id = $2")
             .bind(appservice)
-            .bind(txn_id)
+            .bind(key)
             .fetch_optional(&db.pool)
             .await?;
     Ok(found.is_some())

@@ -111,3 +111,35 @@ async fn no_documented_route_answers_bad_input_with_a_server_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn answers_that_hand_out_an_id_link_to_the_operations_that_take_it() {
+    let app = TestApp::start().await;
+    let spec = expect(app.request(Method::GET, "/docs/openapi.json"), StatusCode::OK).await;
+    let operations: Vec<&Value> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter(|operation| operation.get("responses").is_some())
+        .collect();
+    let by_id = |id: &str| operations.iter().find(|o| o["operationId"] == id).copied();
+    let mut count = 0;
+    for operation in &operations {
+        for response in operation["responses"].as_object().unwrap().values() {
+            for (name, link) in response["links"].as_object().into_iter().flatten() {
+                count += 1;
+                let target = by_id(link["operationId"].as_str().unwrap())
+                    .unwrap_or_else(|| panic!("{} links to {name}, not in the spec", operation["operationId"]));
+                for parameter in link["parameters"].as_object().into_iter().flatten().map(|(p, _)| p) {
+                    let takes =
+                        target["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["name"] == *parameter));
+                    assert!(takes, "{name} takes no parameter {parameter}");
+                }
+            }
+        }
+    }
+    let created = &spec["paths"]["/api/v1/webhooks"]["post"]["responses"]["201"]["links"];
+    assert!(created.as_object().is_some_and(|l| l.len() == 5), "a new webhook links to its operations: {created}");
+    assert!(count >= 12, "{count} links");
+}

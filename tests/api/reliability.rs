@@ -89,7 +89,11 @@ async fn messages_accepted_before_a_kill_9_or_a_sigterm_reach_the_webhook_once_e
             };
             stops.push(format!("message {n:?} ({id}): Matrix event {event:?}, event log seq {logged:?}"));
         }
-        panic!("{} never reached the webhook: {stops:#?}; health {health}", missing.len());
+        let synapse_holds = app.synapse.appservice_backlog(&app.slot.pair.api_id()).await;
+        panic!(
+            "{} never reached the webhook: {stops:#?}; health {health}; Synapse holds {synapse_holds}",
+            missing.len()
+        );
     }
     assert_eq!(ids, sent, "exactly the messages sent, no other");
     assert_eq!(distinct_deliveries(&receiver), sent.len(), "one delivery per message");
@@ -169,6 +173,54 @@ async fn a_full_size_transaction_is_taken_by_both_appservices_and_traffic_flows_
     )
     .await;
     assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
+}
+
+#[tokio::test]
+async fn a_transaction_id_the_homeserver_hands_out_again_is_a_new_transaction() {
+    // Synapse on SQLite numbers transactions on from the highest one it holds when it
+    // starts: after a restart with none held, it uses ids again. Such a transaction carries
+    // other events than the first under that id; a replay carries the same ones.
+    const DEVICE: &str = "237600000105";
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let id = incoming(&app, DEVICE, "through the homeserver").await;
+    receiver.wait_for(1).await;
+    let delivered = receiver.received()[0].json();
+    let db = mxgate::db::Db::connect(&app.database_url).await.unwrap();
+    let room: String = sqlx::query_scalar("SELECT room_id FROM bridge_messages WHERE network_id = $1")
+        .bind(&id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let event = |n: u32| {
+        json!({
+            "event_id": format!("$reused-{n}-{}", rand_suffix()),
+            "room_id": room,
+            "sender": delivered["from"],
+            "type": "m.room.message",
+            "origin_server_ts": 1_700_000_000_000u64 + u64::from(n),
+            "content": { "msgtype": "m.text", "body": format!("pushed {n}") },
+        })
+    };
+    let (first, second) = (event(1), event(2));
+    let push = |events: Vec<Value>| {
+        let url = format!("{}/_matrix/app/v1/transactions/7", app.base);
+        app.http.put(url).bearer_auth(&app.slot.pair.api.hs_token).json(&json!({ "events": events })).send()
+    };
+    for events in [vec![first.clone()], vec![first.clone()], vec![second.clone()]] {
+        assert_eq!(push(events).await.unwrap().status(), StatusCode::OK);
+    }
+
+    receiver.wait_for(3).await;
+    app.quiet().await;
+    let ids: Vec<String> = receiver.received().iter().map(|r| r.json()["id"].as_str().unwrap().to_owned()).collect();
+    let expected =
+        [&delivered["id"], &first["event_id"], &second["event_id"]].map(|id| id.as_str().unwrap().to_owned());
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>(), expected.iter().collect(), "the replay is not a new one");
+    assert_eq!(ids.len(), 3, "each event once: {ids:?}");
 }
 
 fn rand_suffix() -> String {

@@ -34,6 +34,32 @@ impl Synapse {
                 .then_some(pid)
         })
     }
+
+    /// What Synapse still holds for an appservice: its state and the transactions it has
+    /// not delivered, with their events. A story that finds a message missing says it.
+    #[allow(dead_code)]
+    pub async fn appservice_backlog(&self, appservice_id: &str) -> String {
+        use sqlx::sqlite::SqliteConnectOptions;
+        let path = self.config.parent().unwrap().join("homeserver.db");
+        let options = SqliteConnectOptions::new().filename(&path).read_only(true);
+        let pool = match sqlx::SqlitePool::connect_with(options).await {
+            Ok(pool) => pool,
+            Err(error) => return format!("Synapse's database not readable: {error}"),
+        };
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM application_services_state WHERE as_id = ?")
+            .bind(appservice_id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap_or_default();
+        let txns: Vec<(i64, String)> =
+            sqlx::query_as("SELECT txn_id, event_ids FROM application_services_txns WHERE as_id = ? ORDER BY txn_id")
+                .bind(appservice_id)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+        pool.close().await;
+        format!("{appservice_id}: state {state:?}, undelivered transactions {txns:?}")
+    }
 }
 
 /// How many mxgates may share the Synapse at once.

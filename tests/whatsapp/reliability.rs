@@ -50,9 +50,10 @@ async fn a_contact_writing_through_two_kill_9s_reaches_the_webhook_once_per_mess
     let health = expect(linked.app.health(), StatusCode::OK).await;
     let held: Vec<_> =
         linked.sim.account(DEVICE).unwrap().devices.iter().map(|d| linked.sim.pending_for(DEVICE, *d)).collect();
+    let synapse_holds = linked.app.synapse.appservice_backlog(&linked.app.slot.pair.api_id()).await;
     assert!(
         missing.is_empty(),
-        "{} missing once quiet: {missing:?}; health {health}; wa-sim holds {held:?}",
+        "{} missing once quiet: {missing:?}; health {health}; wa-sim holds {held:?}; Synapse holds {synapse_holds}",
         missing.len()
     );
     let events = linked.events_by_message();
