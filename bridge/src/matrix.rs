@@ -219,6 +219,12 @@ impl MatrixClient {
         }
     }
 
+    /// One event of `room`, as `user` (a member) sees it.
+    pub async fn event(&self, user: &UserId, room: &RoomId, event_id: &str) -> Result<Value, MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/event/{}", segment(room.as_str()), segment(event_id));
+        self.call(Method::GET, &path, Auth::Appservice, Some(user), None).await
+    }
+
     /// Sends a room event; `txn_id` makes a retried send a no-op on the homeserver.
     pub async fn send_event(
         &self,

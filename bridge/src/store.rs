@@ -192,6 +192,39 @@ pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow)
     .map(drop)
 }
 
+/// A message the bridge brought into Matrix from the network, and whose it is.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BridgedMessage {
+    pub event_id: String,
+    pub room_id: String,
+    pub owner: String,
+    pub created_at: i64,
+}
+
+/// Up to `limit` messages bridged from the network after `after` (its time in unix
+/// seconds and event id) and no later than `until`, of devices still linked to someone,
+/// in that order.
+pub async fn bridged_after(
+    db: &Db,
+    after: (i64, &str),
+    until: i64,
+    limit: i64,
+) -> Result<Vec<BridgedMessage>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.event_id, m.room_id, l.owner, m.created_at FROM bridge_messages m
+         JOIN bridge_logins l ON l.account_id = m.account_id
+         WHERE m.direction = 'in' AND (m.created_at > $1 OR (m.created_at = $1 AND m.event_id > $2))
+           AND m.created_at <= $3
+         ORDER BY m.created_at, m.event_id LIMIT $4",
+    )
+    .bind(after.0)
+    .bind(after.1)
+    .bind(until)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+}
+
 pub async fn message_by_event(db: &Db, event_id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT event_id, room_id, account_id, chat_id, network_id, direction FROM bridge_messages WHERE event_id = $1",

@@ -55,6 +55,16 @@ pub async fn append(
     Ok(seq)
 }
 
+/// Whether any identity's log has the event: a message is delivered to whoever had the
+/// device when it came (a device linked again since is another identity's).
+pub async fn logged(db: &Db, event_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT seq FROM events WHERE event_id = $1 LIMIT 1")
+        .bind(event_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// The cursor of `identity`'s newest event ever (`START` before the first).
 pub async fn last(db: &Db, identity: &str) -> Result<Cursor, sqlx::Error> {
     let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM event_sequences WHERE identity = $1")

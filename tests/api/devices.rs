@@ -187,14 +187,6 @@ async fn a_failing_bridge_reaches_clients_as_a_stable_code_and_a_safe_message() 
 }
 
 /// The rooms `user` (a token identity) has joined, asked as the API's appservice.
-async fn joined_rooms(app: &TestApp, user: &str) -> std::collections::BTreeSet<String> {
-    let mut url = app.synapse.url.join("/_matrix/client/v3/joined_rooms").unwrap();
-    url.query_pairs_mut().append_pair("user_id", user);
-    let request = app.http.get(url).bearer_auth(&app.slot.pair.api.as_token);
-    let rooms = expect(request, StatusCode::OK).await;
-    rooms["joined_rooms"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect()
-}
-
 #[tokio::test]
 async fn a_phone_linked_again_under_another_identity_takes_its_portals_and_the_old_identity_leaves_them() {
     const PHONE: &str = "237600000095";
@@ -202,11 +194,11 @@ async fn a_phone_linked_again_under_another_identity_takes_its_portals_and_the_o
     let first = app.admin_token(false).await;
     let (first_token, first_user) = (first["token"].as_str().unwrap(), first["matrix_user_id"].as_str().unwrap());
     link_device(&app, first_token, PHONE).await;
-    let before = joined_rooms(&app, first_user).await;
+    let before = app.joined_rooms(first_user).await;
     let body = json!({ "device_id": PHONE, "from": "237698000095", "text": "hello" });
     expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
     let portal = eventually("the portal of the chat", || async {
-        joined_rooms(&app, first_user).await.difference(&before).next().cloned()
+        app.joined_rooms(first_user).await.difference(&before).next().cloned()
     })
     .await;
 
@@ -214,8 +206,8 @@ async fn a_phone_linked_again_under_another_identity_takes_its_portals_and_the_o
     let (second_token, second_user) = (second["token"].as_str().unwrap(), second["matrix_user_id"].as_str().unwrap());
     link_device(&app, second_token, PHONE).await;
     eventually("the portal handed over", || async {
-        let moved = joined_rooms(&app, second_user).await.contains(&portal);
-        let left = !joined_rooms(&app, first_user).await.contains(&portal);
+        let moved = app.joined_rooms(second_user).await.contains(&portal);
+        let left = !app.joined_rooms(first_user).await.contains(&portal);
         (moved && left).then_some(())
     })
     .await;

@@ -9,7 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Gate, Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device, wait_until,
+    Gate, Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device, patiently, relay,
+    wait_until,
 };
 
 const CONTACT: &str = "237698000222";
@@ -221,6 +222,34 @@ async fn a_transaction_id_the_homeserver_hands_out_again_is_a_new_transaction() 
         [&delivered["id"], &first["event_id"], &second["event_id"]].map(|id| id.as_str().unwrap().to_owned());
     assert_eq!(ids.iter().collect::<BTreeSet<_>>(), expected.iter().collect(), "the replay is not a new one");
     assert_eq!(ids.len(), 3, "each event once: {ids:?}");
+}
+
+#[tokio::test]
+async fn a_message_whose_push_the_homeserver_lost_still_reaches_the_webhook_once() {
+    // Synapse can strand a transaction (src/appservice/catch_up.rs says how); here the
+    // relay in front of the API answers Synapse's push itself, so it is lost for certain.
+    const DEVICE: &str = "237600000106";
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let api = &app.slot.pair.api.url;
+
+    relay::lose(api);
+    let id = incoming(&app, DEVICE, "pushed to nobody").await;
+    patiently("Synapse's push of the message", Duration::from_secs(60), || async {
+        relay::lost(api).iter().any(|body| body.contains(&id)).then_some(())
+    })
+    .await;
+    relay::point(api, app.base.trim_start_matches("http://").parse().unwrap());
+
+    // The API finds it missing from its event log and fetches it from the homeserver.
+    wait_until(Duration::from_secs(120), || !receiver.received().is_empty()).await;
+    app.quiet().await;
+    let (ids, deliveries) = received_ids(&receiver);
+    assert_eq!(ids, BTreeSet::from([id]));
+    assert_eq!(deliveries, 1, "once");
 }
 
 fn rand_suffix() -> String {

@@ -390,6 +390,16 @@ impl TestApp {
         .await;
     }
 
+    /// The rooms `user` (a token identity) is joined to, as the homeserver says.
+    #[allow(dead_code)]
+    pub async fn joined_rooms(&self, user: &str) -> std::collections::BTreeSet<String> {
+        let mut url = self.synapse.url.join("/_matrix/client/v3/joined_rooms").unwrap();
+        url.query_pairs_mut().append_pair("user_id", user);
+        let request = self.http.get(url).bearer_auth(&self.slot.pair.api.as_token);
+        let rooms = expect(request, StatusCode::OK).await;
+        rooms["joined_rooms"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect()
+    }
+
     /// Gives `token` a webhook to `url`; returns the creation response (with its secret).
     pub async fn add_webhook(&self, token: &str, url: &str) -> Value {
         let request = self.bearer(Method::POST, "/api/v1/webhooks", token).json(&json!({ "url": url }));

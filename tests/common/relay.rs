@@ -4,7 +4,8 @@
 //! meets mxgate's own answers, timeouts and failures (a stopped mxgate refuses, and
 //! Synapse backs off and replays as in production). Only a slot no test holds answers
 //! `{}` itself, so the events of a finished test's rooms do not put the registration into
-//! back-off for the next test.
+//! back-off for the next test. A story may also have a slot lose what Synapse pushes
+//! (answered `{}`, kept for the story to read), as a homeserver that never pushes would.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,11 +33,32 @@ fn set(url: &str, target: Option<SocketAddr>) {
     targets().lock().unwrap().entry(port(url)).or_insert_with(|| watch::channel(None).0).send_replace(target);
 }
 
+/// Relay port → the bodies answered `{}` while the story has that slot lose its pushes.
+fn losing() -> &'static Mutex<HashMap<u16, Vec<String>>> {
+    static LOSING: OnceLock<Mutex<HashMap<u16, Vec<String>>>> = OnceLock::new();
+    LOSING.get_or_init(Default::default)
+}
+
 pub fn point(url: &str, target: SocketAddr) {
+    losing().lock().unwrap().remove(&port(url));
     set(url, Some(target));
 }
 
+/// Synapse's pushes to `url` are answered `{}` and reach no mxgate, until [`point`].
+#[allow(dead_code)]
+pub fn lose(url: &str) {
+    losing().lock().unwrap().insert(port(url), Vec::new());
+    set(url, None);
+}
+
+/// The bodies of the pushes lost since [`lose`].
+#[allow(dead_code)]
+pub fn lost(url: &str) -> Vec<String> {
+    losing().lock().unwrap().get(&port(url)).cloned().unwrap_or_default()
+}
+
 pub fn unpoint(url: &str) {
+    losing().lock().unwrap().remove(&port(url));
     set(url, None);
 }
 
@@ -66,7 +88,12 @@ pub fn start(relays: Vec<(String, std::net::TcpListener)>) {
 
 async fn relay(mut inbound: TcpStream, mut target: watch::Receiver<Option<SocketAddr>>) {
     let Some(addr) = *target.borrow_and_update() else {
-        answer_empty(inbound).await;
+        let port = inbound.local_addr().map(|a| a.port()).unwrap_or_default();
+        if let Some(body) = answer_empty(inbound).await
+            && let Some(lost) = losing().lock().unwrap().get_mut(&port)
+        {
+            lost.push(body);
+        }
         return;
     };
     // A refused connection closes Synapse's too: it sees mxgate down, as it would be.
@@ -78,15 +105,12 @@ async fn relay(mut inbound: TcpStream, mut target: watch::Receiver<Option<Socket
     }
 }
 
-/// Reads one HTTP request and answers `200 {}`, closing the connection.
-async fn answer_empty(mut stream: TcpStream) {
+/// Reads one HTTP request and answers `200 {}`, closing the connection; returns the body.
+async fn answer_empty(mut stream: TcpStream) -> Option<String> {
     let mut request = Vec::new();
     let mut buffer = [0u8; 16 * 1024];
     let body_start = loop {
-        let Ok(n) = stream.read(&mut buffer).await else { return };
-        if n == 0 {
-            return;
-        }
+        let n = stream.read(&mut buffer).await.ok().filter(|n| *n > 0)?;
         request.extend_from_slice(&buffer[..n]);
         if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
             break end + 4;
@@ -97,16 +121,13 @@ async fn answer_empty(mut stream: TcpStream) {
         .lines()
         .find_map(|line| line.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
         .unwrap_or(0);
-    let mut remaining = length.saturating_sub(request.len() - body_start);
-    while remaining > 0 {
-        let Ok(n) = stream.read(&mut buffer).await else { return };
-        if n == 0 {
-            return;
-        }
-        remaining = remaining.saturating_sub(n);
+    while request.len() < body_start + length {
+        let n = stream.read(&mut buffer).await.ok().filter(|n| *n > 0)?;
+        request.extend_from_slice(&buffer[..n]);
     }
     let answer =
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;
+    Some(String::from_utf8_lossy(&request[body_start..]).into_owned())
 }

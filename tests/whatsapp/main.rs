@@ -14,8 +14,8 @@ use whatsapp_rust::download::Downloadable;
 use whatsapp_rust::waproto::whatsapp as wa;
 
 use crate::common::{
-    Linked, Options, Phone, TestApp, WebhookReceiver, eventually, expect, expect_error, link_on_wa_sim, room_bodies,
-    wa_sim_options,
+    Linked, Options, Phone, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device_with,
+    link_on_wa_sim, room_bodies, wa_sim_options,
 };
 
 const DEVICE: &str = "237600000101";
@@ -284,4 +284,43 @@ async fn deleting_the_identitys_last_token_logs_its_device_out_of_whatsapp() {
     let deleted = expect(linked.app.admin(Method::DELETE, &format!("/api/v1/tokens/{id}")), StatusCode::OK).await;
     assert_eq!(deleted["devices_unlinked"], json!([DEVICE]), "{deleted}");
     assert_eq!(linked.sim.account(DEVICE).unwrap().devices, Vec::<u16>::new(), "the phone no longer lists it");
+}
+
+#[tokio::test]
+async fn a_phone_linked_again_under_another_identity_takes_its_portals_and_the_old_identity_leaves_them() {
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let text = |body: &str| wa::Message { conversation: Some(body.to_owned()), ..Default::default() };
+    contact.client.send_message(whatsapp_rust::Jid::pn(DEVICE), text("before")).await.unwrap();
+    linked.receiver.wait_for(1).await;
+    let portal = linked.app.joined_rooms(&linked.identity).await;
+
+    let second = linked.app.admin_token(false).await;
+    let (token, identity) = (second["token"].as_str().unwrap(), second["matrix_user_id"].as_str().unwrap());
+    let receiver = WebhookReceiver::start().await;
+    linked.app.add_webhook(token, &receiver.url).await;
+    let frames = link_device_with(&linked.app, token, 1, |code| {
+        let scanned = linked.sim.scan_qr(DEVICE, &code);
+        async move {
+            scanned.expect("the phone scans the code");
+        }
+    })
+    .await;
+    assert_eq!(frames.last().unwrap(), &json!({ "type": "success", "device_id": DEVICE }), "{frames:?}");
+    eventually("the portals handed over", || async {
+        let moved = portal.is_subset(&linked.app.joined_rooms(identity).await);
+        let left = linked.app.joined_rooms(&linked.identity).await.is_disjoint(&portal);
+        (moved && left).then_some(())
+    })
+    .await;
+    let devices = expect(linked.app.bearer(Method::GET, "/api/v1/devices", &linked.token), StatusCode::OK).await;
+    assert_eq!(devices, json!([]), "the first identity no longer has the device");
+
+    contact.client.send_message(whatsapp_rust::Jid::pn(DEVICE), text("after")).await.unwrap();
+    receiver.wait_for(1).await;
+    linked.app.quiet().await;
+    let second_got: Vec<Value> = receiver.received().iter().map(|r| r.json()["message"].clone()).collect();
+    assert_eq!(second_got, [json!("after")], "the second identity reads from the hand-over on");
+    let first_got: Vec<Value> = linked.receiver.received().iter().map(|r| r.json()["message"].clone()).collect();
+    assert_eq!(first_got, [json!("before")], "the first identity reads no more");
 }

@@ -235,9 +235,8 @@ impl Sim {
     /// Forgets a companion — its keys, its queue, its place in device lists —
     /// and announces that with a `devices` notification, as the server does,
     /// so other clients drop it from their cached device lists (and its
-    /// Signal sessions) without waiting for a usync. The simulator has no
-    /// contact lists, so every companion of every account is told. Returns the
-    /// removed device's connection if it was online.
+    /// Signal sessions) without waiting for a usync. Returns the removed
+    /// device's connection if it was online.
     fn unlink(&self, st: &mut State, phone_number: &str, device: u16) -> anyhow::Result<Option<ConnHandle>> {
         let acc = st.accounts.get_mut(phone_number).ok_or_else(|| anyhow!("no account {phone_number}"))?;
         if device == 0 {
@@ -246,15 +245,24 @@ impl Sim {
         if acc.companions.remove(&device).is_none() {
             bail!("{phone_number} has no linked device {device}");
         }
+        st.awaiting_sign.retain(|_, a| !(a.phone_number == phone_number && a.device == device));
+        let conn = st.online.remove(&(phone_number.to_string(), device));
+        self.announce_devices(st, phone_number, device, "remove");
+        log::info!("wa-sim: {phone_number}:{device} unlinked");
+        Ok(conn)
+    }
+
+    /// A `devices` notification that `device` of `phone_number` was added or removed
+    /// (`operation`), as the server sends. The simulator has no contact lists, so every
+    /// companion of every account is told.
+    fn announce_devices(&self, st: &mut State, phone_number: &str, device: u16, operation: &'static str) {
+        let Some(acc) = st.accounts.get(phone_number) else { return };
         let pn = Jid::pn(acc.phone_number.as_str());
         let lid = acc.lid_jid();
-        let removed = NodeBuilder::new("device")
+        let changed = NodeBuilder::new("device")
             .attr("jid", Jid::pn_device(acc.phone_number.as_str(), device))
             .attr("lid", Jid::lid_device(acc.lid.as_str(), device))
             .build();
-        st.awaiting_sign.retain(|_, a| !(a.phone_number == phone_number && a.device == device));
-        let conn = st.online.remove(&(phone_number.to_string(), device));
-
         let now = stanza::now_secs().to_string();
         let notification = NodeBuilder::new("notification")
             .attr("from", pn)
@@ -262,9 +270,9 @@ impl Sim {
             .attr("type", "devices")
             .attr("id", stanza::random_id())
             .attr("t", now.clone())
-            // A remove carries no signed list, but its timestamp is mandatory.
-            .children([NodeBuilder::new("remove")
-                .children([removed, NodeBuilder::new("key-index-list").attr("ts", now).build()])
+            // No signed list is sent, but the list's timestamp is mandatory.
+            .children([NodeBuilder::new(operation)
+                .children([changed, NodeBuilder::new("key-index-list").attr("ts", now).build()])
                 .build()])
             .build();
         let audience: Vec<(String, u16)> =
@@ -272,8 +280,6 @@ impl Sim {
         for (phone, d) in audience {
             self.deliver(st, &phone, d, notification.clone());
         }
-        log::info!("wa-sim: {phone_number}:{device} unlinked");
-        Ok(conn)
     }
 
     /// After the Noise handshake: a login of a linked device, or a new device
@@ -419,6 +425,8 @@ impl Sim {
             {
                 comp.adv_identity = identity;
             }
+            // Contacts add it to their cached device lists and encrypt to it too.
+            self.announce_devices(&mut st, &awaiting.phone_number, awaiting.device, "add");
             drop(st);
             log::info!("wa-sim: {}:{} linked", awaiting.phone_number, awaiting.device);
             // The restart that makes the device log in, once the client is

@@ -152,8 +152,10 @@ impl Inner {
         let replaced = accounts::link(&self.db, account.as_str(), store_key).await.map_err(storage)?;
         let session = Arc::new(Session::new(account.clone(), store_key.to_owned(), handle, ConnectionState::Connected));
         let previous = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone(), session.clone());
+        // The older companion is mxgate's own and superseded: it leaves the phone's list of
+        // linked devices, so contacts stop encrypting to it.
         if let Some(previous) = previous {
-            previous.close(false).await;
+            previous.close(true).await;
         }
         if let Some(old_key) = replaced {
             SqlStore::new(self.db.clone(), &old_key).delete_device().await.map_err(storage)?;

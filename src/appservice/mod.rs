@@ -13,6 +13,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod catch_up;
+
 use crate::extract::Json;
 use crate::messages::{Recorded, SendStatus};
 use crate::state::AppState;
@@ -80,6 +82,7 @@ async fn transaction(
     axum::Json(json!({})).into_response()
 }
 
+/// One pushed event (or one `catch_up` fetched). Handling it again changes nothing.
 async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error> {
     let Some(room) = event["room_id"].as_str().and_then(|r| RoomId::parse(r).ok()) else { return Ok(()) };
     match event["type"].as_str() {
