@@ -21,6 +21,15 @@ async fn incoming(app: &TestApp, device: &str, text: &str) -> String {
     injected["message_id"].as_str().unwrap().to_owned()
 }
 
+/// A device linked under a new token whose webhook posts to a receiver of its own.
+async fn linked_with_receiver(app: &TestApp, device: &str) -> (String, WebhookReceiver) {
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(app, &token, device).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    (token, receiver)
+}
+
 /// The WhatsApp message ids the receiver got, and how many deliveries carried them.
 fn received_ids(receiver: &WebhookReceiver) -> (BTreeSet<String>, usize) {
     let received = receiver.received();
@@ -37,10 +46,7 @@ fn distinct_deliveries(receiver: &WebhookReceiver) -> usize {
 async fn messages_accepted_before_a_kill_9_or_a_sigterm_reach_the_webhook_once_each() {
     const DEVICE: &str = "237600000101";
     let mut app = TestApp::start_process().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (_, receiver) = linked_with_receiver(&app, DEVICE).await;
 
     let mut sent = BTreeSet::new();
     let mut order = Vec::new();
@@ -183,10 +189,7 @@ async fn a_transaction_id_the_homeserver_hands_out_again_is_a_new_transaction() 
     // other events than the first under that id; a replay carries the same ones.
     const DEVICE: &str = "237600000105";
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (_, receiver) = linked_with_receiver(&app, DEVICE).await;
     let id = incoming(&app, DEVICE, "through the homeserver").await;
     receiver.wait_for(1).await;
     let delivered = receiver.received()[0].json();
@@ -230,10 +233,7 @@ async fn a_message_whose_push_the_homeserver_lost_still_reaches_the_webhook_once
     // relay in front of the API answers Synapse's push itself, so it is lost for certain.
     const DEVICE: &str = "237600000106";
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (_, receiver) = linked_with_receiver(&app, DEVICE).await;
     let api = &app.slot.pair.api.url;
 
     relay::lose(api);
@@ -287,13 +287,10 @@ async fn mxgate_started_while_the_homeserver_is_down_becomes_healthy_when_it_is_
 
 #[tokio::test]
 async fn a_homeserver_outage_delays_messages_and_loses_none() {
-    const DEVICE: &str = "237600000105";
+    const DEVICE: &str = "237600000107";
     let gate = Gate::start(&crate::common::synapse().url, true).await;
     let app = TestApp::with(Options { homeserver_url: Some(gate.url.clone()), ..Options::default() }).await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (token, receiver) = linked_with_receiver(&app, DEVICE).await;
     let before = incoming(&app, DEVICE, "before").await;
     receiver.wait_for(1).await;
 
