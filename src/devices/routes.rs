@@ -7,6 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::service::{self, Device, DeviceRef, NewDevice};
+use super::ticket::TicketError;
 use super::ws;
 use crate::auth::TokenAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody, Scheme};
@@ -108,9 +109,7 @@ async fn qr_code(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let user = match query.ticket {
-        Some(ticket) => {
-            state.tickets.redeem(&ticket).map_err(|e| ApiError::Unauthorized(ticket_message(e), Scheme::Bearer))?
-        }
+        Some(ticket) => state.tickets.redeem(&state.db, &ticket).await.map_err(ticket_error)?,
         // A ticket was counted when `POST /devices` issued it; a token here starts a link itself.
         None => {
             let token = crate::auth::authenticate_bearer(&headers, &state).await?;
@@ -122,9 +121,10 @@ async fn qr_code(
     Ok(upgrade.on_upgrade(move |socket| ws::relay(state, user, socket)))
 }
 
-fn ticket_message(error: super::ticket::TicketError) -> &'static str {
+fn ticket_error(error: TicketError) -> ApiError {
     match error {
-        super::ticket::TicketError::Invalid => "the ticket is invalid or expired",
-        super::ticket::TicketError::Used => "the ticket was already used",
+        TicketError::Invalid => ApiError::Unauthorized("the ticket is invalid or expired", Scheme::Bearer),
+        TicketError::Used => ApiError::Unauthorized("the ticket was already used", Scheme::Bearer),
+        TicketError::Store(error) => error.into(),
     }
 }

@@ -78,6 +78,8 @@ pub struct TestApp {
     pub slot: Slot,
     /// mxgate's store, for a story that says where a missing message stopped.
     pub database_url: String,
+    /// The API's configuration, for a replica of it on the same database.
+    api: ApiConfig,
     runner: Runner,
     _sqlite_dir: Option<tempfile::TempDir>,
 }
@@ -96,6 +98,12 @@ impl Drop for Runner {
             let _ = child.wait();
         }
     }
+}
+
+/// An API replica started by [`TestApp::replica`].
+pub struct Replica {
+    pub base: String,
+    _shutdown: oneshot::Sender<()>,
 }
 
 /// Options that differ between scenarios.
@@ -223,6 +231,25 @@ impl TestApp {
         Self { runner: Runner::Process { child, env }, ..app }
     }
 
+    /// Another API process on the same database and homeserver (`mxgate api`: no bridge of
+    /// its own; it reaches this one's), as behind a load balancer. Stops when dropped.
+    pub async fn replica(&self) -> Replica {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listen_addr = listener.local_addr().unwrap();
+        let config = ApiConfig { listen_addr, ..self.api.clone() };
+        let db = Db::connect(&self.database_url).await.unwrap();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let run = mxgate::server::serve(listener, config, None, db, async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = run.await {
+                panic!("the replica stopped: {error:#}");
+            }
+        });
+        Replica { base: format!("http://{listen_addr}"), _shutdown: shutdown }
+    }
+
     /// The process id of an mxgate started with `start_process`.
     pub fn pid(&self) -> Option<u32> {
         match &self.runner {
@@ -329,6 +356,7 @@ impl TestApp {
             synapse,
             slot,
             database_url: api.database.database_url.clone(),
+            api: api.clone(),
             runner: Runner::Prepared,
             _sqlite_dir: sqlite_dir,
         };
