@@ -101,6 +101,30 @@ pub async fn queued(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM bridge_outbox WHERE state = $1").bind(QUEUED).fetch_one(&db.pool).await
 }
 
+/// How a finished send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The network took it, under this message id.
+    Sent(String),
+    /// It will not go out, for this reason.
+    Failed(String),
+}
+
+/// How the send of `event_id` ended, once it has. The API reads this beside the status
+/// event, which a homeserver may push late, push to another process, or never push.
+pub async fn outcome(db: &Db, event_id: &str) -> Result<Option<Outcome>, sqlx::Error> {
+    let row: Option<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT state, network_id, last_error FROM bridge_outbox WHERE event_id = $1 AND state <> $2")
+            .bind(event_id)
+            .bind(QUEUED)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(row.map(|(state, network_id, error)| match state.as_str() {
+        SENT => Outcome::Sent(network_id),
+        _ => Outcome::Failed(error.unwrap_or_else(|| "WhatsApp did not accept the message".into())),
+    }))
+}
+
 async fn due(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 ORDER BY seq LIMIT $2"

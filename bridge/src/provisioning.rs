@@ -1,6 +1,7 @@
 //! The provisioning API, in the shape of mautrix's (`/_matrix/provision/v3/…`):
 //! a shared secret in `Authorization: Bearer`, the acting user in `?user_id=`.
-//! mxgate adds `POST /v3/join_group` (resolve and join a group invite URL).
+//! mxgate adds `POST /v3/join_group` (resolve and join a group invite URL) and
+//! `POST /v3/send` (queue an event the caller just sent).
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ruma::{OwnedUserId, UserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ use crate::core::{BridgeError, Core};
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 use crate::login::{self, Step};
 use crate::network::{AccountId, ConnectionState, LoginMethod, NetworkError};
+use crate::outbox;
 use crate::portal::{PortalInfo, ensure_portal};
 use crate::store;
 
@@ -34,6 +36,7 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/_matrix/provision/v3/logout/{login_id}", post(logout))
         .route("/_matrix/provision/v3/create_dm/{identifier}", post(create_dm))
         .route("/_matrix/provision/v3/join_group", post(join_group))
+        .route("/_matrix/provision/v3/send", post(queue_send))
 }
 
 /// A provisioning error in Matrix's shape, `{"errcode", "error"}`.
@@ -290,4 +293,30 @@ async fn join_group(
     let group = core.network.join_group(&account, &invite).await?;
     let portal = ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
     Ok(Json(json!({ "id": group.chat.to_string(), "name": group.name, "mxid": portal.room_id })))
+}
+
+/// An event the caller just put in one of its portals.
+#[derive(Deserialize)]
+struct QueueSend {
+    room_id: OwnedRoomId,
+    event_id: OwnedEventId,
+    #[serde(rename = "type")]
+    kind: String,
+    content: Value,
+}
+
+/// Queues a portal event for the network now rather than when the homeserver pushes it,
+/// which may be late, to another process, or (rarely) never; the push then finds it queued.
+/// Only the portal owner's events are queued, as from the push.
+async fn queue_send(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Json(body): Json<QueueSend>,
+) -> Result<Json<Value>, ProvisionError> {
+    if !matches!(body.kind.as_str(), "m.room.message" | "m.sticker") {
+        return Err(invalid("only m.room.message and m.sticker events are sent"));
+    }
+    let event = json!({ "event_id": body.event_id, "type": body.kind, "content": body.content });
+    outbox::enqueue(&core, &event, &user, &body.room_id).await?;
+    Ok(Json(json!({})))
 }

@@ -225,8 +225,14 @@ async fn send_one(
             return RecipientResult::failed(raw, "the homeserver did not take the message; try again");
         }
     };
+    // The send queue takes it now; waiting for the homeserver's push to the bridge would
+    // leave the send to that push's timing (or to a transaction the homeserver strands).
+    let queued = json!({ "room_id": room, "event_id": event_id, "type": "m.room.message", "content": content });
+    if let Err(error) = state.bridge.call(Method::POST, "send", user, &[], Some(queued)).await {
+        tracing::warn!(event = %event_id, error = %error, "the bridge did not queue a send; its push will");
+    }
     let timeout = Duration::from_secs(state.config.send_timeout_secs);
-    let (status, message_id, error) = match state.send_statuses.wait(event_id.as_str(), timeout).await {
+    let (status, message_id, error) = match state.send_statuses.wait(&state.db, event_id.as_str(), timeout).await {
         Some(SendStatus::Sent { network_message_id }) => ("sent", Some(network_message_id), None),
         Some(SendStatus::Failed { reason }) => ("failed", None, Some(reason)),
         None => ("pending", None, Some("WhatsApp has not confirmed the message yet".to_owned())),

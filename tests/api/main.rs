@@ -16,6 +16,7 @@ mod matrix_login;
 mod messages;
 mod openapi;
 mod reliability;
+mod replicas;
 mod restart;
 mod tokens;
 mod webhooks;

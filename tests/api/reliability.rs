@@ -252,6 +252,44 @@ async fn a_message_whose_push_the_homeserver_lost_still_reaches_the_webhook_once
     assert_eq!(deliveries, 1, "once");
 }
 
+#[tokio::test]
+async fn a_send_whose_push_to_the_bridge_the_homeserver_lost_still_goes_out_once() {
+    // The API hands its send to the bridge's queue itself; the homeserver's push to the
+    // bridge, lost here for certain, is not what the send waits on. Pushed late, it finds
+    // the send queued and sends nothing again.
+    const DEVICE: &str = "237600000108";
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let bridge = &app.slot.pair.bridge.url;
+
+    relay::lose(bridge);
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &token)
+            .json(&json!({ "contact": CONTACT, "text": "past the homeserver's push" })),
+        StatusCode::OK,
+    )
+    .await;
+    let result = &sent["results"][0];
+    assert_eq!(result["status"], "sent", "{sent}");
+    let event_id = result["event_id"].as_str().unwrap().to_owned();
+    patiently("Synapse's push of the send to the bridge", Duration::from_secs(60), || async {
+        relay::lost(bridge).iter().any(|body| body.contains(&event_id)).then_some(())
+    })
+    .await;
+    relay::point(bridge, app.bridge_url.trim_start_matches("http://").parse().unwrap());
+    for (n, body) in relay::lost(bridge).into_iter().enumerate() {
+        let url = format!("{}/_matrix/app/v1/transactions/late-{n}-{}", app.bridge_url, rand_suffix());
+        let answer = app.http.put(url).bearer_auth(&app.slot.pair.bridge.hs_token).body(body).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+
+    app.quiet().await;
+    let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "sent once: {outbox}");
+    assert_eq!(outbox[0]["message_id"], result["message_id"], "{outbox}");
+}
+
 fn rand_suffix() -> String {
     mxgate::secret::random_hex(6)
 }

@@ -1,0 +1,53 @@
+//! Two API processes on one database and one homeserver, as behind a load balancer: what
+//! one started or was told, the other knows.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{TestApp, expect, link_device};
+
+#[tokio::test]
+async fn a_ticket_redeemed_at_one_process_is_refused_at_another() {
+    // Two API processes on one database, as behind a load balancer: a ticket one issued
+    // opens a socket at the other, once.
+    let app = TestApp::start().await;
+    let replica = app.replica().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let link =
+        expect(app.bearer(Method::POST, "/api/v1/devices", &token).json(&json!({ "platform": "wa" })), StatusCode::OK)
+            .await;
+    let url = link["qr_code_url"].as_str().unwrap().to_owned();
+    let at_replica = url.replace(&app.base.replace("http", "ws"), &replica.base.replace("http", "ws"));
+    assert_ne!(at_replica, url);
+    let (first, _) = tokio_tungstenite::connect_async(at_replica.clone()).await.expect("the replica takes the ticket");
+    drop(first);
+    for url in [url, at_replica] {
+        let reused = tokio_tungstenite::connect_async(url).await;
+        assert!(
+            matches!(reused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 401),
+            "{reused:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_send_through_a_process_the_homeserver_does_not_push_to_reports_sent() {
+    // Synapse pushes the bridge's send status to one process; the send asked at the other
+    // learns it from the send queue's record.
+    const DEVICE: &str = "237600000201";
+    let app = TestApp::start().await;
+    let replica = app.replica().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let send = app
+        .http
+        .post(format!("{}/api/v1/devices/{DEVICE}/message", replica.base))
+        .bearer_auth(&token)
+        .json(&json!({ "contact": "237698765432", "text": "through the other process" }));
+    let sent = expect(send, StatusCode::OK).await;
+    let result = &sent["results"][0];
+    assert_eq!(result["status"], "sent", "{sent}");
+    let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
+    assert_eq!(outbox[0]["message_id"], result["message_id"], "{outbox}");
+}
