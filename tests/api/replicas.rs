@@ -1,10 +1,12 @@
 //! Two API processes on one database and one homeserver, as behind a load balancer: what
 //! one started or was told, the other knows.
 
+use std::collections::BTreeSet;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{TestApp, expect, link_device};
+use crate::common::{TestApp, WebhookReceiver, expect, link_device};
 
 #[tokio::test]
 async fn a_ticket_redeemed_at_one_process_is_refused_at_another() {
@@ -50,4 +52,30 @@ async fn a_send_through_a_process_the_homeserver_does_not_push_to_reports_sent()
     let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
     assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
     assert_eq!(outbox[0]["message_id"], result["message_id"], "{outbox}");
+}
+
+#[tokio::test]
+async fn deliveries_queued_while_two_processes_run_are_each_posted_once() {
+    // Both processes run a delivery worker over the one queue; a claim is a conditional
+    // update, so each delivery is attempted by one of them.
+    const DEVICE: &str = "237600000202";
+    let app = TestApp::start().await;
+    let replica = app.replica().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let mut sent = BTreeSet::new();
+    for n in 0..20 {
+        let body = json!({ "device_id": DEVICE, "from": "237698000222", "text": format!("message {n}") });
+        let injected = expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
+        sent.insert(injected["message_id"].as_str().unwrap().to_owned());
+    }
+    receiver.wait_for(sent.len()).await;
+    app.quiet().await;
+    let received = receiver.received();
+    let ids: BTreeSet<String> = received.iter().map(|r| r.json()["message_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, sent);
+    assert_eq!(received.len(), sent.len(), "one attempt per delivery");
+    drop(replica);
 }
