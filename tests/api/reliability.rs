@@ -9,8 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{
-    Gate, Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device, patiently, relay,
-    wait_until,
+    Gate, Options, TestApp, WebhookReceiver, eventually, expect, expect_error, patiently, relay, wait_until,
 };
 
 const CONTACT: &str = "237698000222";
@@ -23,8 +22,7 @@ async fn incoming(app: &TestApp, device: &str, text: &str) -> String {
 
 /// A device linked under a new token whose webhook posts to a receiver of its own.
 async fn linked_with_receiver(app: &TestApp, device: &str) -> (String, WebhookReceiver) {
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(app, &token, device).await;
+    let token = app.token_with_device(device).await;
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;
     (token, receiver)
@@ -110,8 +108,7 @@ async fn messages_accepted_before_a_kill_9_or_a_sigterm_reach_the_webhook_once_e
 async fn the_same_idempotency_key_sends_once_and_answers_the_same() {
     const DEVICE: &str = "237600000102";
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let path = format!("/api/v1/devices/{DEVICE}/message");
     let send = |key: &str, text: &str| {
         app.bearer(Method::POST, &path, &token)
@@ -157,8 +154,7 @@ fn full_transaction(room: &str, sender: &str) -> Value {
 async fn a_full_size_transaction_is_taken_by_both_appservices_and_traffic_flows_after_it() {
     const DEVICE: &str = "237600000103";
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let body = full_transaction("!elsewhere:mxgate.test", "@someone:mxgate.test");
     assert!(body.to_string().len() > 6 * 1024 * 1024);
     let pair = app.slot.pair;
@@ -259,8 +255,7 @@ async fn a_send_whose_push_to_the_bridge_the_homeserver_lost_still_goes_out_once
     // the send queued and sends nothing again.
     const DEVICE: &str = "237600000108";
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let bridge = &app.slot.pair.bridge.url;
 
     relay::lose(bridge);
@@ -312,8 +307,7 @@ async fn mxgate_started_while_the_homeserver_is_down_becomes_healthy_when_it_is_
     .await;
     // The bridge registered its bot meanwhile: linking and sending work.
     const DEVICE: &str = "237600000104";
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let sent = expect(
         app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &token)
             .json(&json!({ "contact": CONTACT, "text": "up at last" })),

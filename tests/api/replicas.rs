@@ -6,12 +6,19 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{TestApp, WebhookReceiver, expect, link_device};
+use crate::common::{Replica, TestApp, WebhookReceiver, expect};
+
+/// mxgate and a replica of its API, with `device` linked under a new token.
+async fn two_processes(device: &str) -> (TestApp, Replica, String) {
+    let app = TestApp::start().await;
+    let replica = app.replica().await;
+    let token = app.token_with_device(device).await;
+    (app, replica, token)
+}
 
 #[tokio::test]
 async fn a_ticket_redeemed_at_one_process_is_refused_at_another() {
-    // Two API processes on one database, as behind a load balancer: a ticket one issued
-    // opens a socket at the other, once.
+    // A ticket one process issued opens a socket at the other, once.
     let app = TestApp::start().await;
     let replica = app.replica().await;
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
@@ -37,10 +44,7 @@ async fn a_send_through_a_process_the_homeserver_does_not_push_to_reports_sent()
     // Synapse pushes the bridge's send status to one process; the send asked at the other
     // learns it from the send queue's record.
     const DEVICE: &str = "237600000201";
-    let app = TestApp::start().await;
-    let replica = app.replica().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let (app, replica, token) = two_processes(DEVICE).await;
     let send = app
         .http
         .post(format!("{}/api/v1/devices/{DEVICE}/message", replica.base))
@@ -59,10 +63,7 @@ async fn deliveries_queued_while_two_processes_run_are_each_posted_once() {
     // Both processes run a delivery worker over the one queue; a claim is a conditional
     // update, so each delivery is attempted by one of them.
     const DEVICE: &str = "237600000202";
-    let app = TestApp::start().await;
-    let replica = app.replica().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let (app, replica, token) = two_processes(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;
     let mut sent = BTreeSet::new();

@@ -405,6 +405,13 @@ impl TestApp {
         expect(request, StatusCode::CREATED).await
     }
 
+    /// A new token of the super admin's, with `device` linked on it.
+    pub async fn token_with_device(&self, device: &str) -> String {
+        let token = self.admin_token(false).await["token"].as_str().unwrap().to_owned();
+        link_device(self, &token, device).await;
+        token
+    }
+
     /// Waits until the durable queues (inbox, send queue, webhook deliveries) are empty, so
     /// a test counts what happened once nothing is still on its way. Patient: a delivery in
     /// flight when mxgate was killed waits out its claim (half a minute) before it goes again.
