@@ -28,6 +28,8 @@ use crate::store::{self, MessageRow};
 pub const SEND_STATUS: &str = "com.beeper.message_send_status";
 /// The network's message id, added beside the standard fields.
 pub const NETWORK_ID_FIELD: &str = "fi.mxgate.network_message_id";
+/// The reason of a failed send that recorded none.
+pub const UNSAID_FAILURE: &str = "WhatsApp did not accept the message";
 
 /// How long a send that fails for a passing reason (device disconnected, homeserver
 /// unreachable for its file) is retried before it is reported failed.
@@ -121,7 +123,7 @@ pub async fn outcome(db: &Db, event_id: &str) -> Result<Option<Outcome>, sqlx::E
             .await?;
     Ok(row.map(|(state, network_id, error)| match state.as_str() {
         SENT => Outcome::Sent(network_id),
-        _ => Outcome::Failed(error.unwrap_or_else(|| "WhatsApp did not accept the message".into())),
+        _ => Outcome::Failed(error.unwrap_or_else(|| UNSAID_FAILURE.into())),
     }))
 }
 
@@ -296,7 +298,7 @@ async fn report(core: &Core, row: &Row) {
             "m.relates_to": relates,
             "status": "FAIL",
             "reason": "m_foreign_network_error",
-            "message": row.last_error.as_deref().unwrap_or("WhatsApp did not accept the message"),
+            "message": row.last_error.as_deref().unwrap_or(UNSAID_FAILURE),
         })
     };
     let Ok(room) = RoomId::parse(&row.room_id) else { return };

@@ -94,7 +94,7 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                     network_message_id: content[NETWORK_ID_FIELD].as_str().unwrap_or_default().to_owned(),
                 },
                 _ => SendStatus::Failed {
-                    reason: content["message"].as_str().unwrap_or("WhatsApp did not accept the message").to_owned(),
+                    reason: content["message"].as_str().unwrap_or(mxgate_bridge::outbox::UNSAID_FAILURE).to_owned(),
                 },
             };
             if state.send_statuses.record(event_id, status.clone()) == Recorded::Nobody {
