@@ -30,6 +30,15 @@ postgres_url() {
   echo "postgres://postgres@127.0.0.1:$port/postgres"
 }
 
+# nginx, the load balancer in front of the cluster stories (tests/common/cluster.rs).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  log "installing nginx from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null
+  # The package starts a server on port 80; the tests start their own.
+  service nginx stop >/dev/null 2>&1 || true
+fi
+
 log "cargo fmt and clippy"
 cargo fmt --all -- --check
 cargo clippy -q --workspace --all-targets -- -D warnings

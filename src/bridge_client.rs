@@ -10,6 +10,8 @@ use ruma::UserId;
 use serde_json::Value;
 use url::Url;
 
+use crate::db::Db;
+
 /// An answer of the bridge that was not a success, with Matrix's error fields.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeCallError {
@@ -40,8 +42,30 @@ impl BridgeClient {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Value, BridgeCallError> {
-        let mut url = self
-            .base
+        self.call_at(&self.base, method, path, acting, query, body).await
+    }
+
+    /// The bridge for something only `device`'s client can do (resolve a contact, join a
+    /// group, log out): that of the process that runs the device, which may be another
+    /// process on the same database. A device no live process runs yet goes to this
+    /// process's bridge, which answers that it is not connected.
+    pub async fn for_device(&self, db: &Db, device: &str) -> Result<DeviceBridge<'_>, BridgeCallError> {
+        let owner = mxgate_bridge::lease::bridge_of(db, device)
+            .await
+            .map_err(|e| BridgeCallError::Unavailable(format!("the device's process is unknown: {e}")))?;
+        Ok(DeviceBridge { client: self, base: owner.unwrap_or_else(|| self.base.clone()) })
+    }
+
+    async fn call_at(
+        &self,
+        base: &Url,
+        method: Method,
+        path: &str,
+        acting: &UserId,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, BridgeCallError> {
+        let mut url = base
             .join(&format!("/_matrix/provision/v3/{path}"))
             .map_err(|e| BridgeCallError::Unavailable(e.to_string()))?;
         url.query_pairs_mut().append_pair("user_id", acting.as_str()).extend_pairs(query);
@@ -49,9 +73,10 @@ impl BridgeClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| {
-            BridgeCallError::Unavailable(format!("no bridge answers at {} ({})", self.base, e.without_url()))
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| BridgeCallError::Unavailable(format!("no bridge answers at {base} ({})", e.without_url())))?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| BridgeCallError::Unavailable(e.to_string()))?;
         if status == StatusCode::OK || status == StatusCode::CREATED {
@@ -59,6 +84,25 @@ impl BridgeClient {
         }
         let error = ErrorBody::parse(&bytes);
         Err(BridgeCallError::Refused { status: status.as_u16(), errcode: error.errcode, message: error.error })
+    }
+}
+
+/// The bridge of the process that runs one device, from [`BridgeClient::for_device`].
+pub struct DeviceBridge<'a> {
+    client: &'a BridgeClient,
+    base: Url,
+}
+
+impl DeviceBridge<'_> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        acting: &UserId,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, BridgeCallError> {
+        self.client.call_at(&self.base, method, path, acting, query, body).await
     }
 }
 

@@ -78,12 +78,11 @@ pub struct FailingDevice {
 }
 
 async fn devices(state: &AppState) -> Option<Devices> {
-    let network = state.network.as_ref()?;
     let logins = mxgate_bridge::store::connected_logins(&state.db).await.ok()?;
     let mut devices = Devices::default();
     for login in logins {
         let Ok(account) = login.account_id.parse() else { continue };
-        match network.state(&account) {
+        match state.devices.state(&account).await.ok()? {
             ConnectionState::Connected => devices.connected += 1,
             ConnectionState::Connecting => devices.connecting += 1,
             ConnectionState::Error(error) => {

@@ -4,7 +4,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use clap::Args;
-use mxgate::config::{ApiConfig, BridgeConfig, DatabaseConfig, SetupConfig};
+use mxgate::config::{ApiConfig, BridgeConfig, DatabaseConfig, ProvisioningConfig, ServerConfig, SetupConfig};
 use mxgate::db::Db;
 use mxgate::{server, setup};
 
@@ -24,8 +24,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Run the HTTP API only (the bridge runs elsewhere, at MXGATE_BRIDGE_URL).
     Api(Box<ApiConfig>),
-    /// Run the appservice bridge only (not yet supported apart from the API: use `serve`).
-    Bridge,
+    /// Run the appservice bridge only, for `mxgate api` processes elsewhere on the same
+    /// database (the `whatsapp` network; `sim` runs inside `serve`).
+    Bridge(Box<BridgeArgs>),
     /// Apply the database migrations and exit.
     Migrate(DatabaseConfig),
     /// Write `.env` (keeping existing values), render the homeserver config and the
@@ -36,6 +37,18 @@ enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
     },
+}
+
+#[derive(Args)]
+struct BridgeArgs {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    #[command(flatten)]
+    server: ServerConfig,
+    #[command(flatten)]
+    provisioning: ProvisioningConfig,
+    #[command(flatten)]
+    bridge: BridgeConfig,
 }
 
 #[derive(Args)]
@@ -63,10 +76,14 @@ async fn main() -> anyhow::Result<()> {
             run_api(api, Some(server::BridgePart { config: bridge, listener })).await
         }
         Command::Api(config) => run_api(*config, None).await,
-        Command::Bridge => {
-            anyhow::bail!(
-                "the bridge runs inside `mxgate serve` in this build; a separate bridge process is not supported yet"
-            )
+        Command::Bridge(args) => {
+            let BridgeArgs { database, server, provisioning, bridge } = *args;
+            let db = migrated(&database.database_url).await?;
+            let listener = TcpListener::bind(bridge.bridge_listen_addr)
+                .await
+                .with_context(|| format!("binding {}", bridge.bridge_listen_addr))?;
+            let part = server::BridgePart { config: bridge, listener };
+            server::serve_bridge(part, server, provisioning, db, server::shutdown_signal()).await
         }
         Command::Migrate(database) => {
             migrated(&database.database_url).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxgate_bridge::Bridge;
-use mxgate_bridge::config::{BridgeConfig, NetworkKind};
+use mxgate_bridge::config::{BridgeConfig, NetworkKind, ProvisioningConfig, ServerConfig};
 use mxgate_bridge::inbox::Inbox;
 use mxgate_bridge::network::Network;
 use mxgate_bridge::network::sim::SimNetwork;
@@ -24,6 +24,55 @@ pub struct BridgePart {
     pub listener: TcpListener,
 }
 
+/// Starts the bridge and serves its appservice and provisioning API on its listener.
+async fn start_bridge(
+    part: BridgePart,
+    server: &ServerConfig,
+    provisioning: ProvisioningConfig,
+    db: &Db,
+) -> anyhow::Result<(Bridge, Option<Arc<SimNetwork>>)> {
+    let BridgePart { config, listener } = part;
+    let inbox = Inbox::new(db.clone());
+    let mut sim = None;
+    let network: Arc<dyn Network> = match config.network {
+        NetworkKind::Sim => {
+            let network = Arc::new(SimNetwork::new(Duration::from_millis(config.sim_qr_interval_ms), inbox.clone()));
+            sim = Some(network.clone());
+            network
+        }
+        NetworkKind::Whatsapp => Arc::new(WhatsAppNetwork::new(db.clone(), config.whatsapp.clone(), inbox.clone())),
+    };
+    let bridge = Bridge::start(config, provisioning, server, db.clone(), network, inbox).await?;
+    tracing::info!(addr = %listener.local_addr()?, "bridge listening");
+    let router = bridge.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    bridge.announce();
+    Ok((bridge, sim))
+}
+
+/// Serves the bridge alone (`mxgate bridge`) until `shutdown` completes, for APIs that
+/// run elsewhere on the same database. The database must be migrated.
+pub async fn serve_bridge(
+    part: BridgePart,
+    server: ServerConfig,
+    provisioning: ProvisioningConfig,
+    db: Db,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    if part.config.network == NetworkKind::Sim {
+        anyhow::bail!("the sim network runs inside `mxgate serve`, whose API drives it at /sim/*");
+    }
+    let (bridge, _) = start_bridge(part, &server, provisioning, &db).await?;
+    if let Some(devices) = bridge.take_logged_out() {
+        // The APIs' delivery workers find the queued announcement on their next round.
+        let wake = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(crate::devices::logged_out::report(db.clone(), wake, devices));
+    }
+    shutdown.await;
+    bridge.stop().await;
+    Ok(())
+}
+
 /// Serves the API (and the bridge, when given) until `shutdown` completes.
 /// The database must be migrated.
 pub async fn serve(
@@ -34,35 +83,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     crate::health::prometheus();
-    let mut sim = None;
-    let mut logged_out = None;
-    let mut running = None;
-    if let Some(BridgePart { config: bridge_config, listener: bridge_listener }) = bridge {
-        let inbox = Inbox::new(db.clone());
-        let network: Arc<dyn Network> = match bridge_config.network {
-            NetworkKind::Sim => {
-                let interval = Duration::from_millis(bridge_config.sim_qr_interval_ms);
-                let network = Arc::new(SimNetwork::new(interval, inbox.clone()));
-                sim = Some(network.clone());
-                network
-            }
-            NetworkKind::Whatsapp => {
-                Arc::new(WhatsAppNetwork::new(db.clone(), bridge_config.whatsapp.clone(), inbox.clone()))
-            }
-        };
-        running = Some(network.clone());
-        let server = config.homeserver.server.clone();
+    let (mut sim, mut logged_out, mut running) = (None, None, None);
+    let mut devices = mxgate_bridge::DeviceStates::stored(db.clone());
+    if let Some(part) = bridge {
         let provisioning = config.provisioning.clone();
-        let bridge = Bridge::start(bridge_config, provisioning, &server, db.clone(), network, inbox).await?;
+        let (bridge, network) = start_bridge(part, &config.homeserver.server, provisioning, &db).await?;
         logged_out = bridge.take_logged_out();
-        tracing::info!(addr = %bridge_listener.local_addr()?, "bridge listening");
-        let router = bridge.router();
-        tokio::spawn(async move { axum::serve(bridge_listener, router).await });
-        bridge.announce();
+        devices = bridge.devices();
+        sim = network;
+        running = Some(bridge);
     }
-    let state = AppState::new(config, db, running, sim);
+    let state = AppState::new(config, db, devices, sim);
     if let Some(devices) = logged_out {
-        tokio::spawn(crate::devices::logged_out::report(state.clone(), devices));
+        tokio::spawn(crate::devices::logged_out::report(state.db.clone(), state.deliveries.clone(), devices));
     }
     let deliveries = crate::webhooks::delivery::spawn_worker(state.clone());
     state.homeserver.announce();
@@ -74,6 +107,9 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     deliveries.stop().await;
+    if let Some(bridge) = running {
+        bridge.stop().await;
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 use std::ops::Deref;
 use std::sync::Arc;
 
-use mxgate_bridge::network::Network;
+use mxgate_bridge::DeviceStates;
 use mxgate_bridge::network::sim::SimNetwork;
 
 use crate::auth::AuthThrottle;
@@ -31,20 +31,21 @@ pub struct Inner {
     pub outbound: Outbound,
     /// Wakes the webhook delivery worker when deliveries are queued.
     pub deliveries: Arc<tokio::sync::Notify>,
-    /// The bridge's network, when the bridge runs in this process; `/health` reports its devices.
-    pub network: Option<Arc<dyn Network>>,
+    /// Where each linked device stands, for `/health`.
+    pub devices: DeviceStates,
     /// The simulated network, when mxgate runs on it; enables `/sim/*`.
     pub sim: Option<Arc<SimNetwork>>,
 }
 
 impl AppState {
-    pub fn new(config: ApiConfig, db: Db, network: Option<Arc<dyn Network>>, sim: Option<Arc<SimNetwork>>) -> Self {
+    pub fn new(config: ApiConfig, db: Db, devices: DeviceStates, sim: Option<Arc<SimNetwork>>) -> Self {
         let homeserver = Homeserver::new(config.homeserver.clone());
         let bridge = BridgeClient::new(&config.provisioning);
         let throttle = AuthThrottle::per_minute(config.auth_failures_per_minute);
         let limits = Limits::new(&config);
         let tickets = Tickets::new(&config.ticket_key);
         let send_statuses = SendStatuses::default();
+        send_statuses.listen(&db);
         let deliveries = Arc::new(tokio::sync::Notify::new());
         let policy = AddressPolicy {
             allow_loopback: config.webhook_allow_loopback,
@@ -62,7 +63,7 @@ impl AppState {
             send_statuses,
             outbound,
             deliveries,
-            network,
+            devices,
             sim,
         }))
     }

@@ -42,6 +42,17 @@ pub struct BridgeConfig {
     #[arg(long, env = "MXGATE_BRIDGE_LISTEN_ADDR", default_value = "127.0.0.1:29318")]
     pub bridge_listen_addr: SocketAddr,
 
+    /// Where the APIs of the other mxgate processes on this database reach this bridge,
+    /// for a device it runs. Default: `http://` and the listen address (`127.0.0.1` for
+    /// an unspecified one), which serves processes on one machine.
+    #[arg(long, env = "MXGATE_BRIDGE_ADVERTISE_URL")]
+    pub bridge_advertise_url: Option<Url>,
+
+    /// How long a process's hold on a device lasts unless renewed (every third of it), in
+    /// seconds: the longest a device stays without a client when its process dies.
+    #[arg(long, env = "MXGATE_LEASE_SECS", default_value_t = 15)]
+    pub lease_secs: u64,
+
     /// `as_token` of the bridge's appservice registration.
     #[arg(long, env = "MXGATE_BRIDGE_AS_TOKEN", hide_env_values = true)]
     pub bridge_as_token: Secret,
@@ -77,6 +88,19 @@ pub struct BridgeConfig {
 
     #[command(flatten)]
     pub whatsapp: WhatsAppConfig,
+}
+
+impl BridgeConfig {
+    /// [`BridgeConfig::bridge_advertise_url`] or its default.
+    pub fn advertised_url(&self) -> Url {
+        self.bridge_advertise_url.clone().unwrap_or_else(|| {
+            let mut addr = self.bridge_listen_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}").parse().expect("an address makes a URL")
+        })
+    }
 }
 
 /// The `whatsapp` connector.

@@ -1,17 +1,19 @@
 //! The bridge core: what sits between the Matrix side and a network connector.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ruma::{OwnedUserId, UserId};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
 use crate::db::Db;
+use crate::lease::{self, Leases};
 use crate::login::LoginProcesses;
 use crate::matrix::{MatrixClient, MatrixError};
-use crate::network::{AccountId, Network, NetworkError};
+use crate::network::{AccountId, ConnectionState, Network, NetworkError};
 use crate::outbox::Outbox;
-use crate::{queue, store};
+use crate::queue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
@@ -27,6 +29,8 @@ pub enum BridgeError {
     Id(#[from] crate::ids::IdError),
     #[error("{0} logins are in progress for this identity already; finish or cancel one first")]
     TooManyLogins(usize),
+    #[error("the device runs in another mxgate process now")]
+    NotHere,
 }
 
 impl BridgeError {
@@ -37,6 +41,7 @@ impl BridgeError {
             Self::Matrix(MatrixError::Refused { status, .. }) => *status == 429 || *status >= 500,
             Self::Matrix(_) | Self::Database(_) => true,
             Self::Network(error) => matches!(error, NetworkError::Disconnected),
+            Self::NotHere => true,
             Self::Invalid(_) | Self::Id(_) | Self::TooManyLogins(_) => false,
         }
     }
@@ -66,6 +71,8 @@ pub struct Core {
     /// Buffered until the reporter takes the receiving end, so none is missed at start-up.
     pub logged_out: mpsc::UnboundedSender<DeviceLoggedOut>,
     pub outbox: Outbox,
+    /// Which devices this process runs.
+    pub leases: Leases,
 }
 
 impl Core {
@@ -78,6 +85,7 @@ impl Core {
         logged_out: mpsc::UnboundedSender<DeviceLoggedOut>,
     ) -> Self {
         let matrix = MatrixClient::new(server.homeserver_url.clone(), config.bridge_as_token.clone());
+        let leases = Leases::new(db.clone(), config.advertised_url(), Duration::from_secs(config.lease_secs));
         let bot = UserId::parse(format!("@{}:{}", config.bot_localpart, server.server_name))
             .expect("the bot localpart and server name make a valid user id");
         Self {
@@ -90,6 +98,7 @@ impl Core {
             portal_creation: Mutex::new(()),
             logged_out,
             outbox: Outbox::default(),
+            leases,
             config,
             provisioning,
         }
@@ -100,28 +109,28 @@ impl Core {
             .expect("digits make a valid localpart")
     }
 
+    /// Where `account` stands: as its client says if it runs here, else as the process
+    /// that runs it last wrote.
+    pub async fn device_state(&self, account: &AccountId) -> Result<ConnectionState, sqlx::Error> {
+        match self.leases.runs(account) {
+            true => Ok(self.network.state(account)),
+            false => lease::stored_state(&self.db, account.as_str()).await,
+        }
+    }
+
     pub fn is_puppet(&self, user: &UserId) -> bool {
         user.server_name() == self.server_name.as_str() && user.localpart().starts_with(&self.config.puppet_prefix)
     }
 
-    /// Reconnects every device linked earlier and registers the bot. Neither needs the
-    /// other: with the homeserver down, devices connect (their messages wait in the inbox)
-    /// and the bot is registered once the homeserver answers. A device that cannot be
-    /// restored is tried again with backoff.
+    /// Reconnects this process's share of the devices linked earlier (see [`crate::lease`])
+    /// and registers the bot. Neither needs the other: with the homeserver down, devices
+    /// connect (their messages wait in the inbox) and the bot is registered once the
+    /// homeserver answers. A device that cannot be restored is tried again on each round
+    /// of the lease keeper.
     pub async fn start(self: &Arc<Self>) -> Result<(), BridgeError> {
-        let logins = store::connected_logins(&self.db).await?;
-        let results = futures::future::join_all(logins.iter().map(|login| self.restore(&login.account_id))).await;
-        let restored = results.iter().filter(|ok| **ok).count();
-        tracing::info!(restored, failed = logins.len() - restored, "linked devices reconnected");
-        for (login, restored) in logins.into_iter().zip(results) {
-            if !restored {
-                let core = self.clone();
-                queue::keep_trying(move || {
-                    let (core, account) = (core.clone(), login.account_id.clone());
-                    async move { core.restore(&account).await }
-                });
-            }
-        }
+        lease::keep(self).await?;
+        tracing::info!(process = %self.leases.process(), "linked devices of this process reconnecting");
+        lease::spawn_keeper(self.clone());
         if let Err(error) = self.register_bot().await {
             tracing::warn!(error = %error, "homeserver not ready; the bridge keeps trying to register its bot");
             let core = self.clone();
@@ -144,23 +153,5 @@ impl Core {
         self.matrix.set_displayname(&self.bot, "WhatsApp bridge").await?;
         tracing::info!(bot = %self.bot, "bridge bot registered");
         Ok(())
-    }
-
-    /// One attempt to reconnect a linked device; says whether it is under way.
-    async fn restore(&self, account_id: &str) -> bool {
-        let account: AccountId = match account_id.parse() {
-            Ok(account) => account,
-            Err(error) => {
-                tracing::error!(device = %account_id, error = %error, "a stored device id is not a phone number");
-                return true;
-            }
-        };
-        match self.network.connect(&account).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(device = %account, error = %error, "device could not be restored; will retry");
-                false
-            }
-        }
     }
 }

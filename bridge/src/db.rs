@@ -10,6 +10,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions};
 
+use crate::secret::Secret;
+
 static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -35,6 +37,8 @@ pub enum DbError {
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    /// PostgreSQL's URL, for the `LISTEN` connections of [`crate::wake`]; it may hold a password.
+    pub listen_url: Option<Secret>,
 }
 
 impl Db {
@@ -72,7 +76,8 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, dialect })
+        let listen_url = (dialect == Dialect::Postgres).then(|| Secret::new(url));
+        Ok(Self { pool, dialect, listen_url })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {

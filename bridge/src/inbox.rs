@@ -16,6 +16,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::core::{BridgeError, Core};
 use crate::db::{Db, now, now_ms};
+use crate::lease::held_by;
 use crate::network::IncomingMessage;
 use crate::queue;
 
@@ -93,13 +94,18 @@ struct Row {
     next_attempt_at: i64,
 }
 
-async fn backlog(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
-    sqlx::query_as(
+/// The backlog of the devices this process holds: a chat is bridged by one process, so
+/// its portal is made once and its order is kept.
+async fn backlog(core: &Core) -> Result<Vec<Row>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT seq, account_id, chat_id, message, attempts, next_attempt_at FROM bridge_inbox
-         WHERE failed_at IS NULL ORDER BY seq LIMIT $1",
-    )
+         WHERE failed_at IS NULL AND account_id IN ({}) ORDER BY seq LIMIT $1",
+        held_by(2)
+    )))
     .bind(PASS_ROWS)
-    .fetch_all(&db.pool)
+    .bind(core.leases.process())
+    .bind(now_ms())
+    .fetch_all(&core.db.pool)
     .await
 }
 
@@ -130,7 +136,7 @@ pub fn spawn_relay(core: Arc<Core>, inbox: Inbox) {
     let permits = Arc::new(Semaphore::new(PARALLEL_CHATS));
     tokio::spawn(async move {
         loop {
-            match backlog(&inbox.db).await {
+            match backlog(&core).await {
                 Ok(rows) => {
                     for (chat, rows) in queue::lanes(rows, |row| (row.account_id.clone(), row.chat_id.clone())) {
                         // A chat waits behind its oldest message: order within a chat is kept.

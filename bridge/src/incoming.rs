@@ -102,6 +102,7 @@ async fn record_logged_out(core: &Core, account: AccountId) -> Result<(), Bridge
         return Ok(());
     };
     store::set_login_state(&core.db, account.as_str(), store::LOGGED_OUT).await?;
+    crate::lease::drop_device(core, &account).await?;
     tracing::warn!(device = %account, "device logged out from the network side");
     let _ = core.logged_out.send(DeviceLoggedOut { account, owner: login.owner, at: crate::db::now() });
     Ok(())

@@ -12,6 +12,7 @@ pub mod db;
 pub mod ids;
 pub mod inbox;
 mod incoming;
+pub mod lease;
 mod login;
 pub mod matrix;
 pub mod media;
@@ -24,6 +25,7 @@ pub mod qr;
 mod queue;
 pub mod secret;
 pub mod store;
+pub mod wake;
 
 use std::sync::Arc;
 
@@ -39,6 +41,28 @@ use crate::db::Db;
 use crate::inbox::Inbox;
 use crate::network::Network;
 pub use crate::outbox::{NETWORK_ID_FIELD, SEND_STATUS};
+
+/// Where linked devices stand: the process that runs one knows, the others read what it
+/// last wrote to the database.
+#[derive(Clone)]
+pub struct DeviceStates {
+    db: Db,
+    local: Option<Arc<Core>>,
+}
+
+impl DeviceStates {
+    /// For a process without a bridge of its own (`mxgate api`).
+    pub fn stored(db: Db) -> Self {
+        Self { db, local: None }
+    }
+
+    pub async fn state(&self, account: &network::AccountId) -> Result<network::ConnectionState, sqlx::Error> {
+        match &self.local {
+            Some(core) => core.device_state(account).await,
+            None => lease::stored_state(&self.db, account.as_str()).await,
+        }
+    }
+}
 
 /// A running bridge: its HTTP surface and the task relaying network events.
 pub struct Bridge {
@@ -79,6 +103,17 @@ impl Bridge {
     /// [`matrix::MatrixClient::announce_appservice`]).
     pub fn announce(&self) {
         self.core.matrix.announce_appservice(self.core.config.bridge_appservice_id.clone());
+    }
+
+    /// Stops every client this process runs and frees their leases, so the other
+    /// processes on the database take the devices at once (a graceful stop).
+    pub async fn stop(&self) {
+        lease::hand_back(&self.core).await;
+    }
+
+    /// Where each device stands, wherever it runs.
+    pub fn devices(&self) -> DeviceStates {
+        DeviceStates { db: self.core.db.clone(), local: Some(self.core.clone()) }
     }
 
     /// The appservice and provisioning endpoints, to serve on the bridge's address.

@@ -94,6 +94,7 @@ pub async fn next(core: &Core, id: &str, owner: &UserId) -> Result<Option<Step>,
         Some(LoginEvent::Success(account)) => {
             let before = store::login(&core.db, account.as_str()).await?;
             store::upsert_login(&core.db, account.as_str(), owner.as_str()).await?;
+            crate::lease::adopt(core, &account).await?;
             tracing::info!(device = %account, owner = %owner, "device linked");
             let previous = before.and_then(|login| UserId::parse(login.owner).ok()).filter(|was| was != owner);
             if let Some(previous) = previous {
@@ -128,6 +129,7 @@ pub async fn logout(core: &Core, owner: &UserId, account: &AccountId) -> Result<
     }
     if login.state == store::CONNECTED {
         core.network.logout(account).await?;
+        crate::lease::drop_device(core, account).await?;
     }
     store::set_login_state(&core.db, account.as_str(), store::REMOVED).await?;
     tracing::info!(device = %account, "device logged out");

@@ -20,9 +20,11 @@ use tokio::sync::Notify;
 use crate::content;
 use crate::core::{BridgeError, Core};
 use crate::db::{Db, now, now_ms};
+use crate::lease::held_by;
 use crate::network::{NetworkMessageId, OutgoingMessage};
 use crate::queue;
 use crate::store::{self, MessageRow};
+use crate::wake;
 
 /// The status event type mautrix bridges use; the API waits for it.
 pub const SEND_STATUS: &str = "com.beeper.message_send_status";
@@ -61,10 +63,10 @@ struct Row {
 const COLUMNS: &str = "seq, event_id, room_id, account_id, chat_id, sender, event, network_id, state, attempts, \
                        next_attempt_at, last_error, created_at";
 
-/// Wakes the sender when something is queued.
+/// Wakes the sender when something is queued, here or (on PostgreSQL) in another process.
 #[derive(Default)]
 pub struct Outbox {
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 /// Queues `event` (an `m.room.message` or `m.sticker` in `room`) if it is the portal
@@ -94,7 +96,10 @@ pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId)
     .bind(now_ms())
     .execute(&core.db.pool)
     .await?;
-    core.outbox.wake.notify_one();
+    match portal.account_id.parse().is_ok_and(|account| core.leases.runs(&account)) {
+        true => core.outbox.wake.notify_one(),
+        false => wake::notify(&core.db, wake::SEND_QUEUED).await,
+    }
     Ok(())
 }
 
@@ -127,13 +132,17 @@ pub async fn outcome(db: &Db, event_id: &str) -> Result<Option<Outcome>, sqlx::E
     }))
 }
 
-async fn due(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
+/// Queued events of the devices this process holds; the others' go out from their owners.
+async fn due(core: &Core) -> Result<Vec<Row>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 ORDER BY seq LIMIT $2"
+        "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 AND account_id IN ({}) ORDER BY seq LIMIT $2",
+        held_by(3)
     )))
     .bind(QUEUED)
     .bind(PASS_ROWS)
-    .fetch_all(&db.pool)
+    .bind(core.leases.process())
+    .bind(now_ms())
+    .fetch_all(&core.db.pool)
     .await
 }
 
@@ -148,12 +157,14 @@ async fn unreported(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
 }
 
 /// Sends the queue for as long as the process runs: one task per device with queued
-/// events, each in order; woken by each enqueue, and every second for retries.
+/// events, each in order; woken by each enqueue (in any process, on PostgreSQL), and every
+/// second for retries.
 pub fn spawn_sender(core: Arc<Core>) {
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    wake::listen(&core.db, wake::SEND_QUEUED, core.outbox.wake.clone());
     tokio::spawn(async move {
         loop {
-            match due(&core.db).await {
+            match due(&core).await {
                 Ok(rows) => {
                     for (account, rows) in queue::lanes(rows, |row| row.account_id.clone()) {
                         if rows[0].next_attempt_at > now_ms()
@@ -190,6 +201,8 @@ async fn drain(core: &Core, rows: Vec<Row>) {
     for mut row in rows {
         let outcome = send(core, &row).await;
         let finished = match &outcome {
+            // Left queued, untouched, for the process that holds the device now.
+            Err(BridgeError::NotHere) => return,
             Ok(()) => mark_sent(&core.db, &row).await.map(|()| true),
             Err(error) if error.is_transient() && now_ms() - row.created_at < RETRY_WINDOW_MS => {
                 tracing::warn!(event = %row.event_id, attempts = row.attempts + 1, error = %error,
@@ -203,6 +216,7 @@ async fn drain(core: &Core, rows: Vec<Row>) {
         };
         match finished {
             Ok(true) => {
+                wake::notify(&core.db, wake::SEND_FINISHED).await;
                 row.state = if outcome.is_ok() { SENT } else { FAILED }.to_owned();
                 row.last_error = outcome.err().map(|e| e.to_string());
                 report(core, &row).await;
@@ -219,6 +233,10 @@ async fn drain(core: &Core, rows: Vec<Row>) {
 }
 
 async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
+    // Fencing: a process that stalled past its lease must not send beside the new owner.
+    if !core.leases.holds(&row.account_id).await? {
+        return Err(BridgeError::NotHere);
+    }
     let event: Value =
         serde_json::from_str(&row.event).map_err(|e| BridgeError::Invalid(format!("unreadable queued event: {e}")))?;
     let sender = UserId::parse(&row.sender).map_err(|e| BridgeError::Invalid(e.to_string()))?;

@@ -208,20 +208,18 @@ async fn login_cancel(
 async fn logins(State(core): State<Arc<Core>>, Caller(user): Caller) -> Result<Json<Value>, ProvisionError> {
     let logins = store::listed_logins_of(&core.db, user.as_str()).await?;
     let ids: Vec<&str> = logins.iter().filter(|l| l.state == store::CONNECTED).map(|l| l.account_id.as_str()).collect();
-    let states: Vec<Value> = logins
-        .iter()
-        .map(|l| {
-            let state = match l.account_id.parse::<AccountId>() {
-                Ok(account) if l.state == store::CONNECTED => core.network.state(&account),
-                _ => ConnectionState::LoggedOut,
-            };
-            let error = match &state {
-                ConnectionState::Error(message) => Some(message.clone()),
-                _ => None,
-            };
-            json!({ "id": l.account_id, "state": state.as_str(), "error": error })
-        })
-        .collect();
+    let mut states = Vec::with_capacity(logins.len());
+    for l in &logins {
+        let state = match l.account_id.parse::<AccountId>() {
+            Ok(account) if l.state == store::CONNECTED => core.device_state(&account).await?,
+            _ => ConnectionState::LoggedOut,
+        };
+        let error = match &state {
+            ConnectionState::Error(message) => Some(message.clone()),
+            _ => None,
+        };
+        states.push(json!({ "id": l.account_id, "state": state.as_str(), "error": error }));
+    }
     Ok(Json(json!({ "login_ids": ids, "logins": states })))
 }
 

@@ -3,15 +3,18 @@
 
 use mxgate_bridge::DeviceLoggedOut;
 use serde_json::json;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc};
 
 use super::service::WHATSAPP;
-use crate::state::AppState;
+use crate::db::Db;
 use crate::webhooks::delivery;
 
-pub async fn report(state: AppState, mut devices: mpsc::UnboundedReceiver<DeviceLoggedOut>) {
+/// Announces each device the bridge reports, waking this process's delivery worker.
+pub async fn report(db: Db, wake: Arc<Notify>, mut devices: mpsc::UnboundedReceiver<DeviceLoggedOut>) {
     while let Some(device) = devices.recv().await {
-        if let Err(error) = announce(&state, &device.owner, device.account.as_str(), device.at).await {
+        if let Err(error) = announce(&db, &wake, &device.owner, device.account.as_str(), device.at).await {
             tracing::error!(device = %device.account, error = %error, "device.logged_out not queued");
         }
     }
@@ -19,11 +22,11 @@ pub async fn report(state: AppState, mut devices: mpsc::UnboundedReceiver<Device
 
 /// Queues `device.logged_out` for `owner`'s event feed and webhooks (those of tokens that
 /// expired included: a retiring identity's devices are logged out because they did).
-pub async fn announce(state: &AppState, owner: &str, device_id: &str, at: i64) -> Result<(), sqlx::Error> {
+pub async fn announce(db: &Db, wake: &Notify, owner: &str, device_id: &str, at: i64) -> Result<(), sqlx::Error> {
     let payload = json!({ "type": "device.logged_out", "platform": WHATSAPP, "device_id": device_id, "timestamp": at });
     // One delivery per log-out: the id names the device and the moment.
     let event_id = format!("device.logged_out:{device_id}:{at}");
-    delivery::enqueue_farewell(&state.db, owner, &event_id, &payload.to_string()).await?;
-    state.deliveries.notify_one();
+    delivery::enqueue_farewell(db, owner, &event_id, &payload.to_string()).await?;
+    wake.notify_one();
     Ok(())
 }

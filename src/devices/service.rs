@@ -122,6 +122,7 @@ pub async fn log_out(state: &AppState, token: &TokenRow, device: DeviceRef) -> A
     check_platform(&device.platform)?;
     let phone: PhoneNumber = device.device_id.parse().map_err(|e: IdError| ApiError::unprocessable(e.to_string()))?;
     let path = format!("logout/{}", segment(phone.as_str()));
-    state.bridge.call(Method::POST, &path, &identity(token)?, &[], Some(json!({}))).await?;
+    let bridge = state.bridge.for_device(&state.db, phone.as_str()).await?;
+    bridge.call(Method::POST, &path, &identity(token)?, &[], Some(json!({}))).await?;
     Ok(())
 }

@@ -198,14 +198,18 @@ async fn send_one(
     txn: &str,
 ) -> RecipientResult {
     let query = [("login_id", device_id)];
+    let bridge = match state.bridge.for_device(&state.db, device_id).await {
+        Ok(bridge) => bridge,
+        Err(error) => return RecipientResult::failed(raw, error.client_message()),
+    };
     let resolved = match &recipient {
         Recipient::Contact(phone) => {
             let path = format!("create_dm/{}", segment(phone.as_str()));
-            state.bridge.call(Method::POST, &path, user, &query, None).await.map(|r| r["dm_room_mxid"].clone())
+            bridge.call(Method::POST, &path, user, &query, None).await.map(|r| r["dm_room_mxid"].clone())
         }
         Recipient::Group(invite) => {
             let body = json!({ "invite_url": invite.url() });
-            state.bridge.call(Method::POST, "join_group", user, &query, Some(body)).await.map(|r| r["mxid"].clone())
+            bridge.call(Method::POST, "join_group", user, &query, Some(body)).await.map(|r| r["mxid"].clone())
         }
     };
     let room = match resolved {

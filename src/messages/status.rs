@@ -1,9 +1,10 @@
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mxgate_bridge::outbox::{self, Outcome};
-use tokio::sync::oneshot;
+use mxgate_bridge::wake;
+use tokio::sync::{Notify, oneshot};
 
 use crate::db::Db;
 
@@ -38,6 +39,8 @@ pub enum Recorded {
 #[derive(Default)]
 pub struct SendStatuses {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Woken when a send finishes in any process (on PostgreSQL, see [`SendStatuses::listen`]).
+    finished: Arc<Notify>,
 }
 
 /// How long an unclaimed status is kept.
@@ -49,6 +52,12 @@ const POLL: Duration = Duration::from_millis(500);
 const KEEP_ABANDONED: Duration = Duration::from_secs(3600);
 
 impl SendStatuses {
+    /// Has waiting sends read the queue's record as soon as any process finishes a send,
+    /// rather than at their next poll.
+    pub fn listen(&self, db: &Db) {
+        wake::listen(db, wake::SEND_FINISHED, self.finished.clone());
+    }
+
     pub fn record(&self, event_id: &str, status: SendStatus) -> Recorded {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.retain(|_, slot| match slot {
@@ -86,17 +95,17 @@ impl SendStatuses {
         let status = loop {
             tokio::select! {
                 status = &mut pushed => break status.ok(),
-                () = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + POLL)) => {
-                    match outbox::outcome(db, event_id).await {
-                        Ok(Some(Outcome::Sent(id))) => break Some(SendStatus::Sent { network_message_id: id }),
-                        Ok(Some(Outcome::Failed(reason))) => break Some(SendStatus::Failed { reason }),
-                        Ok(None) => {}
-                        Err(error) => tracing::warn!(event = event_id, error = %error, "cannot read the send queue"),
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        break None;
-                    }
-                }
+                () = self.finished.notified() => {}
+                () = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + POLL)) => {}
+            }
+            match outbox::outcome(db, event_id).await {
+                Ok(Some(Outcome::Sent(id))) => break Some(SendStatus::Sent { network_message_id: id }),
+                Ok(Some(Outcome::Failed(reason))) => break Some(SendStatus::Failed { reason }),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(event = event_id, error = %error, "cannot read the send queue"),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
             }
         };
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());

@@ -59,8 +59,9 @@ async fn retire(state: &AppState, identity: &str) -> ApiResult<Vec<String>> {
             continue;
         }
         let path = format!("logout/{}", segment(&login.account_id));
-        state.bridge.call(Method::POST, &path, &user, &[], Some(json!({}))).await?;
-        crate::devices::logged_out::announce(state, identity, &login.account_id, now).await?;
+        let bridge = state.bridge.for_device(&state.db, &login.account_id).await?;
+        bridge.call(Method::POST, &path, &user, &[], Some(json!({}))).await?;
+        crate::devices::logged_out::announce(&state.db, &state.deliveries, identity, &login.account_id, now).await?;
         unlinked.push(login.account_id);
     }
     match state.homeserver.lock_out(&user).await {

@@ -3,6 +3,7 @@
 //! HTTP helpers that speak the API the way a client would.
 #![allow(dead_code)]
 
+mod cluster;
 mod gate;
 mod phone;
 mod process;
@@ -27,6 +28,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+#[allow(unused_imports)]
+pub use cluster::{Balancer, Cluster, Layout};
 #[allow(unused_imports)]
 pub use gate::Gate;
 #[allow(unused_imports)]
@@ -134,6 +137,8 @@ pub struct Options {
     pub limits: (u32, u32, u32),
     /// Logins one identity may have in progress at once.
     pub max_logins_per_identity: usize,
+    /// `MXGATE_LEASE_SECS`: how soon a dead process's devices move.
+    pub lease_secs: u64,
 }
 
 /// Where mxgate's whatsapp-rust clients find the WhatsApp server (a `wa-sim`).
@@ -162,6 +167,7 @@ impl Default for Options {
             bridge_unreachable: false,
             limits: (100_000, 100_000, 100_000),
             max_logins_per_identity: 100,
+            lease_secs: 15,
         }
     }
 }
@@ -329,6 +335,8 @@ impl TestApp {
         };
         let bridge = BridgeConfig {
             bridge_listen_addr: bridge_addr,
+            bridge_advertise_url: None,
+            lease_secs: options.lease_secs,
             bridge_as_token: Secret::new(slot.pair.bridge.as_token.clone()),
             bridge_hs_token: Secret::new(slot.pair.bridge.hs_token.clone()),
             bridge_appservice_id: slot.pair.bridge_id(),

@@ -38,6 +38,7 @@ pub fn environment(api: &ApiConfig, bridge: &BridgeConfig) -> Vec<(&'static str,
         ("MXGATE_WEBHOOK_RETRY_HORIZON", api.webhook_retry_horizon.to_string()),
         ("MXGATE_WEBHOOK_RETENTION", api.webhook_retention.to_string()),
         ("MXGATE_BRIDGE_LISTEN_ADDR", bridge.bridge_listen_addr.to_string()),
+        ("MXGATE_LEASE_SECS", bridge.lease_secs.to_string()),
         ("MXGATE_BRIDGE_AS_TOKEN", bridge.bridge_as_token.expose().to_owned()),
         ("MXGATE_BRIDGE_HS_TOKEN", bridge.bridge_hs_token.expose().to_owned()),
         ("MXGATE_BRIDGE_APPSERVICE_ID", bridge.bridge_appservice_id.clone()),
@@ -57,9 +58,14 @@ pub fn environment(api: &ApiConfig, bridge: &BridgeConfig) -> Vec<(&'static str,
 /// Starts `mxgate serve` and waits until its API answers (healthy or not: a test may start
 /// it with the homeserver down).
 pub async fn spawn(env: &[(&'static str, String)], base: &str) -> Child {
+    spawn_command("serve", env, &format!("{base}/health")).await
+}
+
+/// Starts `mxgate <command>` and waits until `ready` answers HTTP, whatever the status.
+pub async fn spawn_command(command: &str, env: &[(&'static str, String)], ready: &str) -> Child {
     let workdir = std::env::temp_dir();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mxgate"))
-        .arg("serve")
+        .arg(command)
         .current_dir(workdir)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -70,12 +76,12 @@ pub async fn spawn(env: &[(&'static str, String)], base: &str) -> Child {
     let http = reqwest::Client::new();
     for _ in 0..300 {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("mxgate exited at start-up: {status}");
+            panic!("mxgate {command} exited at start-up: {status}");
         }
-        if http.get(format!("{base}/health")).send().await.is_ok() {
+        if http.get(ready).send().await.is_ok() {
             return child;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("mxgate did not answer at {base}");
+    panic!("mxgate {command} did not answer at {ready}");
 }

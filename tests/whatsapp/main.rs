@@ -2,6 +2,7 @@
 //! clients against `wa-sim`, a server speaking the WhatsApp Web protocol, with people's
 //! phones as real whatsapp-rust clients that encrypt and decrypt for themselves.
 
+mod cluster;
 #[path = "../common/mod.rs"]
 mod common;
 mod reliability;

@@ -313,6 +313,10 @@ pub trait Network: Send + Sync + 'static {
 
     async fn logout(&self, account: &AccountId) -> Result<(), NetworkError>;
 
+    /// Stops running `account`'s client in this process without logging it out: its
+    /// session stays stored for the process that runs the device next.
+    async fn disconnect(&self, account: &AccountId);
+
     /// Checks that `phone` can be messaged from `account`.
     async fn resolve_contact(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Contact, NetworkError>;
 

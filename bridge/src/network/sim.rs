@@ -294,6 +294,10 @@ impl Network for SimNetwork {
         Ok(())
     }
 
+    async fn disconnect(&self, account: &AccountId) {
+        self.locked().connected.remove(account);
+    }
+
     fn state(&self, account: &AccountId) -> ConnectionState {
         if self.locked().connected.contains(account) { ConnectionState::Connected } else { ConnectionState::LoggedOut }
     }

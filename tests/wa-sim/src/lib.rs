@@ -195,6 +195,12 @@ impl WaSim {
         api::online(&self.sim, phone_number, device)
     }
 
+    /// How many logins of companion `device` of `phone_number` found it online already
+    /// and replaced that connection: more than one client running the same device.
+    pub fn takeovers(&self, phone_number: &str, device: u16) -> usize {
+        self.sim.peek().takeovers.get(&(phone_number.to_string(), device)).copied().unwrap_or(0)
+    }
+
     /// Waits until `condition` holds, re-evaluating it whenever the
     /// simulator's state changes (a stanza handled, delivered, acked, a
     /// connection opened or closed) — no polling. Fails after `timeout`.

@@ -305,6 +305,7 @@ impl Sim {
             }
             let lid = Jid::lid_device(acc.lid.as_str(), device);
             if let Some(old) = st.online.insert((phone.clone(), device), conn.clone()) {
+                *st.takeovers.entry((phone.clone(), device)).or_default() += 1;
                 let _ = old.tx.send(Out::Close);
             }
             conn.send(

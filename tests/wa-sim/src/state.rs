@@ -185,6 +185,8 @@ pub struct State {
     /// `primary_hello`s sent, by pairing ref, waiting for `companion_finish`.
     pub awaiting_finish: HashMap<Vec<u8>, oneshot::Sender<CompanionFinish>>,
     pub online: HashMap<(String, u16), ConnHandle>,
+    /// Logins that replaced a device's open connection: two clients running one device.
+    pub takeovers: HashMap<(String, u16), usize>,
     pub groups: BTreeMap<String, Group>,
     pub next_lid: u64,
     pub next_group: u64,

@@ -342,6 +342,13 @@ impl Network for WhatsAppNetwork {
         }
     }
 
+    async fn disconnect(&self, account: &AccountId) {
+        let session = self.inner.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(account);
+        if let Some(session) = session {
+            session.close(false).await;
+        }
+    }
+
     async fn resolve_contact(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Contact, NetworkError> {
         let session = self.session(account)?;
         let jid = person(phone);
