@@ -50,4 +50,5 @@ test: synapse $(SCHEMATHESIS_STAMP) ## Run every test on SQLite and on PostgreSQ
 	@scripts/test.sh
 
 bench: synapse ## Measure throughput, latency and memory against their baselines (release build, a few minutes)
-	@cargo bench -q --bench mxgate
+	@scripts/nginx.sh
+	@MXGATE_TEST_POSTGRES=$$(scripts/postgres-url.sh) cargo bench -q --bench mxgate

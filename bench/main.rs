@@ -16,8 +16,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::put;
 use common::{
-    Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, link_device, link_device_with,
-    take_slot,
+    Cluster, Layout, Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, link_device,
+    link_device_with, patiently, take_slot,
 };
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -36,6 +36,8 @@ const FAN_OUT: usize = 100;
 const CONTACT: &str = "237698765432";
 /// Devices of the whatsapp-connector figure, each a whatsapp-rust client in mxgate.
 const WA_DEVICES: usize = 10;
+/// Devices of the failover figure, on two processes.
+const FAILOVER_DEVICES: usize = 100;
 
 #[derive(Clone)]
 struct Figure {
@@ -460,6 +462,9 @@ async fn main() {
     eprintln!("==> 6. the whatsapp connector against wa-sim");
     let (whatsapp, whatsapp_send) = whatsapp_connector().await;
 
+    eprintln!("==> 7. failover of {FAILOVER_DEVICES} whatsapp-connector devices between two processes");
+    let failover = failover().await;
+
     let rows = [&auth, &send, &receive, &send_many, &receive_many, &fan_out, &whatsapp_send];
     let results = json!({
         "machine": machine(),
@@ -479,6 +484,7 @@ async fn main() {
         },
         "fan_out": fan_out.json(),
         "whatsapp": whatsapp,
+        "failover": failover,
         "total_seconds": total.elapsed().as_secs_f64(),
     });
     print_table(&rows, &results);
@@ -568,6 +574,65 @@ async fn whatsapp_connector() -> (Value, Row) {
         results["rss_kib_per_device"].as_f64().unwrap_or(0.0)
     );
     (results, Row { figure, baseline: None })
+}
+
+/// `FAILOVER_DEVICES` devices on the `whatsapp` connector, linked through nginx in front of
+/// two `mxgate serve` on PostgreSQL with the default lease; once they are spread, `kill -9`
+/// of one process and the time until wa-sim sees every device logged in again, the other
+/// process having taken over the dead one's half from their stored sessions. Skipped
+/// (null) without `MXGATE_TEST_POSTGRES`, which `make bench` sets.
+async fn failover() -> Value {
+    let sim = wa_sim::WaSim::start().await.expect("the simulator starts");
+    let server = WhatsAppServer {
+        ws_url: sim.ws_url(),
+        http_url: format!("http://{}", sim.media_host()),
+        connect_timeout_ms: 30_000,
+    };
+    let options = Options { whatsapp: Some(server), ..Options::default() };
+    let Some(mut cluster) = Cluster::start(&[Layout::Serve, Layout::Serve], options).await else {
+        eprintln!("failover skipped: it needs MXGATE_TEST_POSTGRES");
+        return Value::Null;
+    };
+    let token = cluster.app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let numbers: Vec<String> = (0..FAILOVER_DEVICES).map(|n| format!("2376300{n:05}")).collect();
+    let (sim_ref, app) = (&sim, &cluster.app);
+    futures::future::join_all(numbers.iter().map(|number| {
+        let sim = sim_ref;
+        sim.create_account(number, "Bench Device").unwrap();
+        link_device_with(app, &token, 1, move |code| {
+            let scanned = sim.scan_qr(number, &code);
+            async move {
+                scanned.expect("the phone scans");
+            }
+        })
+    }))
+    .await;
+    let online = |sim: &wa_sim::WaSim| {
+        numbers.iter().all(|n| sim.account(n).is_ok_and(|a| a.devices.iter().any(|d| *d > 0 && sim.is_online(n, *d))))
+    };
+    let half = FAILOVER_DEVICES / 2;
+    patiently("the devices spread over both processes", Duration::from_secs(180), || async {
+        let owners = cluster.owners().await;
+        let first = owners.values().filter(|o| o.process == cluster.members[0].bridge_url).count();
+        (owners.len() == FAILOVER_DEVICES && first == half).then_some(())
+    })
+    .await;
+    sim.wait_until(Duration::from_secs(120), |sim| online(sim)).await.expect("every device online");
+    let started = Instant::now();
+    cluster.kill(0);
+    sim.wait_until(Duration::from_secs(10), |sim| !online(sim)).await.expect("the killed process's devices drop");
+    sim.wait_until(Duration::from_secs(120), |sim| online(sim)).await.expect("every device online again");
+    let seconds = started.elapsed().as_secs_f64();
+    let takeovers: usize = numbers
+        .iter()
+        .map(|n| sim.account(n).unwrap().devices.iter().map(|d| sim.takeovers(n, *d)).sum::<usize>())
+        .sum();
+    println!(
+        "failover: kill -9 of one of two processes until all {FAILOVER_DEVICES} devices are online again \
+         ({half} moved, lease 15 s): {seconds:.1} s; connections replaced by a second client: {takeovers}"
+    );
+    json!({ "devices": FAILOVER_DEVICES, "moved": half, "lease_seconds": 15, "kill_9_until_all_online_seconds": seconds,
+            "connections_replaced": takeovers })
 }
 
 fn machine() -> Value {

@@ -5,7 +5,8 @@
 //! PostgreSQL both run the statement and one of them gets the row back; on SQLite there
 //! is one process and every claim succeeds.
 //!
-//! The keeper renews every third of the lease time. A process that finds a lease gone
+//! The keeper runs every third of the lease time, and a renewal holds for two thirds, so a
+//! dead process's devices are taken over within the lease time. A process that finds a lease gone
 //! (taken over while it stalled) stops that client before anything else; one that holds
 //! more than its share (devices ÷ live processes, rounded up) hands the surplus back, and
 //! one below its share takes devices whose lease has run out. So a killed process's
@@ -59,8 +60,15 @@ impl Leases {
         self.running().contains_key(account)
     }
 
+    /// How often the keeper runs.
+    fn period_ms(&self) -> i64 {
+        self.lease_ms / 3
+    }
+
+    /// A renewal holds for two periods: one renewal may be late, and a dead process's
+    /// devices are taken (by a keeper at most one period later) within the lease time.
     fn expiry(&self) -> i64 {
-        now_ms() + self.lease_ms
+        now_ms() + 2 * self.period_ms()
     }
 
     async fn register(&self) -> Result<(), sqlx::Error> {
@@ -218,7 +226,7 @@ pub async fn keep(core: &Arc<Core>) -> Result<(), sqlx::Error> {
             stop(core, &account).await;
             leases.release(account.as_str()).await?;
         }
-    } else {
+    } else if held.len() < share {
         for account in leases.unowned(share - held.len()).await? {
             if leases.claim(&account, false).await? {
                 tracing::info!(device = %account, "took over a device no live process runs");
@@ -258,7 +266,7 @@ pub async fn keep(core: &Arc<Core>) -> Result<(), sqlx::Error> {
 /// Runs [`keep`] every third of the lease time for as long as the process runs.
 pub fn spawn_keeper(core: Arc<Core>) {
     tokio::spawn(async move {
-        let period = Duration::from_millis((core.leases.lease_ms / 3) as u64);
+        let period = Duration::from_millis(core.leases.period_ms() as u64);
         loop {
             tokio::time::sleep(period).await;
             if let Err(error) = keep(&core).await {

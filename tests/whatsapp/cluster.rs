@@ -98,9 +98,7 @@ async fn write_to_each(contact: &Phone, devices: usize, text: &str) -> BTreeSet<
     let mut ids = BTreeSet::new();
     for n in 0..devices {
         let message = wa::Message { conversation: Some(format!("{text} {n}")), ..Default::default() };
-        ids.insert(
-            contact.client.send_message(Jid::pn(&device(n)), message).await.expect("wa-sim takes it").message_id,
-        );
+        ids.insert(contact.client.send_message(Jid::pn(device(n)), message).await.expect("wa-sim takes it").message_id);
     }
     ids
 }
