@@ -33,6 +33,8 @@ build: ## Build the release binary
 
 setup: synapse build ## Write .env and secrets, render Synapse's config, migrate (keeps existing values)
 	@$(RELEASE_BIN) setup
+	@# Synapse on PostgreSQL (when mxgate is) needs the driver; psycopg2-binary is a wheel, no compiler.
+	@if grep -q '^SYNAPSE_DATABASE_URL=' .env; then $(VENV)/bin/pip install -q --disable-pip-version-check psycopg2-binary; fi
 	@$(VENV)/bin/python -m synapse.app.homeserver -c data/synapse/homeserver.yaml --generate-keys >/dev/null
 
 run: setup ## Start Synapse in the background and mxgate in the foreground

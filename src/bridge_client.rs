@@ -21,6 +21,7 @@ pub enum BridgeCallError {
     Refused { status: u16, errcode: String, message: String },
 }
 
+#[derive(Clone)]
 pub struct BridgeClient {
     http: reqwest::Client,
     base: Url,
@@ -34,6 +35,17 @@ impl BridgeClient {
         Self { http, base: config.bridge_url.clone(), secret: config.provisioning_secret.clone() }
     }
 
+    /// The bridge for something only `device`'s client can do (resolve a contact, join a
+    /// group, log out): that of the process that runs the device, which may be another
+    /// process on the same database. A device no live process runs yet goes to this
+    /// process's bridge, which answers that it is not connected.
+    pub async fn for_device(&self, db: &Db, device: &str) -> Result<BridgeClient, BridgeCallError> {
+        let owner = mxgate_bridge::lease::bridge_of(db, device)
+            .await
+            .map_err(|e| BridgeCallError::Unavailable(format!("the device's process is unknown: {e}")))?;
+        Ok(Self { base: owner.unwrap_or_else(|| self.base.clone()), ..self.clone() })
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -42,29 +54,7 @@ impl BridgeClient {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Value, BridgeCallError> {
-        self.call_at(&self.base, method, path, acting, query, body).await
-    }
-
-    /// The bridge for something only `device`'s client can do (resolve a contact, join a
-    /// group, log out): that of the process that runs the device, which may be another
-    /// process on the same database. A device no live process runs yet goes to this
-    /// process's bridge, which answers that it is not connected.
-    pub async fn for_device(&self, db: &Db, device: &str) -> Result<DeviceBridge<'_>, BridgeCallError> {
-        let owner = mxgate_bridge::lease::bridge_of(db, device)
-            .await
-            .map_err(|e| BridgeCallError::Unavailable(format!("the device's process is unknown: {e}")))?;
-        Ok(DeviceBridge { client: self, base: owner.unwrap_or_else(|| self.base.clone()) })
-    }
-
-    async fn call_at(
-        &self,
-        base: &Url,
-        method: Method,
-        path: &str,
-        acting: &UserId,
-        query: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Result<Value, BridgeCallError> {
+        let base = &self.base;
         let mut url = base
             .join(&format!("/_matrix/provision/v3/{path}"))
             .map_err(|e| BridgeCallError::Unavailable(e.to_string()))?;
@@ -84,25 +74,6 @@ impl BridgeClient {
         }
         let error = ErrorBody::parse(&bytes);
         Err(BridgeCallError::Refused { status: status.as_u16(), errcode: error.errcode, message: error.error })
-    }
-}
-
-/// The bridge of the process that runs one device, from [`BridgeClient::for_device`].
-pub struct DeviceBridge<'a> {
-    client: &'a BridgeClient,
-    base: Url,
-}
-
-impl DeviceBridge<'_> {
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        acting: &UserId,
-        query: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Result<Value, BridgeCallError> {
-        self.client.call_at(&self.base, method, path, acting, query, body).await
     }
 }
 

@@ -96,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
             let _ = dotenvy::from_path_override(&setup.env_file);
             let url = std::env::var("DATABASE_URL").unwrap_or(database.database_url);
             migrated(&url).await?;
+            if let Ok(synapse) = std::env::var("SYNAPSE_DATABASE_URL") {
+                setup::create_synapse_database(&url, &synapse).await?;
+            }
             tracing::info!(env_file = %setup.env_file.display(), "setup complete");
             Ok(())
         }

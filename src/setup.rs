@@ -50,6 +50,7 @@ pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
         let value = std::env::var(key).unwrap_or_else(|_| default.to_owned());
         env.entry(key.into()).or_insert(value);
     }
+    let database = SynapseDatabase::for_env(&mut env)?;
     write_env(&setup.env_file, &env)?;
     if env.len() > before {
         tracing::info!(added = env.len() - before, file = %setup.env_file.display(), "wrote new settings");
@@ -63,7 +64,7 @@ pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
         server_name: env["MXGATE_SERVER_NAME"].clone(),
         homeserver_url,
         synapse_dir,
-        database: SynapseDatabase::Sqlite,
+        database,
         registration_shared_secret: env["MXGATE_REGISTRATION_SHARED_SECRET"].clone(),
         macaroon_secret_key: env["SYNAPSE_MACAROON_SECRET_KEY"].clone(),
         form_secret: env["SYNAPSE_FORM_SECRET"].clone(),
@@ -104,6 +105,74 @@ pub struct Registration {
 #[derive(Debug, Clone)]
 pub enum SynapseDatabase {
     Sqlite,
+    /// Synapse's own database on a PostgreSQL server (`SYNAPSE_DATABASE_URL`), created by
+    /// [`create_synapse_database`] with the C collation Synapse requires.
+    Postgres(Url),
+}
+
+impl SynapseDatabase {
+    /// Synapse beside mxgate's store: on PostgreSQL when mxgate is, in a database of its own.
+    fn for_env(env: &mut BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let mxgate = &env["DATABASE_URL"];
+        if !(mxgate.starts_with("postgres:") || mxgate.starts_with("postgresql:")) {
+            return Ok(Self::Sqlite);
+        }
+        let mut default: Url = mxgate.parse().context("DATABASE_URL")?;
+        default.set_path("/synapse");
+        default.set_query(None);
+        let chosen = std::env::var("SYNAPSE_DATABASE_URL").unwrap_or_else(|_| default.to_string());
+        let url = env.entry("SYNAPSE_DATABASE_URL".into()).or_insert(chosen);
+        Ok(Self::Postgres(url.parse().context("SYNAPSE_DATABASE_URL")?))
+    }
+
+    /// The `database:` section of `homeserver.yaml`.
+    fn yaml(&self, dir: &Path) -> anyhow::Result<String> {
+        Ok(match self {
+            Self::Sqlite => {
+                format!("  name: sqlite3\n  args:\n    database: \"{}\"", dir.join("homeserver.db").display())
+            }
+            Self::Postgres(url) => {
+                let decoded = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                let mut args = vec![
+                    format!("user: \"{}\"", decoded(url.username())),
+                    format!("dbname: \"{}\"", synapse_database_name(url)?),
+                    format!("host: \"{}\"", url.host_str().unwrap_or("127.0.0.1")),
+                    format!("port: {}", url.port().unwrap_or(5432)),
+                    "cp_min: 5".into(),
+                    "cp_max: 10".into(),
+                ];
+                if let Some(password) = url.password() {
+                    args.push(format!("password: \"{}\"", decoded(password)));
+                }
+                format!("  name: psycopg2\n  args:\n    {}", args.join("\n    "))
+            }
+        })
+    }
+}
+
+/// The database name of `url`, which is written into SQL and YAML: letters, digits, `_`.
+fn synapse_database_name(url: &Url) -> anyhow::Result<String> {
+    let name = url.path().trim_start_matches('/');
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bail!("SYNAPSE_DATABASE_URL must name a database of letters, digits and underscores, not {name:?}");
+    }
+    Ok(name.to_owned())
+}
+
+/// Creates Synapse's PostgreSQL database unless it exists: UTF-8 with the C collation and
+/// character type, which Synapse refuses to start without. Connects as `DATABASE_URL`'s user.
+pub async fn create_synapse_database(mxgate_url: &str, synapse_url: &str) -> anyhow::Result<()> {
+    let name = synapse_database_name(&synapse_url.parse().context("SYNAPSE_DATABASE_URL")?)?;
+    let db = crate::db::Db::connect(mxgate_url).await.context("connecting to DATABASE_URL")?;
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1").bind(&name).fetch_optional(&db.pool).await?;
+    if exists.is_none() {
+        let create = format!("CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+        sqlx::query(sqlx::AssertSqlSafe(create)).execute(&db.pool).await.context("creating Synapse's database")?;
+        tracing::info!(database = %name, "created Synapse's database");
+    }
+    db.pool.close().await;
+    Ok(())
 }
 
 /// Everything the Synapse templates need.
@@ -151,11 +220,7 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
     let dir = &params.synapse_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let port = params.homeserver_url.port_or_known_default().context("homeserver URL without a port")?;
-    let database = match params.database {
-        SynapseDatabase::Sqlite => {
-            format!("  name: sqlite3\n  args:\n    database: \"{}\"", dir.join("homeserver.db").display())
-        }
-    };
+    let database = params.database.yaml(dir)?;
     let server_name_regex = params.server_name.replace('.', "\\\\.");
     let mut files = Vec::new();
     let common: Vec<(&str, String)> = vec![
@@ -263,6 +328,30 @@ mod tests {
         assert_eq!(render("x={{a}} y={{a}}", &vars).unwrap(), "x=1 y=1");
         let error = render("{{a}} {{b}}", &vars).unwrap_err().to_string();
         assert!(error.contains("{{b}}"), "{error}");
+    }
+
+    #[test]
+    fn synapse_goes_on_postgresql_in_a_database_of_its_own_when_mxgate_does() {
+        let mut env =
+            BTreeMap::from([("DATABASE_URL".to_owned(), "postgres://mx:p%40ss@db.internal:6432/mxgate".to_owned())]);
+        let database = SynapseDatabase::for_env(&mut env).unwrap();
+        assert_eq!(env["SYNAPSE_DATABASE_URL"], "postgres://mx:p%40ss@db.internal:6432/synapse");
+        let yaml = database.yaml(Path::new("/data")).unwrap();
+        for line in [
+            "name: psycopg2",
+            "user: \"mx\"",
+            "password: \"p@ss\"",
+            "dbname: \"synapse\"",
+            "host: \"db.internal\"",
+            "port: 6432",
+        ] {
+            assert!(yaml.contains(line), "{line} in {yaml}");
+        }
+        let mut sqlite = BTreeMap::from([("DATABASE_URL".to_owned(), "sqlite://data/mxgate.db".to_owned())]);
+        assert!(matches!(SynapseDatabase::for_env(&mut sqlite).unwrap(), SynapseDatabase::Sqlite));
+        assert!(!sqlite.contains_key("SYNAPSE_DATABASE_URL"));
+        let bad: Url = "postgres://mx@db/syn;apse".parse().unwrap();
+        assert!(synapse_database_name(&bad).is_err());
     }
 
     #[test]

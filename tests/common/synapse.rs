@@ -70,8 +70,26 @@ pub fn synapse() -> &'static Synapse {
     SYNAPSE.get_or_init(start)
 }
 
+/// A port nothing listens on, for a server a test starts later (a child process binds it
+/// itself). Taken below the kernel's ephemeral range (32768 and up), where the test's own
+/// outgoing connections get their ports, so none of those takes it before the server
+/// binds; never the same one twice in a run.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const LAST: u16 = 32_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, rand::random_range(FIRST..LAST), Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        if port >= LAST {
+            NEXT.store(FIRST, Ordering::SeqCst);
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn repo() -> &'static Path {
