@@ -35,6 +35,8 @@ setup: synapse build ## Write .env and secrets, render Synapse's config, migrate
 	@$(RELEASE_BIN) setup
 	@# Synapse on PostgreSQL (when mxgate is) needs the driver; psycopg2-binary is a wheel, no compiler.
 	@if grep -q '^SYNAPSE_DATABASE_URL=' .env; then $(VENV)/bin/pip install -q --disable-pip-version-check psycopg2-binary; fi
+	@# Synapse's workers (MXGATE_SYNAPSE_WORKERS=true) replicate through Redis: its `redis` extra.
+	@if grep -q '^MXGATE_SYNAPSE_WORKERS=true' .env; then $(VENV)/bin/pip install -q --disable-pip-version-check "matrix-synapse[redis]==$(SYNAPSE_VERSION)"; fi
 	@$(VENV)/bin/python -m synapse.app.homeserver -c data/synapse/homeserver.yaml --generate-keys >/dev/null
 
 run: setup ## Start Synapse in the background and mxgate in the foreground
@@ -51,6 +53,13 @@ migrate-up: build ## Apply database migrations (DATABASE_URL or .env)
 test: synapse $(SCHEMATHESIS_STAMP) ## Run every test on SQLite and on PostgreSQL (started from Debian's packages if none answers)
 	@scripts/test.sh
 
-bench: synapse ## Measure throughput, latency and memory against their baselines (release build, a few minutes)
+# The bench's second Synapse runs on PostgreSQL (tests/common/synapse.rs): psycopg2, a wheel, no compiler.
+PSYCOPG_STAMP := $(VENV)/.psycopg2-binary
+$(PSYCOPG_STAMP): $(SYNAPSE_STAMP)
+	@echo "==> installing psycopg2-binary into $(VENV)"
+	@$(VENV)/bin/pip install -q --disable-pip-version-check psycopg2-binary
+	@touch $@
+
+bench: synapse $(PSYCOPG_STAMP) ## Measure throughput, latency and memory against their baselines (release build, a few minutes)
 	@scripts/nginx.sh
 	@MXGATE_TEST_POSTGRES=$$(scripts/postgres-url.sh) cargo bench -q --bench mxgate

@@ -1,7 +1,8 @@
 //! `make bench`: mxgate's figures, each measured next to its baseline in the same run,
-//! on a release build, a real Synapse (SQLite) and the `sim` network, then the `whatsapp`
-//! connector against `wa-sim`. Prints a table and writes `bench/results.json`. Never part
-//! of `make test`.
+//! on a release build, a real Synapse (SQLite) and the `sim` network; then several
+//! processes behind nginx on PostgreSQL with a second Synapse on PostgreSQL, and the
+//! `whatsapp` connector against `wa-sim`. Prints a table and whether each of issue #12's
+//! targets is met, and writes `bench/results.json`. Never part of `make test`.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -16,8 +17,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::put;
 use common::{
-    Cluster, Layout, Options, Phone, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect, link_device,
-    link_device_with, patiently, take_slot,
+    Cluster, Layout, Options, Phone, Synapse, TestApp, WebhookReceiver, WhatsAppServer, eventually, expect,
+    link_device, link_device_with, patiently, synapse_on_postgres, take_slot,
 };
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -38,6 +39,14 @@ const CONTACT: &str = "237698765432";
 const WA_DEVICES: usize = 10;
 /// Devices of the failover figure, on two processes.
 const FAILOVER_DEVICES: usize = 100;
+/// The steady incoming figure: this many messages a second, round robin over this many
+/// chats (one contact each), for this long.
+const STEADY_RATE: u32 = 20;
+const STEADY_CHATS: usize = 50;
+const STEADY_WINDOW: Duration = Duration::from_secs(30);
+/// Devices of the cluster figures, spread over the processes, and contacts writing to each.
+const CLUSTER_DEVICES: usize = 4;
+const CLUSTER_CONTACTS: usize = 25;
 
 #[derive(Clone)]
 struct Figure {
@@ -144,21 +153,37 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-/// CPU milliseconds mxgate and Synapse spend per operation while `run` runs.
+/// CPU milliseconds mxgate (all its processes) and Synapse spend per operation.
 struct CpuMeter {
-    pids: [u32; 2],
+    mxgate: Vec<u32>,
+    synapse: u32,
     start: [f64; 2],
 }
 
 impl CpuMeter {
-    fn start(mxgate: u32, synapse: u32) -> Self {
-        Self { pids: [mxgate, synapse], start: [cpu_seconds(mxgate), cpu_seconds(synapse)] }
+    fn start(mxgate: &[u32], synapse: u32) -> Self {
+        let mut meter = Self { mxgate: mxgate.to_vec(), synapse, start: [0.0; 2] };
+        meter.start = meter.now();
+        meter
+    }
+
+    fn now(&self) -> [f64; 2] {
+        [self.mxgate.iter().map(|pid| cpu_seconds(*pid)).sum(), cpu_seconds(self.synapse)]
     }
 
     fn per_op(&self, ops: usize) -> [f64; 2] {
-        let per = |i: usize| (cpu_seconds(self.pids[i]) - self.start[i]) * 1000.0 / ops.max(1) as f64;
+        let now = self.now();
+        let per = |i: usize| (now[i] - self.start[i]) * 1000.0 / ops.max(1) as f64;
         [per(0), per(1)]
     }
+}
+
+/// Runs `measure` with the CPU of the `mxgate` processes and of Synapse metered.
+async fn metered(mxgate: &[u32], synapse: u32, measure: impl Future<Output = Figure>) -> Figure {
+    let meter = CpuMeter::start(mxgate, synapse);
+    let mut figure = measure.await;
+    figure.cpu_ms = meter.per_op(figure.count);
+    figure
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -174,6 +199,131 @@ fn encode(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
+/// One message from `from` to linked `device`, injected at the simulator of the mxgate
+/// at `base` (the process holding the device); its network message id.
+async fn inject(http: &reqwest::Client, base: &str, device: &str, from: &str, text: String) -> String {
+    let body = json!({ "device_id": device, "from": from, "text": text });
+    let response = http.post(format!("{base}/sim/incoming")).json(&body).send().await.expect("the simulator answers");
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "injecting a message: {status} {answer}");
+    answer["message_id"].as_str().expect("a message id").to_owned()
+}
+
+/// A message to inject: the process holding the device (its API's base URL), the device
+/// and the contact writing to it.
+#[derive(Clone)]
+struct Chat {
+    base: String,
+    device: String,
+    contact: String,
+}
+
+/// When each injected message (by network message id) left, for its webhook latency.
+type Injected = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn inject_noted(
+    http: &reqwest::Client,
+    chat: &Chat,
+    text: String,
+    injected: &Injected,
+) -> impl Future<Output = ()> + use<> {
+    let (http, chat, injected) = (http.clone(), chat.clone(), injected.clone());
+    async move {
+        let at = Instant::now();
+        let id = inject(&http, &chat.base, &chat.device, &chat.contact, text).await;
+        injected.lock().unwrap().insert(id, at);
+    }
+}
+
+/// Waits until `receiver` has had every message of `injected` since its `already`th
+/// delivery (other deliveries are no concern of the figure); each one's latency from its
+/// injection, asserting none arrived twice.
+async fn webhook_latencies(receiver: &WebhookReceiver, already: usize, injected: &Injected) -> Vec<Duration> {
+    let injected = injected.lock().unwrap().clone();
+    for _ in 0..1200 {
+        let received = receiver.received();
+        let mut arrived: HashMap<String, Instant> = HashMap::new();
+        let mut deliveries = 0;
+        for delivery in &received[already..] {
+            let Some(id) = delivery.json()["message_id"].as_str().map(str::to_owned) else { continue };
+            if injected.contains_key(&id) {
+                deliveries += 1;
+                arrived.entry(id).or_insert(delivery.at);
+            }
+        }
+        if arrived.len() == injected.len() {
+            assert_eq!(deliveries, arrived.len(), "every message reached the webhook once");
+            return arrived.iter().map(|(id, at)| at.duration_since(injected[id])).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the webhook did not get all {} messages in 2 minutes", injected.len());
+}
+
+/// `messages` (cycling through `chats`) injected 32 at once; latency from injection until
+/// `receiver` has each.
+async fn incoming_burst(
+    name: &str,
+    http: &reqwest::Client,
+    receiver: &WebhookReceiver,
+    chats: &[Chat],
+    messages: usize,
+) -> Figure {
+    let already = receiver.received().len();
+    let injected: Injected = Arc::default();
+    let started = Instant::now();
+    let run = random_tag();
+    let injections =
+        (0..messages).map(|n| inject_noted(http, &chats[n % chats.len()], format!("incoming {run} {n}"), &injected));
+    futures::stream::iter(injections).buffer_unordered(32).collect::<Vec<()>>().await;
+    let latencies = webhook_latencies(receiver, already, &injected).await;
+    Figure::new(name, latencies, started.elapsed().as_secs_f64())
+}
+
+fn random_tag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
+/// The portal of `device`'s chat with `CONTACT`, as `identity` sees it, from the bridge at
+/// `bridge_url` (the one holding the device).
+async fn portal_room(http: &reqwest::Client, bridge_url: &str, secret: &str, identity: &str, device: &str) -> String {
+    let url = format!(
+        "{}/_matrix/provision/v3/create_dm/{CONTACT}?user_id={}&login_id={device}",
+        bridge_url.trim_end_matches('/'),
+        encode(identity),
+    );
+    let answer = http.post(url).bearer_auth(secret).send().await.unwrap();
+    answer.json::<Value>().await.unwrap()["dm_room_mxid"].as_str().unwrap().to_owned()
+}
+
+/// The baseline of a send: the same `m.room.message` straight to Synapse's client-server
+/// API as the same user, into the same portals (`rooms`, a worker each in turn), with the
+/// API appservice's token. The bridge relays these too, as it would a Matrix client's.
+async fn direct_sends(
+    name: &str,
+    http: &reqwest::Client,
+    synapse: &Synapse,
+    as_token: &str,
+    identity: &str,
+    rooms: &[String],
+) -> Figure {
+    let rooms: Vec<String> = rooms.iter().map(|r| encode(r)).collect();
+    let (http, synapse, as_token, identity) =
+        (http.clone(), synapse.url.clone(), as_token.to_owned(), encode(identity));
+    sustained(name, move |n| {
+        let room = rooms[n / 1_000_000 % rooms.len()].clone();
+        let (http, synapse, as_token, identity) = (http.clone(), synapse.clone(), as_token.clone(), identity.clone());
+        async move {
+            let txn = uuid::Uuid::new_v4();
+            let url = format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?user_id={identity}");
+            let body = json!({ "msgtype": "m.text", "body": format!("baseline {n}") });
+            http.put(url).bearer_auth(as_token).json(&body).send().await.is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await
+}
+
 struct Bench {
     synapse_pid: u32,
     app: TestApp,
@@ -185,25 +335,41 @@ struct Bench {
 }
 
 impl Bench {
-    /// Runs `measure` with the two processes' CPU metered.
-    async fn metered(&self, measure: impl Future<Output = Figure>) -> Figure {
-        let meter = CpuMeter::start(self.app.pid().unwrap(), self.synapse_pid);
-        let mut figure = measure.await;
-        figure.cpu_ms = meter.per_op(figure.count);
-        figure
+    /// mxgate as its own process on the `sim` network with `options`, `device` linked
+    /// through the API's QR socket, and a webhook receiver on the admin token.
+    async fn start(options: Options, device: &str) -> Self {
+        let app = TestApp::start_process_with(options).await;
+        let issued = app.admin_token(false).await;
+        let token = issued["token"].as_str().unwrap().to_owned();
+        let identity = issued["matrix_user_id"].as_str().unwrap().to_owned();
+        link_device(&app, &token, device).await;
+        let receiver = WebhookReceiver::start().await;
+        app.add_webhook(&token, &receiver.url).await;
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        let synapse_pid = app.synapse.pid().expect("the test Synapse is running");
+        Self { synapse_pid, app, token, identity, device: device.to_owned(), receiver, http }
     }
 
-    async fn auth_overhead(&self) -> Row {
+    /// Runs `measure` with mxgate's and Synapse's CPU metered.
+    async fn metered(&self, measure: impl Future<Output = Figure>) -> Figure {
+        metered(&[self.app.pid().unwrap()], self.synapse_pid, measure).await
+    }
+
+    /// What a token check costs: against `GET /livez`, which does no I/O at all, both
+    /// `GET /api/v1/devices` (the token's read, then a call to the bridge, which reads its
+    /// logins) and a request refused right after the token check (no authenticated route
+    /// does no I/O beyond it, so `DELETE /api/v1/devices` with an unknown platform: 422).
+    async fn auth_overhead(&self) -> [Row; 2] {
         let (http, base) = (self.http.clone(), self.app.base.clone());
         let baseline = self
-            .metered(sustained("GET /health (no auth)", move |_| {
+            .metered(sustained("GET /livez (no auth, no I/O)", move |_| {
                 let (http, base) = (http.clone(), base.clone());
-                async move { http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) }
+                async move { http.get(format!("{base}/livez")).send().await.is_ok_and(|r| r.status().is_success()) }
             }))
             .await;
         let (http, base, token) = (self.http.clone(), self.app.base.clone(), self.token.clone());
-        let figure = self
-            .metered(sustained("GET /api/v1/devices (mt_ token)", move |_| {
+        let devices = self
+            .metered(sustained("GET /api/v1/devices (mt_ token, asks the bridge)", move |_| {
                 let (http, base, token) = (http.clone(), base.clone(), token.clone());
                 async move {
                     let response = http.get(format!("{base}/api/v1/devices")).bearer_auth(token).send().await;
@@ -211,7 +377,20 @@ impl Bench {
                 }
             }))
             .await;
-        Row { figure, baseline: Some(baseline) }
+        let (http, base, token, device) =
+            (self.http.clone(), self.app.base.clone(), self.token.clone(), self.device.clone());
+        let check = self
+            .metered(sustained("mt_ token check only (DELETE /api/v1/devices, bad platform: 422)", move |_| {
+                let (http, base, token) = (http.clone(), base.clone(), token.clone());
+                let body = json!({ "device_id": device, "platform": "bench" });
+                async move {
+                    let response =
+                        http.delete(format!("{base}/api/v1/devices")).bearer_auth(token).json(&body).send().await;
+                    response.is_ok_and(|r| r.status() == StatusCode::UNPROCESSABLE_ENTITY)
+                }
+            }))
+            .await;
+        [Row { figure: devices, baseline: Some(baseline.clone()) }, Row { figure: check, baseline: Some(baseline) }]
     }
 
     async fn send_path(&self, label: &str) -> Row {
@@ -224,72 +403,68 @@ impl Bench {
                 send_once(http, base, token, device, n)
             }))
             .await;
-        // The same m.room.message straight to Synapse's client-server API, as the same user.
-        let room = encode(&self.portal_room().await);
-        let (http, synapse, as_token, identity) = (
-            self.http.clone(),
-            self.app.synapse.url.clone(),
-            self.app.slot.pair.api.as_token.clone(),
-            encode(&self.identity),
-        );
+        let room = self.portal_room().await;
         let baseline = self
-            .metered(sustained("PUT m.room.message to Synapse", move |n| {
-                let (http, synapse, as_token, identity, room) =
-                    (http.clone(), synapse.clone(), as_token.clone(), identity.clone(), room.clone());
-                async move {
-                    let txn = uuid::Uuid::new_v4();
-                    let url =
-                        format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?user_id={identity}");
-                    let body = json!({ "msgtype": "m.text", "body": format!("baseline {n}") });
-                    http.put(url).bearer_auth(as_token).json(&body).send().await.is_ok_and(|r| r.status().is_success())
-                }
-            }))
+            .metered(direct_sends(
+                "PUT m.room.message to Synapse",
+                &self.http,
+                self.app.synapse,
+                &self.app.slot.pair.api.as_token,
+                &self.identity,
+                &[room],
+            ))
             .await;
         Row { figure, baseline: Some(baseline) }
     }
 
     async fn portal_room(&self) -> String {
-        let url = format!(
-            "{}/_matrix/provision/v3/create_dm/{CONTACT}?user_id={}&login_id={}",
-            self.app.bridge_url,
-            encode(&self.identity),
-            self.device
-        );
-        let answer = self.http.post(url).bearer_auth(&self.app.provisioning_secret).send().await.unwrap();
-        answer.json::<Value>().await.unwrap()["dm_room_mxid"].as_str().unwrap().to_owned()
+        portal_room(&self.http, &self.app.bridge_url, &self.app.provisioning_secret, &self.identity, &self.device).await
     }
 
-    /// `INCOMING` messages injected 32 at a time; latency from injection to the receiver.
+    fn chat(&self, contact: &str) -> Chat {
+        Chat { base: self.app.base.clone(), device: self.device.clone(), contact: contact.to_owned() }
+    }
+
+    /// `INCOMING` messages in one chat, injected 32 at once; latency from injection to the receiver.
     async fn receive_path(&self, label: &str) -> Figure {
-        let already = self.receiver.received().len();
-        let injected_at = Arc::new(Mutex::new(HashMap::new()));
-        let started = Instant::now();
-        let injections = (0..INCOMING).map(|n| {
-            let (http, base, device, injected_at) =
-                (self.http.clone(), self.app.base.clone(), self.device.clone(), injected_at.clone());
-            async move {
-                let at = Instant::now();
-                let body = json!({ "device_id": device, "from": CONTACT, "text": format!("incoming {n}") });
-                let answer: Value =
-                    http.post(format!("{base}/sim/incoming")).json(&body).send().await.unwrap().json().await.unwrap();
-                injected_at.lock().unwrap().insert(answer["message_id"].as_str().unwrap().to_owned(), at);
-            }
-        });
-        futures::stream::iter(injections).buffer_unordered(32).collect::<Vec<()>>().await;
-        let received = self.receiver.wait_for(already + INCOMING).await;
-        let seconds = started.elapsed().as_secs_f64();
-        let injected_at = injected_at.lock().unwrap();
-        let latencies: Vec<Duration> = received[already..]
-            .iter()
-            .filter_map(|r| Some(r.at.duration_since(*injected_at.get(r.json()["message_id"].as_str()?)?)))
-            .collect();
-        assert_eq!(latencies.len(), INCOMING, "every message reached the webhook, none twice");
-        Figure::new(&format!("1,000 incoming until the webhook has them{label}"), latencies, seconds)
+        let name = format!("1,000 incoming in one chat until the webhook has them{label}");
+        incoming_burst(&name, &self.http, &self.receiver, &[self.chat(CONTACT)], INCOMING).await
     }
 
-    /// Baseline of the receive path: Synapse pushing the same puppet events to a bare
-    /// appservice (a free registration of the test Synapse) that only notes arrival.
-    async fn synapse_to_appservice(&self) -> Figure {
+    /// `STEADY_RATE` incoming messages a second for `STEADY_WINDOW`, round robin over
+    /// `STEADY_CHATS` chats, each injected on schedule whatever the ones before it are
+    /// doing; latency from injection to the webhook. The chats' portals are made first, by
+    /// one message each that is not measured.
+    async fn steady(&self) -> Figure {
+        let chats: Vec<Chat> = (0..STEADY_CHATS).map(|n| self.chat(&format!("2376990{n:05}"))).collect();
+        incoming_burst("warm-up", &self.http, &self.receiver, &chats, STEADY_CHATS).await;
+        let already = self.receiver.received().len();
+        let injected: Injected = Arc::default();
+        let mut ticker = tokio::time::interval(Duration::from_secs(1) / STEADY_RATE);
+        let total = STEADY_RATE as usize * STEADY_WINDOW.as_secs() as usize;
+        let started = Instant::now();
+        let mut injections = Vec::with_capacity(total);
+        for n in 0..total {
+            ticker.tick().await;
+            let chat = &chats[n % STEADY_CHATS];
+            injections.push(tokio::spawn(inject_noted(&self.http, chat, format!("steady {n}"), &injected)));
+        }
+        for injection in injections {
+            injection.await.unwrap();
+        }
+        let latencies = webhook_latencies(&self.receiver, already, &injected).await;
+        let name = format!(
+            "{STEADY_RATE} incoming/s over {STEADY_CHATS} chats for {} s, until the webhook",
+            STEADY_WINDOW.as_secs()
+        );
+        Figure::new(&name, latencies, started.elapsed().as_secs_f64())
+    }
+
+    /// Baseline of the receive path: Synapse pushing the same puppet events, in one room,
+    /// to a bare appservice (a free registration of the test Synapse) that only notes
+    /// arrival, sent `concurrency` at once: 1 as the bridge relays one chat (in order, each
+    /// send awaited), 32 as the injections of the receive figure (no order kept).
+    async fn synapse_to_appservice(&self, concurrency: usize) -> Figure {
         let slot = take_slot(self.app.synapse).await;
         let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -355,20 +530,25 @@ impl Bench {
             );
             async move {
                 let text = format!("baseline incoming {n}");
-                let url = format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/b{n}?user_id={puppet}");
+                let txn = uuid::Uuid::new_v4();
+                let url = format!("{synapse}_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}?user_id={puppet}");
                 sent_at.lock().unwrap().insert(text.clone(), Instant::now());
                 let body = json!({ "msgtype": "m.text", "body": text });
                 assert!(http.put(url).bearer_auth(token).json(&body).send().await.unwrap().status().is_success());
             }
         });
-        futures::stream::iter(sends).buffer_unordered(32).collect::<Vec<()>>().await;
+        futures::stream::iter(sends).buffer_unordered(concurrency).collect::<Vec<()>>().await;
         while arrived.lock().unwrap().len() < INCOMING {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let seconds = started.elapsed().as_secs_f64();
         let (arrived, sent_at) = (arrived.lock().unwrap(), sent_at.lock().unwrap());
         let latencies = arrived.iter().filter_map(|(text, at)| Some(at.duration_since(*sent_at.get(text)?))).collect();
-        Figure::new("Synapse → appservice, same puppet events", latencies, seconds)
+        let name = match concurrency {
+            1 => "Synapse → appservice, same puppet events, one at a time".to_owned(),
+            n => format!("Synapse → appservice, same puppet events, {n} PUTs at once (no order kept)"),
+        };
+        Figure::new(&name, latencies, seconds)
     }
 
     /// Links `DEVICES - 1` more simulated devices through the provisioning API and the sim.
@@ -419,30 +599,28 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 #[tokio::main]
 async fn main() {
     let total = Instant::now();
-    let app = TestApp::start_process().await;
-    let issued = app.admin_token(false).await;
-    let token = issued["token"].as_str().unwrap().to_owned();
-    let identity = issued["matrix_user_id"].as_str().unwrap().to_owned();
-    let device = "237600000100".to_owned();
-    link_device(&app, &token, &device).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-    let synapse_pid = app.synapse.pid().expect("the test Synapse is running");
-    let mut bench = Bench { synapse_pid, app, token, identity, device, receiver, http };
+    let mut bench = Bench::start(Options::default(), "237600000100").await;
     let pid = bench.app.pid().expect("mxgate runs as a process");
 
     eprintln!("==> 1. auth overhead");
-    let auth = bench.auth_overhead().await;
-    eprintln!("==> 2. send path");
-    let send = bench.send_path("").await;
+    let [auth, auth_check] = bench.auth_overhead().await;
+    eprintln!("==> 2. send path, status events off, then on (a second mxgate)");
+    let send = bench.send_path(" (status events off)").await;
+    let send_status = {
+        let options = Options { message_status_events: true, ..Options::default() };
+        let with_status = Bench::start(options, "237600000200").await;
+        with_status.send_path(" (status events on)").await
+    };
     eprintln!("==> 3. receive path");
     let receive = Row {
         figure: bench.metered(bench.receive_path("")).await,
-        baseline: Some(bench.metered(bench.synapse_to_appservice()).await),
+        baseline: Some(bench.metered(bench.synapse_to_appservice(1)).await),
     };
+    let receive_unordered = Row { figure: bench.metered(bench.synapse_to_appservice(32)).await, baseline: None };
+    eprintln!("==> 4. steady incoming: {STEADY_RATE}/s over {STEADY_CHATS} chats");
+    let steady = Row { figure: bench.metered(bench.steady()).await, baseline: None };
     let rss_one = rss_kib(pid);
-    eprintln!("==> 4. {DEVICES} devices");
+    eprintln!("==> 5. {DEVICES} devices");
     let link_seconds = bench.link_many().await;
     let rss_many = rss_kib(pid);
     let restart = Instant::now();
@@ -456,21 +634,68 @@ async fn main() {
     let send_many = bench.send_path(&format!(", {DEVICES} devices")).await;
     let receive_many =
         Row { figure: bench.metered(bench.receive_path(&format!(", {DEVICES} devices"))).await, baseline: None };
-    eprintln!("==> 5. webhook fan-out");
+    eprintln!("==> 6. webhook fan-out");
     let fan_out = Row { figure: bench.metered(bench.fan_out()).await, baseline: None };
+    drop(bench);
 
-    eprintln!("==> 6. the whatsapp connector against wa-sim");
+    eprintln!("==> 7. 1 and 2 processes behind nginx, mxgate and Synapse on PostgreSQL");
+    let cluster = match synapse_on_postgres() {
+        Some(synapse) => {
+            let one = cluster_rates(synapse, 1).await;
+            let two = cluster_rates(synapse, 2).await;
+            Some((one, two))
+        }
+        None => {
+            eprintln!("cluster figures skipped: they need MXGATE_TEST_POSTGRES");
+            None
+        }
+    };
+
+    eprintln!("==> 8. the whatsapp connector against wa-sim");
     let (whatsapp, whatsapp_send) = whatsapp_connector().await;
 
-    eprintln!("==> 7. failover of {FAILOVER_DEVICES} whatsapp-connector devices between two processes");
+    eprintln!("==> 9. failover of {FAILOVER_DEVICES} whatsapp-connector devices between two processes");
     let failover = failover().await;
 
-    let rows = [&auth, &send, &receive, &send_many, &receive_many, &fan_out, &whatsapp_send];
+    let cluster_rows = cluster.map(|(one, two)| {
+        let synapse = Row { figure: one.send.clone(), baseline: one.synapse_send.clone() };
+        let send = Row { figure: two.send.clone(), baseline: Some(one.send.clone()) };
+        let receive = Row { figure: two.receive.clone(), baseline: Some(one.receive.clone()) };
+        [synapse, send, receive]
+    });
+    let mut rows = vec![&auth, &auth_check, &send, &send_status, &receive, &receive_unordered, &steady];
+    rows.extend([&send_many, &receive_many, &fan_out]);
+    rows.extend(cluster_rows.iter().flatten());
+    rows.push(&whatsapp_send);
+
+    let failover_seconds = failover["kill_9_until_all_online_seconds"].as_f64();
+    let targets = [
+        target("send via API ≥ 0.9 × direct Synapse, status events off", send.ratio(), |r| r >= 0.9),
+        target(
+            "send via API ≥ 0.9 × direct Synapse, status events off, Synapse on PostgreSQL",
+            cluster_rows.as_ref().and_then(|r| r[0].ratio()),
+            |r| r >= 0.9,
+        ),
+        target("2 processes ≥ 1.0 × the send rate of 1", cluster_rows.as_ref().and_then(|r| r[1].ratio()), |r| {
+            r >= 1.0
+        }),
+        target(
+            "2 processes ≥ 1.0 × the incoming rate of 1",
+            cluster_rows.as_ref().and_then(|r| r[2].ratio()),
+            |r| r >= 1.0,
+        ),
+        target(&format!("failover of {FAILOVER_DEVICES} devices < 15 s"), failover_seconds, |s| s < 15.0),
+        target("steady incoming: webhook p99 < 1 s", Some(steady.figure.p99_ms / 1000.0), |s| s < 1.0),
+    ];
     let results = json!({
         "machine": machine(),
         "auth_overhead": auth.json(),
+        "auth_token_check": auth_check.json(),
         "send_path": send.json(),
+        "send_path_status_events": send_status.json(),
         "receive_path": receive.json(),
+        "receive_baseline_unordered": receive_unordered.figure.json(),
+        "steady_incoming": steady.figure.json(),
         "scale": {
             "devices": DEVICES,
             "link_seconds": link_seconds,
@@ -483,14 +708,141 @@ async fn main() {
             "receive_path": receive_many.json(),
         },
         "fan_out": fan_out.json(),
+        "cluster": cluster_rows.as_ref().map(|[synapse, send, receive]| json!({
+            "synapse_database": "postgresql",
+            "devices": CLUSTER_DEVICES,
+            "chats": CLUSTER_DEVICES * CLUSTER_CONTACTS,
+            "send_one_process_vs_synapse": synapse.json(),
+            "send_two_vs_one": send.json(),
+            "receive_two_vs_one": receive.json(),
+        })),
         "whatsapp": whatsapp,
         "failover": failover,
+        "targets": targets.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
         "total_seconds": total.elapsed().as_secs_f64(),
     });
     print_table(&rows, &results);
+    for (_, line) in &targets {
+        println!("{line}");
+    }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.json");
     std::fs::write(path, serde_json::to_string_pretty(&results).unwrap() + "\n").unwrap();
     eprintln!("wrote {path} in {:.0} s", total.elapsed().as_secs_f64());
+}
+
+/// One of issue #12's targets: its JSON and the line printed for it.
+fn target(name: &str, value: Option<f64>, met: impl Fn(f64) -> bool) -> (Value, String) {
+    let met = value.map(met);
+    let verdict = match met {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    };
+    let line = format!("target: {name}: {verdict}{}", value.map_or(String::new(), |v| format!(" ({v:.2})")));
+    (json!({ "target": name, "value": value, "met": met }), line)
+}
+
+/// Send and incoming rates of one cluster run.
+struct ClusterRates {
+    send: Figure,
+    receive: Figure,
+    /// The direct-Synapse baseline of the send figure, measured with one process.
+    synapse_send: Option<Figure>,
+}
+
+/// Send and receive rates through nginx in front of `processes` × `mxgate serve` on one
+/// PostgreSQL database, with `synapse` on PostgreSQL too, on the `sim` network:
+/// `CLUSTER_DEVICES` devices spread over the processes. Each process has a simulator of its
+/// own, so a device is "scanned" at the process its QR socket reached, and its messages are
+/// injected at the process holding it, as WhatsApp delivers to the connected client. Sends
+/// and the homeserver's pushes go through the balancer. With one process, the sends'
+/// direct-Synapse baseline too.
+async fn cluster_rates(synapse: &'static Synapse, processes: usize) -> ClusterRates {
+    let options = Options { synapse: Some(synapse), ..Options::default() };
+    let cluster = Cluster::start(&vec![Layout::Serve; processes], options).await.expect("MXGATE_TEST_POSTGRES is set");
+    let app = &cluster.app;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let issued = app.admin_token(false).await;
+    let token = issued["token"].as_str().unwrap().to_owned();
+    let identity = issued["matrix_user_id"].as_str().unwrap().to_owned();
+    let devices: Vec<String> = (0..CLUSTER_DEVICES).map(|n| format!("2376400{n:05}")).collect();
+    let bases: Vec<String> = cluster.members.iter().map(|m| m.base.clone()).collect();
+    for device in &devices {
+        link_device_with(app, &token, 1, |_| {
+            let (http, bases, phone) = (http.clone(), bases.clone(), device.clone());
+            async move {
+                for base in &bases {
+                    let scan = http.post(format!("{base}/sim/qr/scan")).json(&json!({ "phone": phone }));
+                    if scan.send().await.is_ok_and(|r| r.status().is_success()) {
+                        return;
+                    }
+                }
+                panic!("no process has a pending login for {phone}");
+            }
+        })
+        .await;
+    }
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let owners = patiently("the devices to spread over the processes", Duration::from_secs(120), || async {
+        let owners = cluster.owners().await;
+        let spread = cluster.members.iter().all(|m| {
+            owners.values().filter(|o| o.process == m.bridge_url && o.state == "connected").count()
+                == CLUSTER_DEVICES / processes
+        });
+        (owners.len() == CLUSTER_DEVICES && spread).then_some(owners)
+    })
+    .await;
+    let holder = |device: &str| {
+        let process = &owners[device].process;
+        cluster.members.iter().find(|m| m.bridge_url == *process).expect("a member holds each device")
+    };
+    let label = match processes {
+        1 => "1 process".to_owned(),
+        n => format!("{n} processes"),
+    };
+    let (pids, synapse_pid) = (cluster.pids(), synapse.pid().expect("the PostgreSQL Synapse runs"));
+
+    // Each device's portal with CONTACT made by one send first, not measured.
+    for device in &devices {
+        assert!(send_once(http.clone(), app.base.clone(), token.clone(), device.clone(), 0).await, "a first send");
+    }
+    let (send_http, base, send_token, send_devices) = (http.clone(), app.base.clone(), token.clone(), devices.clone());
+    let name = format!("send via API, {label}, Synapse on PostgreSQL ({CLUSTER_DEVICES} devices)");
+    let sends = sustained(&name, move |n| {
+        let device = send_devices[n / 1_000_000 % send_devices.len()].clone();
+        send_once(send_http.clone(), base.clone(), send_token.clone(), device, n)
+    });
+    let send = metered(&pids, synapse_pid, sends).await;
+    let synapse_send = match processes {
+        1 => {
+            let mut rooms = Vec::new();
+            for device in &devices {
+                let bridge = &holder(device).bridge_url;
+                rooms.push(portal_room(&http, bridge, &app.provisioning_secret, &identity, device).await);
+            }
+            let as_token = &app.slot.pair.api.as_token;
+            let name = "PUT m.room.message to Synapse on PostgreSQL";
+            Some(metered(&pids, synapse_pid, direct_sends(name, &http, synapse, as_token, &identity, &rooms)).await)
+        }
+        _ => None,
+    };
+
+    let chats: Vec<Chat> = devices
+        .iter()
+        .flat_map(|device| {
+            let base = holder(device).base.clone();
+            (0..CLUSTER_CONTACTS).map(move |n| Chat {
+                base: base.clone(),
+                device: device.clone(),
+                contact: format!("2376500{n:05}"),
+            })
+        })
+        .collect();
+    incoming_burst("warm-up", &http, &receiver, &chats, chats.len()).await;
+    let name = format!("1,000 incoming over {} chats, {label}, Synapse on PostgreSQL", chats.len());
+    let receive = metered(&pids, synapse_pid, incoming_burst(&name, &http, &receiver, &chats, INCOMING)).await;
+    ClusterRates { send, receive, synapse_send }
 }
 
 /// `WA_DEVICES` devices linked by QR through the API at once, memory per whatsapp-rust
@@ -535,7 +887,7 @@ async fn whatsapp_connector() -> (Value, Row) {
     });
     let (http, base, device) = (reqwest::Client::new(), app.base.clone(), numbers[0].clone());
     let token_for_send = token.clone();
-    let meter = CpuMeter::start(app.pid().unwrap(), app.synapse.pid().expect("the test Synapse is running"));
+    let meter = CpuMeter::start(&[app.pid().unwrap()], app.synapse.pid().expect("the test Synapse is running"));
     let mut figure = sustained("send via API on whatsapp (wa-sim), until WhatsApp accepted it", move |n| {
         let (http, base, token, device) = (http.clone(), base.clone(), token_for_send.clone(), device.clone());
         send_once(http, base, token, device, n)

@@ -1,4 +1,4 @@
-//! `GET /health` and `GET /metrics`.
+//! `GET /livez`, `GET /health` and `GET /metrics`.
 
 use std::sync::OnceLock;
 
@@ -18,7 +18,22 @@ use crate::extract::Json;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(livez)).routes(routes!(health)).routes(routes!(metrics))
+}
+
+/// The process answers: no database, homeserver or bridge behind it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: 200 `{"status":"ok"}` whenever the process serves HTTP, without touching the
+/// store or the homeserver (`/health` checks those). For a liveness probe, and the
+/// baseline of `make bench`'s auth figure.
+#[utoipa::path(get, path = "/livez", tag = "operations", security(()), responses((status = 200, body = Liveness)))]
+async fn livez() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
 }
 
 /// Anyone gets `status`; the operator (the super admin's Basic auth, or
@@ -53,13 +68,17 @@ pub struct Queues {
     pub send_queue: i64,
     /// Webhook deliveries not yet accepted by their receiver.
     pub webhook_deliveries: i64,
+    /// Sends that answered `pending` and have since ended, their `message.status` not yet
+    /// queued for webhooks.
+    pub late_statuses: i64,
 }
 
 async fn queues(state: &AppState) -> Option<Queues> {
     let inbox = mxgate_bridge::inbox::pending(&state.db).await.ok()?;
     let send_queue = mxgate_bridge::outbox::queued(&state.db).await.ok()?;
     let webhook_deliveries = crate::webhooks::delivery::pending(&state.db).await.ok()?;
-    Some(Queues { inbox, send_queue, webhook_deliveries })
+    let late_statuses = crate::messages::late::due(&state.db).await.ok()?;
+    Some(Queues { inbox, send_queue, webhook_deliveries, late_statuses })
 }
 
 #[derive(Debug, Default, Serialize, ToSchema)]

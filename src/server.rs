@@ -101,6 +101,7 @@ pub async fn serve(
     state.homeserver.announce();
     crate::tokens::lifecycle::spawn_sweeper(state.clone());
     crate::appservice::catch_up::spawn(state.clone());
+    crate::messages::late::spawn(state.clone());
     let (router, _) = routes::app(state);
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

@@ -51,6 +51,7 @@ pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
         env.entry(key.into()).or_insert(value);
     }
     let database = SynapseDatabase::for_env(&mut env)?;
+    let workers = SynapseWorkers::for_env(&mut env, &database)?;
     write_env(&setup.env_file, &env)?;
     if env.len() > before {
         tracing::info!(added = env.len() - before, file = %setup.env_file.display(), "wrote new settings");
@@ -86,8 +87,12 @@ pub fn run(setup: &SetupConfig) -> anyhow::Result<()> {
             },
         }],
     };
-    render_synapse(&setup.config_dir, &params)?;
-    tracing::info!(dir = %params.synapse_dir.display(), "rendered the homeserver configuration");
+    render_synapse_with(&setup.config_dir, &params, workers.as_ref())?;
+    tracing::info!(
+        dir = %params.synapse_dir.display(),
+        workers = workers.is_some(),
+        "rendered the homeserver configuration"
+    );
     Ok(())
 }
 
@@ -175,6 +180,101 @@ pub async fn create_synapse_database(mxgate_url: &str, synapse_url: &str) -> any
     Ok(())
 }
 
+/// The worker that persists every event (`stream_writers: events`).
+pub const EVENT_PERSISTER: &str = "event_persister1";
+/// The worker that sends the appservice transactions (`notify_appservices_from_worker`).
+pub const APPSERVICE_PUSHER: &str = "appservice_pusher1";
+
+/// Synapse in several processes (`MXGATE_SYNAPSE_WORKERS=true`): the main process, an event
+/// persister and an appservice pusher, replicating through Redis. Needs PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SynapseWorkers {
+    /// `SYNAPSE_REDIS_URL`: `redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS.
+    pub redis: Url,
+    /// `SYNAPSE_REPLICATION_PORT`: the main process's HTTP replication listener.
+    pub replication_port: u16,
+    /// `SYNAPSE_EVENT_PERSISTER_PORT`: the event persister's HTTP replication listener.
+    pub event_persister_port: u16,
+    /// `SYNAPSE_APPSERVICE_PUSHER_PORT`: the appservice pusher's listener (health, ping).
+    pub appservice_pusher_port: u16,
+    /// `SYNAPSE_WORKER_REPLICATION_SECRET`: authenticates replication requests.
+    pub replication_secret: String,
+}
+
+impl SynapseWorkers {
+    /// Workers when `MXGATE_SYNAPSE_WORKERS` (`.env` first, then the environment) says so;
+    /// their settings get defaults in `env`, so `.env` shows what can be changed.
+    fn for_env(env: &mut BTreeMap<String, String>, database: &SynapseDatabase) -> anyhow::Result<Option<Self>> {
+        let key = "MXGATE_SYNAPSE_WORKERS";
+        let chosen = env.get(key).cloned().or_else(|| std::env::var(key).ok()).unwrap_or_default();
+        let on = match chosen.trim().to_ascii_lowercase().as_str() {
+            "" | "false" | "0" | "no" | "off" => false,
+            "true" | "1" | "yes" | "on" => true,
+            other => bail!("{key} must be true or false, not {other:?}"),
+        };
+        if !on {
+            return Ok(None);
+        }
+        if matches!(database, SynapseDatabase::Sqlite) {
+            bail!(
+                "{key}=true needs PostgreSQL: Synapse's processes share one database (set DATABASE_URL=postgres://…)"
+            );
+        }
+        env.insert(key.into(), "true".into());
+        let mut setting = |key: &str, default: String| -> String {
+            let value = std::env::var(key).unwrap_or(default);
+            env.entry(key.into()).or_insert(value).clone()
+        };
+        let redis = setting("SYNAPSE_REDIS_URL", "redis://127.0.0.1:6379".into());
+        let replication_port = setting("SYNAPSE_REPLICATION_PORT", "9093".into());
+        let event_persister_port = setting("SYNAPSE_EVENT_PERSISTER_PORT", "9094".into());
+        let appservice_pusher_port = setting("SYNAPSE_APPSERVICE_PUSHER_PORT", "9095".into());
+        let replication_secret = setting("SYNAPSE_WORKER_REPLICATION_SECRET", random_string(32));
+        let port = |name: &str, value: String| value.trim().parse::<u16>().with_context(|| format!("{name}={value}"));
+        Ok(Some(Self {
+            redis: redis.parse().context("SYNAPSE_REDIS_URL")?,
+            replication_port: port("SYNAPSE_REPLICATION_PORT", replication_port)?,
+            event_persister_port: port("SYNAPSE_EVENT_PERSISTER_PORT", event_persister_port)?,
+            appservice_pusher_port: port("SYNAPSE_APPSERVICE_PUSHER_PORT", appservice_pusher_port)?,
+            replication_secret,
+        }))
+    }
+
+    /// The `redis:` section of `homeserver.yaml`.
+    fn redis_yaml(&self) -> anyhow::Result<String> {
+        let url = &self.redis;
+        let tls = match url.scheme() {
+            "redis" => false,
+            "rediss" => true,
+            other => bail!("SYNAPSE_REDIS_URL must be redis:// or rediss://, not {other}://"),
+        };
+        let decoded = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        let mut lines = vec![
+            "enabled: true".to_owned(),
+            format!(
+                "host: \"{}\"",
+                url.host_str().filter(|h| !h.is_empty()).context("SYNAPSE_REDIS_URL without a host")?
+            ),
+            format!("port: {}", url.port().unwrap_or(6379)),
+        ];
+        let db = url.path().trim_matches('/');
+        if !db.is_empty() {
+            let db: u32 = db.parse().with_context(|| format!("SYNAPSE_REDIS_URL: database {db:?} is not a number"))?;
+            lines.push(format!("dbid: {db}"));
+        }
+        if !url.username().is_empty() {
+            lines.push(format!("username: \"{}\"", decoded(url.username())));
+        }
+        if let Some(password) = url.password() {
+            lines.push(format!("password: \"{}\"", decoded(password)));
+        }
+        if tls {
+            lines.push("use_tls: true".into());
+        }
+        Ok(format!("  {}", lines.join("\n  ")))
+    }
+}
+
 /// Everything the Synapse templates need.
 #[derive(Debug, Clone)]
 pub struct SynapseParams {
@@ -215,8 +315,20 @@ impl SynapseParams {
     }
 }
 
-/// Writes `homeserver.yaml` and the two registrations into `params.synapse_dir`.
+/// Writes `homeserver.yaml` and the two registrations into `params.synapse_dir`: Synapse in
+/// one process.
 pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Result<()> {
+    render_synapse_with(config_dir, params, None)
+}
+
+/// [`render_synapse`], and with `workers` also their section of `homeserver.yaml` and
+/// `workers/<worker_name>.yaml` for each worker. Without, it removes those worker files, so
+/// no worker starts against a homeserver that expects none.
+pub fn render_synapse_with(
+    config_dir: &Path,
+    params: &SynapseParams,
+    workers: Option<&SynapseWorkers>,
+) -> anyhow::Result<()> {
     let dir = &params.synapse_dir;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let port = params.homeserver_url.port_or_known_default().context("homeserver URL without a port")?;
@@ -261,13 +373,71 @@ pub fn render_synapse(config_dir: &Path, params: &SynapseParams) -> anyhow::Resu
     }
     let mut vars = common;
     vars.push(("app_service_config_files", files.join("\n")));
+    let (listener, section) = match workers {
+        Some(workers) => render_workers(config_dir, dir, port, workers)?,
+        None => {
+            for name in [EVENT_PERSISTER, APPSERVICE_PUSHER] {
+                let stale = dir.join("workers").join(format!("{name}.yaml"));
+                if stale.exists() {
+                    fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+                }
+            }
+            (String::new(), String::new())
+        }
+    };
+    vars.push(("synapse_replication_listener", listener));
+    vars.push(("synapse_workers", section));
     render_file(config_dir, "homeserver.yaml", &params.config_path(), &vars)
 }
 
+/// Writes each worker's file into `dir/workers/` and returns the main process's replication
+/// listener and the shared section, both for `homeserver.yaml`.
+fn render_workers(
+    config_dir: &Path,
+    dir: &Path,
+    client_port: u16,
+    workers: &SynapseWorkers,
+) -> anyhow::Result<(String, String)> {
+    let ports = [
+        ("MXGATE_HOMESERVER_URL", client_port),
+        ("SYNAPSE_REPLICATION_PORT", workers.replication_port),
+        ("SYNAPSE_EVENT_PERSISTER_PORT", workers.event_persister_port),
+        ("SYNAPSE_APPSERVICE_PUSHER_PORT", workers.appservice_pusher_port),
+    ];
+    for (i, (a, port)) in ports.iter().enumerate() {
+        if let Some((b, _)) = ports[i + 1..].iter().find(|(_, other)| other == port) {
+            bail!("{a} and {b} both use port {port}: each Synapse listener needs its own");
+        }
+    }
+    let vars: Vec<(&str, String)> = vec![
+        ("synapse_dir", dir.display().to_string()),
+        ("event_persister", EVENT_PERSISTER.into()),
+        ("appservice_pusher", APPSERVICE_PUSHER.into()),
+        ("synapse_replication_port", workers.replication_port.to_string()),
+        ("event_persister_port", workers.event_persister_port.to_string()),
+        ("appservice_pusher_port", workers.appservice_pusher_port.to_string()),
+        ("worker_replication_secret", workers.replication_secret.clone()),
+        ("synapse_redis", workers.redis_yaml()?),
+    ];
+    let workers_dir = dir.join("workers");
+    fs::create_dir_all(&workers_dir).with_context(|| format!("creating {}", workers_dir.display()))?;
+    for (template, name) in [("event-persister.yaml", EVENT_PERSISTER), ("appservice-pusher.yaml", APPSERVICE_PUSHER)] {
+        let target = workers_dir.join(format!("{name}.yaml"));
+        render_file(config_dir, &format!("workers/{template}"), &target, &vars)?;
+    }
+    let listener = render_template(config_dir, "workers/main-listener.yaml", &vars)?;
+    let section = render_template(config_dir, "workers/homeserver.yaml", &vars)?;
+    Ok((listener.trim_end().to_owned(), format!("\n{}", section.trim_end())))
+}
+
 fn render_file(config_dir: &Path, template: &str, target: &Path, vars: &[(&str, String)]) -> anyhow::Result<()> {
+    write_private(target, &render_template(config_dir, template, vars)?)
+}
+
+fn render_template(config_dir: &Path, template: &str, vars: &[(&str, String)]) -> anyhow::Result<String> {
     let source = config_dir.join(template);
     let text = fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
-    write_private(target, &render(&text, vars).with_context(|| format!("rendering {template}"))?)
+    render(&text, vars).with_context(|| format!("rendering {template}"))
 }
 
 /// Replaces `{{name}}` placeholders; a placeholder without a value is an error.
@@ -369,5 +539,119 @@ mod tests {
         assert!(SECRETS.iter().all(|key| first[*key].len() >= 43));
         let registration = fs::read_to_string(dir.path().join("data/synapse/api-registration.yaml")).unwrap();
         assert!(registration.contains(&first["MXGATE_API_AS_TOKEN"]));
+    }
+
+    /// The top-level keys of a YAML document, which must each appear once: a repeated one
+    /// (a second `listeners:`) would silently replace the first when Synapse reads it.
+    fn top_level_keys(yaml: &str) -> Vec<&str> {
+        let keys: Vec<&str> = yaml
+            .lines()
+            .filter(|line| !line.is_empty() && !line.starts_with([' ', '#', '-']))
+            .map(|line| line.split(':').next().unwrap())
+            .collect();
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), keys.len(), "a top-level key repeats in {keys:?}");
+        assert!(!yaml.contains("{{") && !yaml.contains('\t'), "{yaml}");
+        keys
+    }
+
+    #[test]
+    fn workers_render_an_event_persister_an_appservice_pusher_and_their_shared_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = SetupConfig {
+            env_file: dir.path().join(".env"),
+            data_dir: dir.path().join("data"),
+            config_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        };
+        let settings = "DATABASE_URL=postgres://postgres@127.0.0.1:5432/mxgate\n\
+                        MXGATE_HOMESERVER_URL=http://127.0.0.1:8008\n\
+                        SYNAPSE_EVENT_PERSISTER_PORT=9194\n";
+        fs::write(&setup.env_file, format!("{settings}MXGATE_SYNAPSE_WORKERS=true\n")).unwrap();
+        run(&setup).unwrap();
+        let env = read_env(&setup.env_file).unwrap();
+        assert_eq!(env["SYNAPSE_REDIS_URL"], "redis://127.0.0.1:6379");
+        assert_eq!(env["SYNAPSE_REPLICATION_PORT"], "9093");
+        assert_eq!(env["SYNAPSE_APPSERVICE_PUSHER_PORT"], "9095");
+        assert!(env["SYNAPSE_WORKER_REPLICATION_SECRET"].len() >= 43);
+
+        let synapse = dir.path().join("data/synapse");
+        let homeserver = fs::read_to_string(synapse.join("homeserver.yaml")).unwrap();
+        let keys = top_level_keys(&homeserver);
+        for key in
+            ["listeners", "database", "instance_map", "stream_writers", "notify_appservices_from_worker", "redis"]
+        {
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+        }
+        // The main process's replication listener is the second entry of `listeners`.
+        let listeners = &homeserver[homeserver.find("\nlisteners:").unwrap()..homeserver.find("\ndatabase:").unwrap()];
+        assert!(listeners.contains("  - port: 8008\n"), "{listeners}");
+        assert!(listeners.contains("  - port: 9093\n"), "{listeners}");
+        assert!(listeners.contains("      - names: [replication]\n"), "{listeners}");
+        for section in [
+            "instance_map:\n  main:\n    host: \"127.0.0.1\"\n    port: 9093\n  \
+             event_persister1:\n    host: \"127.0.0.1\"\n    port: 9194\n",
+            "stream_writers:\n  events: event_persister1\n",
+            "notify_appservices_from_worker: appservice_pusher1\n",
+            "redis:\n  enabled: true\n  host: \"127.0.0.1\"\n  port: 6379\n",
+            "name: psycopg2\n",
+        ] {
+            assert!(homeserver.contains(section), "{section} in {homeserver}");
+        }
+        let secret = format!("worker_replication_secret: \"{}\"\n", env["SYNAPSE_WORKER_REPLICATION_SECRET"]);
+        assert!(homeserver.contains(&secret));
+
+        let persister = fs::read_to_string(synapse.join("workers/event_persister1.yaml")).unwrap();
+        let pusher = fs::read_to_string(synapse.join("workers/appservice_pusher1.yaml")).unwrap();
+        for (worker, name, port, resource) in
+            [(&persister, "event_persister1", 9194, "replication"), (&pusher, "appservice_pusher1", 9095, "client")]
+        {
+            assert_eq!(top_level_keys(worker), ["worker_app", "worker_name", "worker_pid_file", "worker_listeners"]);
+            for line in [
+                "worker_app: synapse.app.generic_worker\n".to_owned(),
+                format!("worker_name: {name}\n"),
+                format!("    port: {port}\n"),
+                format!("      - names: [{resource}]\n"),
+            ] {
+                assert!(worker.contains(&line), "{line} in {worker}");
+            }
+        }
+
+        // Turned off again: one process, and no worker file left to start.
+        fs::write(&setup.env_file, format!("{settings}MXGATE_SYNAPSE_WORKERS=false\n")).unwrap();
+        run(&setup).unwrap();
+        let homeserver = fs::read_to_string(synapse.join("homeserver.yaml")).unwrap();
+        let keys = top_level_keys(&homeserver);
+        assert!(!keys.contains(&"instance_map") && !keys.contains(&"redis"), "{keys:?}");
+        assert!(!homeserver.contains("[replication]"));
+        assert!(!synapse.join("workers/event_persister1.yaml").exists());
+        assert!(!synapse.join("workers/appservice_pusher1.yaml").exists());
+
+        // Synapse's workers share one PostgreSQL database: on SQLite they are refused.
+        let mut sqlite = BTreeMap::from([("MXGATE_SYNAPSE_WORKERS".to_owned(), "true".to_owned())]);
+        let error = SynapseWorkers::for_env(&mut sqlite, &SynapseDatabase::Sqlite).unwrap_err().to_string();
+        assert!(error.contains("PostgreSQL"), "{error}");
+    }
+
+    #[test]
+    fn the_redis_url_becomes_synapses_redis_section() {
+        let workers = |url: &str| SynapseWorkers {
+            redis: url.parse().unwrap(),
+            replication_port: 9093,
+            event_persister_port: 9094,
+            appservice_pusher_port: 9095,
+            replication_secret: "s".into(),
+        };
+        let yaml = workers("rediss://synapse:p%40ss@redis.internal:6380/2").redis_yaml().unwrap();
+        assert_eq!(
+            yaml,
+            "  enabled: true\n  host: \"redis.internal\"\n  port: 6380\n  dbid: 2\n  \
+             username: \"synapse\"\n  password: \"p@ss\"\n  use_tls: true"
+        );
+        let yaml = workers("redis://127.0.0.1").redis_yaml().unwrap();
+        assert_eq!(yaml, "  enabled: true\n  host: \"127.0.0.1\"\n  port: 6379");
+        assert!(workers("http://127.0.0.1:6379").redis_yaml().is_err());
+        assert!(workers("redis://127.0.0.1/zero").redis_yaml().is_err());
     }
 }

@@ -82,6 +82,13 @@ pub struct BridgeConfig {
     #[arg(long, env = "MXGATE_MAX_LOGINS_PER_IDENTITY", default_value_t = 3)]
     pub max_logins_per_identity: usize,
 
+    /// Post each send's outcome into its room as a `com.beeper.message_send_status` event,
+    /// for Matrix clients that show it (as mautrix's `message_status_events`). Off by
+    /// default: the API reads outcomes from the send queue, and each status event costs
+    /// the homeserver one more event persisted and pushed.
+    #[arg(long, env = "MXGATE_MESSAGE_STATUS_EVENTS", default_value_t = false)]
+    pub message_status_events: bool,
+
     /// How long each simulated QR code lives, in milliseconds.
     #[arg(long, env = "MXGATE_SIM_QR_INTERVAL_MS", default_value_t = 20_000)]
     pub sim_qr_interval_ms: u64,

@@ -17,7 +17,7 @@ use crate::matrix::MatrixError;
 use crate::network::{
     AccountId, Contact, GroupInfo, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
 };
-use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
+use crate::portal::{PortalInfo, as_member, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
 use crate::store::{self, MessageRow, ReactionKey};
 
@@ -128,12 +128,18 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
     };
     let (puppet, room) = sender_in_portal(core, &message).await?;
     let incoming = &message;
+    // The event's id and type: the type tells the API's catch-up what to look for.
     let send = |mut event: MatrixEvent| {
         add_source(&mut event.content, incoming);
         let (puppet, room) = (&puppet, &room);
-        async move { core.matrix.send_event(puppet, room, event.event_type, &incoming.id, &event.content).await }
+        async move {
+            let sent = as_member(core, room, puppet, || {
+                core.matrix.send_event(puppet, room, event.event_type, &incoming.id, &event.content)
+            });
+            Ok::<_, BridgeError>((sent.await?, event.event_type))
+        }
     };
-    let event_id = match (&message.body, target.as_deref()) {
+    let (event_id, event_type) = match (&message.body, target.as_deref()) {
         (IncomingBody::Message { text, media, reply_to }, _) => {
             let (mut text, mut media) = (text.clone(), media.as_ref());
             let mxc = match media {
@@ -169,26 +175,28 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
                 ReactionKey { account_id: account, chat_id: &chat_key, target_id, sender: message.sender.as_str() };
             // WhatsApp keeps one reaction per sender: a new one replaces the last.
             if let Some(previous) = store::reaction(&core.db, key).await? {
-                core.matrix.redact(&puppet, &room, &previous, &format!("unreact-{}", message.id)).await?;
+                let txn = format!("unreact-{}", message.id);
+                as_member(core, &room, &puppet, || core.matrix.redact(&puppet, &room, &previous, &txn)).await?;
                 store::delete_reaction(&core.db, key).await?;
             }
             if emoji.is_empty() {
                 return Ok(());
             }
-            let event_id = send(content::reaction(target, emoji)).await?;
-            store::set_reaction(&core.db, key, event_id.as_str()).await?;
-            event_id
+            let sent = send(content::reaction(target, emoji)).await?;
+            store::set_reaction(&core.db, key, sent.0.as_str()).await?;
+            sent
         }
         (IncomingBody::Edit { text, .. }, Some(target)) => send(content::edit(target, text)).await?,
         (IncomingBody::Delete { .. }, Some(target)) => {
             let txn = format!("delete-{}", message.id);
             // A group admin deletes others' messages: the bot, which holds the room's power, redacts those.
-            match core.matrix.redact(&puppet, &room, target, &txn).await {
+            let redaction = match core.matrix.redact(&puppet, &room, target, &txn).await {
                 Err(MatrixError::Refused { status: 403, .. }) => {
                     core.matrix.redact(&core.bot, &room, target, &txn).await?
                 }
                 other => other?,
-            }
+            };
+            (redaction, "m.room.redaction")
         }
         // A reaction, edit or deletion without a bridged target returned above.
         (_, None) => return Ok(()),
@@ -201,7 +209,7 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
         network_id: message.id,
         direction: "in".into(),
     };
-    store::insert_message(&core.db, &row).await?;
+    store::insert_incoming(&core.db, &row, event_type).await?;
     Ok(())
 }
 
@@ -270,7 +278,7 @@ async fn bridge_receipt(core: &Core, receipt: &Receipt) -> Result<(), BridgeErro
         ensure_member(core, &room, &reader).await?;
     }
     if receipt.kind == ReceiptKind::Read {
-        core.matrix.mark_read(&reader, &room, &last.event_id).await?;
+        as_member(core, &room, &reader, || core.matrix.mark_read(&reader, &room, &last.event_id)).await?;
     }
     for row in rows.iter().filter(|row| row.direction == "out") {
         let event = content::status(&row.event_id, &row.network_id, receipt.kind, &reader);

@@ -1,8 +1,10 @@
 //! The send queue: Matrix → network, exactly once. A portal event from its device's
 //! owner is stored with the network message id it will go out under *before* anything is
 //! sent, and the homeserver's transaction is answered as soon as it is stored. A sender
-//! task per device then sends the queue in order, with the connector's pacing, and reports
-//! each outcome as a `com.beeper.message_send_status` event.
+//! task per device then sends the queue in order, with the connector's pacing, and records
+//! each outcome in the queue's row, where the API reads it. With
+//! `MXGATE_MESSAGE_STATUS_EVENTS` on, it also posts the outcome into the room as a
+//! `com.beeper.message_send_status` event, for Matrix clients.
 //!
 //! A replayed transaction finds the event already queued; a restart resumes the queue; a
 //! retry re-sends under the same message id, so a recipient keeps one copy. A send that
@@ -26,7 +28,7 @@ use crate::queue;
 use crate::store::{self, MessageRow};
 use crate::wake;
 
-/// The status event type mautrix bridges use; the API waits for it.
+/// The status event type mautrix bridges use, for Matrix clients.
 pub const SEND_STATUS: &str = "com.beeper.message_send_status";
 /// The network's message id, added beside the standard fields.
 pub const NETWORK_ID_FIELD: &str = "fi.mxgate.network_message_id";
@@ -117,18 +119,38 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// How the send of `event_id` ended, once it has. The API reads this beside the status
-/// event, which a homeserver may push late, push to another process, or never push.
-pub async fn outcome(db: &Db, event_id: &str) -> Result<Option<Outcome>, sqlx::Error> {
-    let row: Option<(String, String, Option<String>)> =
-        sqlx::query_as("SELECT state, network_id, last_error FROM bridge_outbox WHERE event_id = $1 AND state <> $2")
-            .bind(event_id)
-            .bind(QUEUED)
-            .fetch_optional(&db.pool)
-            .await?;
-    Ok(row.map(|(state, network_id, error)| match state.as_str() {
-        SENT => Outcome::Sent(network_id),
-        _ => Outcome::Failed(error.unwrap_or_else(|| UNSAID_FAILURE.into())),
+/// A finished send and where it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub outcome: Outcome,
+    pub room_id: String,
+    pub account_id: String,
+    pub chat_id: String,
+    /// Unix seconds.
+    pub finished_at: i64,
+}
+
+/// How the send of `event_id` ended, once it has: the record the API reads, whichever
+/// process sent it.
+pub async fn finished(db: &Db, event_id: &str) -> Result<Option<Finished>, sqlx::Error> {
+    type Record = (String, String, Option<String>, String, String, String, Option<i64>);
+    let row: Option<Record> = sqlx::query_as(
+        "SELECT state, network_id, last_error, room_id, account_id, chat_id, finished_at
+         FROM bridge_outbox WHERE event_id = $1 AND state <> $2",
+    )
+    .bind(event_id)
+    .bind(QUEUED)
+    .fetch_optional(&db.pool)
+    .await?;
+    Ok(row.map(|(state, network_id, error, room_id, account_id, chat_id, finished_at)| Finished {
+        outcome: match state.as_str() {
+            SENT => Outcome::Sent(network_id),
+            _ => Outcome::Failed(error.unwrap_or_else(|| UNSAID_FAILURE.into())),
+        },
+        room_id,
+        account_id,
+        chat_id,
+        finished_at: finished_at.unwrap_or_else(now),
     }))
 }
 
@@ -183,11 +205,12 @@ pub fn spawn_sender(core: Arc<Core>) {
                 Err(error) => tracing::warn!(error = %error, "cannot read the send queue; retrying"),
             }
             match unreported(&core.db).await {
-                Ok(rows) => {
+                Ok(rows) if core.config.message_status_events => {
                     for row in rows {
                         report(&core, &row).await;
                     }
                 }
+                Ok(_) => {}
                 Err(error) => tracing::warn!(error = %error, "cannot read unreported sends; retrying"),
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), core.outbox.wake.notified()).await;
@@ -203,7 +226,7 @@ async fn drain(core: &Core, rows: Vec<Row>) {
         let finished = match &outcome {
             // Left queued, untouched, for the process that holds the device now.
             Err(BridgeError::NotHere) => return,
-            Ok(()) => mark_sent(&core.db, &row).await.map(|()| true),
+            Ok(()) => mark_sent(core, &row).await.map(|()| true),
             Err(error) if error.is_transient() && now_ms() - row.created_at < RETRY_WINDOW_MS => {
                 tracing::warn!(event = %row.event_id, attempts = row.attempts + 1, error = %error,
                     "message not sent yet; will retry");
@@ -211,15 +234,17 @@ async fn drain(core: &Core, rows: Vec<Row>) {
             }
             Err(error) => {
                 tracing::warn!(event = %row.event_id, error = %error, "message not sent to the network");
-                mark_failed(&core.db, &row, error).await.map(|()| true)
+                mark_failed(core, &row, error).await.map(|()| true)
             }
         };
         match finished {
             Ok(true) => {
                 wake::notify(&core.db, wake::SEND_FINISHED).await;
-                row.state = if outcome.is_ok() { SENT } else { FAILED }.to_owned();
-                row.last_error = outcome.err().map(|e| e.to_string());
-                report(core, &row).await;
+                if core.config.message_status_events {
+                    row.state = if outcome.is_ok() { SENT } else { FAILED }.to_owned();
+                    row.last_error = outcome.err().map(|e| e.to_string());
+                    report(core, &row).await;
+                }
             }
             Ok(false) => return,
             Err(error) => {
@@ -258,14 +283,23 @@ async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
     Ok(core.network.send(&account, &chat, id, message).await?)
 }
 
-async fn mark_sent(db: &Db, row: &Row) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool.begin().await?;
-    sqlx::query("UPDATE bridge_outbox SET state = $2, attempts = attempts + 1, finished_at = $3 WHERE seq = $1")
-        .bind(row.seq)
-        .bind(SENT)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
+/// When a finished send counts as reported: at once when no status event is to be posted.
+fn reported_at(core: &Core) -> Option<i64> {
+    (!core.config.message_status_events).then(now)
+}
+
+async fn mark_sent(core: &Core, row: &Row) -> Result<(), sqlx::Error> {
+    let mut tx = core.db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE bridge_outbox SET state = $2, attempts = attempts + 1, finished_at = $3, reported_at = $4
+         WHERE seq = $1",
+    )
+    .bind(row.seq)
+    .bind(SENT)
+    .bind(now())
+    .bind(reported_at(core))
+    .execute(&mut *tx)
+    .await?;
     let message = MessageRow {
         event_id: row.event_id.clone(),
         room_id: row.room_id.clone(),
@@ -290,15 +324,18 @@ async fn reschedule(db: &Db, row: &Row, error: &BridgeError) -> Result<(), sqlx:
         .map(drop)
 }
 
-async fn mark_failed(db: &Db, row: &Row, error: &BridgeError) -> Result<(), sqlx::Error> {
+async fn mark_failed(core: &Core, row: &Row, error: &BridgeError) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE bridge_outbox SET state = $2, attempts = attempts + 1, last_error = $3, finished_at = $4 WHERE seq = $1",
+        "UPDATE bridge_outbox SET state = $2, attempts = attempts + 1, last_error = $3, finished_at = $4,
+                                  reported_at = $5
+         WHERE seq = $1",
     )
     .bind(row.seq)
     .bind(FAILED)
     .bind(error.to_string())
     .bind(now())
-    .execute(&db.pool)
+    .bind(reported_at(core))
+    .execute(&core.db.pool)
     .await
     .map(drop)
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::core::{BridgeError, Core};
 use crate::ids::ChatId;
+use crate::matrix::MatrixError;
 use crate::network::{AccountId, Contact, GroupInfo};
 use crate::puppet::ensure_puppet;
 use crate::store::{self, PortalRow};
@@ -117,10 +118,37 @@ pub async fn hand_over(core: &Core, account: &AccountId, from: &UserId, to: &Use
     Ok(())
 }
 
-/// Brings a group member's puppet into the portal before it speaks there.
+/// Brings a group member's puppet into the portal before it speaks there. Once: the join
+/// is recorded, so its later messages cost the homeserver no invite and no join.
 pub async fn ensure_member(core: &Core, room: &RoomId, user: &UserId) -> Result<(), BridgeError> {
+    if store::is_member(&core.db, room.as_str(), user.as_str()).await? {
+        return Ok(());
+    }
+    join_portal(core, room, user).await
+}
+
+/// Runs `call`, which acts as `user` in the portal `room`. A membership recorded by
+/// [`ensure_member`] may be gone (a kick); if the homeserver says so (`M_FORBIDDEN`),
+/// `user` joins again and `call` is tried once more.
+pub async fn as_member<T, F, Fut>(core: &Core, room: &RoomId, user: &UserId, call: F) -> Result<T, BridgeError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, MatrixError>>,
+{
+    match call().await {
+        Err(error) if error.errcode() == Some("M_FORBIDDEN") => {
+            tracing::info!(room = %room, user = %user, error = %error, "refused in its portal; joining it again");
+            join_portal(core, room, user).await?;
+            Ok(call().await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+async fn join_portal(core: &Core, room: &RoomId, user: &UserId) -> Result<(), BridgeError> {
     core.matrix.invite(&core.bot, room, user).await?;
     core.matrix.join(user, room).await?;
+    store::add_member(&core.db, room.as_str(), user.as_str()).await?;
     Ok(())
 }
 

@@ -160,6 +160,28 @@ pub async fn upsert_puppet(db: &Db, phone: &str, user_id: &str, displayname: Opt
     .map(drop)
 }
 
+/// Whether the bridge brought `user_id` into the portal `room_id` (see `portal::ensure_member`).
+pub async fn is_member(db: &Db, room_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT user_id FROM bridge_members WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(found.is_some())
+}
+
+pub async fn add_member(db: &Db, room_id: &str, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO bridge_members (room_id, user_id) VALUES ($1, $2) ON CONFLICT (room_id, user_id) DO NOTHING",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .execute(&db.pool)
+    .await
+    .map(drop)
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
     pub event_id: String,
@@ -170,15 +192,21 @@ pub struct MessageRow {
     pub direction: String,
 }
 
-pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error> {
-    insert_message_in(&mut *db.pool.acquire().await?, row).await
+/// Records a message brought in from the network, which became an event of `event_type`
+/// (which [`bridged_after`] filters on).
+pub async fn insert_incoming(db: &Db, row: &MessageRow, event_type: &str) -> Result<(), sqlx::Error> {
+    insert(&mut *db.pool.acquire().await?, row, Some(event_type)).await
 }
 
-/// [`insert_message`] on a connection of the caller's, e.g. inside its transaction.
+/// Records a message on a connection of the caller's, e.g. inside its transaction.
 pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow) -> Result<(), sqlx::Error> {
+    insert(conn, row, None).await
+}
+
+async fn insert(conn: &mut sqlx::AnyConnection, row: &MessageRow, event_type: Option<&str>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, event_type, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&row.event_id)
     .bind(&row.room_id)
@@ -186,6 +214,7 @@ pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow)
     .bind(&row.chat_id)
     .bind(&row.network_id)
     .bind(&row.direction)
+    .bind(event_type)
     .bind(now())
     .execute(conn)
     .await
@@ -203,7 +232,8 @@ pub struct BridgedMessage {
 
 /// Up to `limit` messages bridged from the network after `after` (its time in unix
 /// seconds and event id) and no later than `until`, of devices still linked to someone,
-/// in that order.
+/// in that order. Messages and stickers only (and rows from before types were recorded):
+/// the API delivers no reactions or redactions, so it would fetch each for nothing.
 pub async fn bridged_after(
     db: &Db,
     after: (i64, &str),
@@ -213,7 +243,8 @@ pub async fn bridged_after(
     sqlx::query_as(
         "SELECT m.event_id, m.room_id, l.owner, m.created_at FROM bridge_messages m
          JOIN bridge_logins l ON l.account_id = m.account_id
-         WHERE m.direction = 'in' AND (m.created_at > $1 OR (m.created_at = $1 AND m.event_id > $2))
+         WHERE m.direction = 'in' AND (m.event_type IS NULL OR m.event_type IN ('m.room.message', 'm.sticker'))
+           AND (m.created_at > $1 OR (m.created_at = $1 AND m.event_id > $2))
            AND m.created_at <= $3
          ORDER BY m.created_at, m.event_id LIMIT $4",
     )
@@ -354,4 +385,49 @@ pub async fn set_management_room(db: &Db, user_id: &str, room_id: &str) -> Resul
     .execute(&db.pool)
     .await
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("mxgate.db").display())).await.unwrap();
+        db.migrate().await.unwrap();
+        (db, dir)
+    }
+
+    #[tokio::test]
+    async fn a_membership_is_recorded_once() {
+        let (db, _dir) = store().await;
+        assert!(!is_member(&db, "!r:hs", "@p:hs").await.unwrap());
+        add_member(&db, "!r:hs", "@p:hs").await.unwrap();
+        add_member(&db, "!r:hs", "@p:hs").await.unwrap();
+        assert!(is_member(&db, "!r:hs", "@p:hs").await.unwrap());
+        assert!(!is_member(&db, "!other:hs", "@p:hs").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn catch_up_reads_messages_not_reactions_or_redactions() {
+        let (db, _dir) = store().await;
+        upsert_login(&db, "237600000001", "@mt_a:hs").await.unwrap();
+        for (event_id, event_type) in
+            [("$m", "m.room.message"), ("$s", "m.sticker"), ("$r", "m.reaction"), ("$d", "m.room.redaction")]
+        {
+            let row = MessageRow {
+                event_id: event_id.into(),
+                room_id: "!r:hs".into(),
+                account_id: "237600000001".into(),
+                chat_id: "237600000002".into(),
+                network_id: event_id.into(),
+                direction: "in".into(),
+            };
+            insert_incoming(&db, &row, event_type).await.unwrap();
+        }
+        let found = bridged_after(&db, (0, ""), i64::MAX, 10).await.unwrap();
+        let mut found: Vec<_> = found.iter().map(|m| m.event_id.as_str()).collect();
+        found.sort();
+        assert_eq!(found, ["$m", "$s"]);
+    }
 }

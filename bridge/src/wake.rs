@@ -1,9 +1,10 @@
 //! Wake-ups between processes on one PostgreSQL. The process that queues work another
 //! process must do says so with `NOTIFY`, and that process's loop wakes at once instead
 //! of at its next poll. A notification sent while nobody listens (a listener
-//! reconnecting) is lost, which is why every loop woken here also polls.
+//! reconnecting) is lost, which is why every loop woken here also polls. Listeners in the
+//! notifying process itself are woken directly, on SQLite too.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
@@ -16,9 +17,16 @@ pub const SEND_QUEUED: &str = "mxgate_send_queued";
 /// A send finished, sent or failed; the request waiting for it may be elsewhere.
 pub const SEND_FINISHED: &str = "mxgate_send_finished";
 
-/// Tells every process listening on `channel` that it has work. Nothing on SQLite, where
-/// one process does everything.
+/// This process's listeners, by channel.
+static LOCAL: Mutex<Vec<(&str, Arc<Notify>)>> = Mutex::new(Vec::new());
+
+/// Tells every process listening on `channel` that it has work: this one directly, the
+/// others (on PostgreSQL) by `NOTIFY`.
 pub async fn notify(db: &Db, channel: &str) {
+    for (_, wake) in LOCAL.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(c, _)| *c == channel) {
+        wake.notify_waiters();
+        wake.notify_one();
+    }
     if db.dialect != Dialect::Postgres {
         return;
     }
@@ -29,8 +37,9 @@ pub async fn notify(db: &Db, channel: &str) {
 }
 
 /// Wakes every waiter of `wake` on each notification of `channel`, for as long as the
-/// process runs. Nothing on SQLite.
+/// process runs.
 pub fn listen(db: &Db, channel: &'static str, wake: Arc<Notify>) {
+    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push((channel, wake.clone()));
     let Some(url) = db.listen_url.clone() else { return };
     tokio::spawn(async move {
         for attempt in 1_i64.. {

@@ -1,11 +1,12 @@
 //! The API's own appservice endpoints. The homeserver pushes every event of the rooms
 //! token identities are in; the API turns puppets' messages into webhook deliveries
-//! and the bridge's send statuses into answers for waiting sends.
+//! and receipts into `message.status` deliveries. (Send outcomes are read from the send
+//! queue's record, not from pushed status events: see `messages::late`.)
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, SEND_STATUS, store as bridge_store};
+use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, store as bridge_store};
 use ruma::{RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -16,7 +17,6 @@ use utoipa_axum::routes;
 pub mod catch_up;
 
 use crate::extract::Json;
-use crate::messages::{Recorded, SendStatus};
 use crate::state::AppState;
 use crate::webhooks::delivery;
 
@@ -86,21 +86,6 @@ async fn transaction(
 async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error> {
     let Some(room) = event["room_id"].as_str().and_then(|r| RoomId::parse(r).ok()) else { return Ok(()) };
     match event["type"].as_str() {
-        Some(SEND_STATUS) => {
-            let Some(event_id) = event["content"]["m.relates_to"]["event_id"].as_str() else { return Ok(()) };
-            let content = &event["content"];
-            let status = match content["status"].as_str() {
-                Some("SUCCESS") => SendStatus::Sent {
-                    network_message_id: content[NETWORK_ID_FIELD].as_str().unwrap_or_default().to_owned(),
-                },
-                _ => SendStatus::Failed {
-                    reason: content["message"].as_str().unwrap_or(mxgate_bridge::outbox::UNSAID_FAILURE).to_owned(),
-                },
-            };
-            if state.send_statuses.record(event_id, status.clone()) == Recorded::Nobody {
-                enqueue_late_status(state, event, &room, event_id, &status).await?;
-            }
-        }
         Some("m.room.member") => {
             let invited = event["content"]["membership"] == "invite";
             if let Some(user) = event["state_key"].as_str().and_then(|u| UserId::parse(u).ok())
@@ -132,37 +117,6 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
         _ => {}
     }
     Ok(())
-}
-
-/// A send that answered `pending` learns its outcome as a `message.status` webhook.
-async fn enqueue_late_status(
-    state: &AppState,
-    event: &Value,
-    room: &RoomId,
-    sent_event: &str,
-    status: &SendStatus,
-) -> Result<(), sqlx::Error> {
-    let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else { return Ok(()) };
-    let Some(login) = bridge_store::login(&state.db, &portal.account_id).await? else { return Ok(()) };
-    let (status, message_id, error) = match status {
-        SendStatus::Sent { network_message_id } => ("sent", Some(network_message_id.as_str()), None),
-        SendStatus::Failed { reason } => ("failed", None, Some(reason.as_str())),
-    };
-    let payload = json!({
-        "id": event["event_id"],
-        "type": "message.status",
-        "status": status,
-        "event_id": sent_event,
-        "message_id": message_id,
-        "error": error,
-        "to": login.owner,
-        "device_id": portal.account_id,
-        "is_contact": portal.is_direct,
-        "chat_id": portal.chat_id,
-        "timestamp": event["origin_server_ts"],
-    });
-    let Some(id) = event["event_id"].as_str() else { return Ok(()) };
-    delivery::enqueue(&state.db, &login.owner, id, &payload.to_string()).await.map(drop)
 }
 
 fn is_identity(state: &AppState, user: &UserId) -> bool {

@@ -239,7 +239,12 @@ async fn send_one(
     let (status, message_id, error) = match state.send_statuses.wait(&state.db, event_id.as_str(), timeout).await {
         Some(SendStatus::Sent { network_message_id }) => ("sent", Some(network_message_id), None),
         Some(SendStatus::Failed { reason }) => ("failed", None, Some(reason)),
-        None => ("pending", None, Some("WhatsApp has not confirmed the message yet".to_owned())),
+        None => {
+            if let Err(error) = super::late::remember(&state.db, user.as_str(), event_id.as_str()).await {
+                tracing::warn!(event = %event_id, error = %error, "a pending send's late status will not be reported");
+            }
+            ("pending", None, Some("WhatsApp has not confirmed the message yet".to_owned()))
+        }
     };
     RecipientResult { recipient: raw.to_owned(), status, event_id: Some(event_id.to_string()), message_id, error }
 }

@@ -187,6 +187,13 @@ impl Cluster {
         }
     }
 
+    /// The operating-system ids of the members' running processes, for a figure that
+    /// meters their CPU.
+    #[allow(dead_code)]
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().flat_map(|m| m.children.iter().map(Child::id)).collect()
+    }
+
     /// Member `n` started again with its own settings (the same process id).
     pub async fn restart(&mut self, n: usize) {
         self.members[n].start().await;

@@ -36,7 +36,8 @@ pub use gate::Gate;
 pub use phone::Phone;
 #[allow(unused_imports)]
 pub use receiver::{Received, WebhookReceiver};
-pub use synapse::{SLOTS, Synapse, free_port, synapse};
+#[allow(unused_imports)]
+pub use synapse::{SLOTS, Synapse, free_port, synapse, synapse_on_postgres};
 #[allow(unused_imports)]
 pub use wa_linked::{Linked, link_on_wa_sim, routed, wa_sim_options};
 
@@ -139,6 +140,13 @@ pub struct Options {
     pub max_logins_per_identity: usize,
     /// `MXGATE_LEASE_SECS`: how soon a dead process's devices move.
     pub lease_secs: u64,
+    /// `MXGATE_MESSAGE_STATUS_EVENTS`: each send's outcome also posted into its room.
+    pub message_status_events: bool,
+    /// How long a send request waits for WhatsApp before it answers `pending`.
+    pub send_timeout_secs: u64,
+    /// The homeserver: the run's Synapse on SQLite ([`synapse`]) unless another is given
+    /// (such as [`synapse_on_postgres`]).
+    pub synapse: Option<&'static Synapse>,
 }
 
 /// Where mxgate's whatsapp-rust clients find the WhatsApp server (a `wa-sim`).
@@ -168,6 +176,9 @@ impl Default for Options {
             limits: (100_000, 100_000, 100_000),
             max_logins_per_identity: 100,
             lease_secs: 15,
+            message_status_events: false,
+            send_timeout_secs: 30,
+            synapse: None,
         }
     }
 }
@@ -288,7 +299,7 @@ impl TestApp {
         (listen_addr, bridge_addr): (std::net::SocketAddr, std::net::SocketAddr),
     ) -> (Self, ApiConfig, BridgeConfig) {
         init_logging();
-        let synapse = synapse();
+        let synapse = options.synapse.unwrap_or_else(synapse);
         let (database_url, sqlite_dir) = fresh_database().await;
         let slot = take_slot(synapse).await;
         relay::point(&slot.pair.api.url, listen_addr);
@@ -325,7 +336,7 @@ impl TestApp {
                     false => format!("http://{bridge_addr}").parse().unwrap(),
                 },
             },
-            send_timeout_secs: 30,
+            send_timeout_secs: options.send_timeout_secs,
             max_file_size: 2 * 1024 * 1024,
             ticket_key: Secret::new(random_string(32)),
             webhook_retry_base_ms: options.webhook_retry_base_ms,
@@ -344,6 +355,7 @@ impl TestApp {
             puppet_prefix: slot.pair.bridge.prefix.clone(),
             network: if options.whatsapp.is_some() { NetworkKind::Whatsapp } else { NetworkKind::Sim },
             max_logins_per_identity: options.max_logins_per_identity,
+            message_status_events: options.message_status_events,
             sim_qr_interval_ms: 1000,
             whatsapp: WhatsAppConfig {
                 url: options.whatsapp.as_ref().map(|s| s.ws_url.clone()),
@@ -427,7 +439,7 @@ impl TestApp {
         patiently("empty queues", Duration::from_secs(120), || async {
             let health: Value = self.health().send().await.ok()?.json().await.ok()?;
             let queues = &health["queues"];
-            let empty = ["inbox", "send_queue", "webhook_deliveries"].iter().all(|q| queues[q] == 0);
+            let empty = ["inbox", "send_queue", "webhook_deliveries", "late_statuses"].iter().all(|q| queues[q] == 0);
             empty.then_some(())
         })
         .await;
@@ -441,6 +453,17 @@ impl TestApp {
         let request = self.http.get(url).bearer_auth(&self.slot.pair.api.as_token);
         let rooms = expect(request, StatusCode::OK).await;
         rooms["joined_rooms"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect()
+    }
+
+    /// The types of the latest events of `room` (at most 100), newest first, as `user` sees them.
+    #[allow(dead_code)]
+    pub async fn room_event_types(&self, user: &str, room: &str) -> Vec<String> {
+        let mut url = self.synapse.url.clone();
+        url.path_segments_mut().unwrap().clear().extend(["_matrix", "client", "v3", "rooms", room, "messages"]);
+        url.query_pairs_mut().append_pair("user_id", user).append_pair("dir", "b").append_pair("limit", "100");
+        let request = self.http.get(url).bearer_auth(&self.slot.pair.api.as_token);
+        let page = expect(request, StatusCode::OK).await;
+        page["chunk"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
     /// Gives `token` a webhook to `url`; returns the creation response (with its secret).

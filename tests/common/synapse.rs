@@ -1,5 +1,6 @@
-//! One real Synapse per test process, started on first use and stopped when the
-//! process exits (a watchdog shell kills it, so even a panicking run leaves none behind).
+//! One real Synapse per test process (SQLite), started on first use and stopped when the
+//! process exits (a watchdog shell kills it, so even a panicking run leaves none behind);
+//! and, for `make bench`, a second one on PostgreSQL, started the same way when first asked for.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -67,7 +68,30 @@ pub const SLOTS: usize = 6;
 
 pub fn synapse() -> &'static Synapse {
     static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
-    SYNAPSE.get_or_init(start)
+    SYNAPSE.get_or_init(|| start(SynapseDatabase::Sqlite))
+}
+
+/// A Synapse of its own whose database is PostgreSQL: a new database on the server at
+/// `MXGATE_TEST_POSTGRES`, created as `mxgate setup` creates Synapse's (C collation), so
+/// Synapse needs psycopg2 in `.venv` (`make bench` installs it). `None` without that
+/// server. A test chooses it with `Options::synapse`.
+#[allow(dead_code)]
+pub fn synapse_on_postgres() -> Option<&'static Synapse> {
+    static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+    let server = std::env::var("MXGATE_TEST_POSTGRES").ok()?;
+    Some(SYNAPSE.get_or_init(|| {
+        let mut database: Url = server.parse().expect("MXGATE_TEST_POSTGRES is a URL");
+        database.set_path(&format!("/synapse_test_{}", mxgate::secret::random_hex(6)));
+        database.set_query(None);
+        let synapse_url = database.to_string();
+        // The caller is inside a runtime that must not block on a future: a thread of its own.
+        let created = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(mxgate::setup::create_synapse_database(&server, &synapse_url))
+        });
+        created.join().unwrap().expect("Synapse's database created on MXGATE_TEST_POSTGRES");
+        start(SynapseDatabase::Postgres(database))
+    }))
 }
 
 /// A port nothing listens on, for a server a test starts later (a child process binds it
@@ -96,7 +120,7 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn start() -> Synapse {
+fn start(database: SynapseDatabase) -> Synapse {
     let python =
         std::env::var("MXGATE_SYNAPSE_PYTHON").map(PathBuf::from).unwrap_or_else(|_| repo().join(".venv/bin/python"));
     assert!(python.exists(), "{} is missing: run `make synapse` (make test does)", python.display());
@@ -128,7 +152,7 @@ fn start() -> Synapse {
         server_name: "mxgate.test".into(),
         homeserver_url: url.clone(),
         synapse_dir: dir.clone(),
-        database: SynapseDatabase::Sqlite,
+        database,
         registration_shared_secret: random_string(32),
         macaroon_secret_key: random_string(32),
         form_secret: random_string(32),

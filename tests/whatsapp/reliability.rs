@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
@@ -190,4 +190,71 @@ async fn started_with_the_homeserver_down_it_links_and_a_later_outage_loses_noth
         .collect();
     assert_eq!(deliveries.len(), sent.len(), "one delivery per message");
     assert_eq!(routed(&linked.sim, DEVICE, CONTACT), BTreeMap::new(), "the refused send went nowhere");
+}
+
+/// Three sends at once, paced 5 s apart by the connector, from requests that wait 1 s: the
+/// later two answer `pending` whatever the machine's speed. Each pending answer's outcome
+/// reaches the webhook once as `message.status`, read from the send queue; status events
+/// go into the room only when the setting asks for them.
+async fn pending_sends_learn_their_outcome_by_webhook(status_events: bool) {
+    let paced = async |options: Options| {
+        let options =
+            Options { send_interval_ms: 5_000, send_timeout_secs: 1, message_status_events: status_events, ..options };
+        TestApp::with(options).await
+    };
+    let linked = linked(paced).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let requests = (0..3).map(|n| {
+        let body = json!({ "contact": CONTACT, "text": format!("paced {n}") });
+        expect(linked.send(DEVICE).json(&body), StatusCode::OK)
+    });
+    let answers: Vec<Value> =
+        futures::future::join_all(requests).await.iter().map(|a| a["results"][0].clone()).collect();
+    let pending: BTreeSet<String> = answers
+        .iter()
+        .filter(|a| a["status"] == "pending")
+        .map(|a| a["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(pending.len() >= 2, "the paced sends answer pending: {answers:?}");
+
+    let mut delivered = BTreeMap::new();
+    for _ in 0..3 {
+        let message = contact.next_message().await;
+        delivered.insert(message.info.id.to_string(), text_of(&message.message).map(str::to_owned));
+    }
+    linked.app.quiet().await;
+    let statuses: Vec<Value> =
+        linked.receiver.received().iter().map(|r| r.json()).filter(|p| p["type"] == "message.status").collect();
+    let late: BTreeMap<String, &Value> = statuses
+        .iter()
+        .filter(|s| s["status"] == "sent")
+        .map(|s| (s["event_id"].as_str().unwrap().to_owned(), s))
+        .collect();
+    assert_eq!(
+        late.keys().cloned().collect::<BTreeSet<_>>(),
+        pending,
+        "one late status per pending send: {statuses:?}"
+    );
+    assert_eq!(late.len(), statuses.iter().filter(|s| s["status"] == "sent").count(), "each once: {statuses:?}");
+    for status in late.values() {
+        assert!(delivered.contains_key(status["message_id"].as_str().unwrap()), "the id the contact got: {status}");
+        assert_eq!(status["device_id"], DEVICE);
+        assert_eq!(status["is_contact"], true);
+    }
+
+    let rooms = linked.app.joined_rooms(&linked.identity).await;
+    let room = rooms.iter().next().expect("the contact's portal");
+    let types = linked.app.room_event_types(&linked.identity, room).await;
+    let posted = types.iter().filter(|t| *t == mxgate_bridge::SEND_STATUS).count();
+    assert_eq!(posted, if status_events { 3 } else { 0 }, "status events in the room: {types:?}");
+}
+
+#[tokio::test]
+async fn a_pending_send_learns_its_outcome_by_webhook_without_status_events() {
+    pending_sends_learn_their_outcome_by_webhook(false).await;
+}
+
+#[tokio::test]
+async fn a_pending_send_learns_its_outcome_by_webhook_with_status_events_in_the_room() {
+    pending_sends_learn_their_outcome_by_webhook(true).await;
 }

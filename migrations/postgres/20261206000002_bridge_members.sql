@@ -1,0 +1,13 @@
+-- Puppets the bridge has brought into portals (bridge/src/portal.rs), so a puppet is
+-- invited and joined once, not before each of its messages. A row may outlive the
+-- membership (a kick): a call the homeserver then refuses joins again and retries.
+CREATE TABLE bridge_members (
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+);
+
+-- The Matrix event type an incoming message became, so the API's catch-up
+-- (src/appservice/catch_up.rs) fetches only what it delivers, not reactions or
+-- redactions, which its event log never has. NULL on rows from before and on sent messages.
+ALTER TABLE bridge_messages ADD COLUMN event_type TEXT;
