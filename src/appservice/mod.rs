@@ -18,7 +18,8 @@ pub mod catch_up;
 
 use crate::extract::Json;
 use crate::state::AppState;
-use crate::webhooks::delivery;
+use crate::webhooks::catalogue::EventType;
+use crate::webhooks::delivery::{self, Event};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(transaction)).routes(routes!(query_user)).routes(routes!(ping))
@@ -108,11 +109,16 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                 return Ok(());
             }
             let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
-            let payload = match kind {
-                MESSAGE_STATUS => status_payload(event, &portal, &login.owner),
-                _ => webhook_payload(state, event, &portal, &login.owner).await,
+            let (kind, payload) = match kind {
+                MESSAGE_STATUS => (EventType::MessageStatus, status_payload(event, &portal, &login.owner)),
+                _ => {
+                    let payload = webhook_payload(state, event, &portal, &login.owner).await;
+                    let edit = payload["replaces"].is_string();
+                    (if edit { EventType::MessageEdited } else { EventType::Message }, payload)
+                }
             };
-            delivery::enqueue(&state.db, &login.owner, event_id, &payload.to_string()).await?;
+            let event = Event { identity: &login.owner, event_id, kind, payload };
+            delivery::enqueue(&state.db, event).await?;
         }
         _ => {}
     }

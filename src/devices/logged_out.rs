@@ -9,7 +9,8 @@ use tokio::sync::{Notify, mpsc};
 
 use super::service::WHATSAPP;
 use crate::db::Db;
-use crate::webhooks::delivery;
+use crate::webhooks::catalogue::EventType;
+use crate::webhooks::delivery::{self, Event};
 
 /// Announces each device the bridge reports, waking this process's delivery worker.
 pub async fn report(db: Db, wake: Arc<Notify>, mut devices: mpsc::UnboundedReceiver<DeviceLoggedOut>) {
@@ -26,7 +27,8 @@ pub async fn announce(db: &Db, wake: &Notify, owner: &str, device_id: &str, at: 
     let payload = json!({ "type": "device.logged_out", "platform": WHATSAPP, "device_id": device_id, "timestamp": at });
     // One delivery per log-out: the id names the device and the moment.
     let event_id = format!("device.logged_out:{device_id}:{at}");
-    delivery::enqueue_farewell(db, owner, &event_id, &payload.to_string()).await?;
+    let event = Event { identity: owner, event_id: &event_id, kind: EventType::DeviceLoggedOut, payload };
+    delivery::enqueue_farewell(db, event).await?;
     wake.notify_one();
     Ok(())
 }

@@ -13,7 +13,8 @@ use serde_json::json;
 use super::SendStatus;
 use crate::db::Db;
 use crate::state::AppState;
-use crate::webhooks::delivery;
+use crate::webhooks::catalogue::EventType;
+use crate::webhooks::delivery::{self, Event};
 
 /// How often the pass runs besides its wake-ups.
 const PASS: Duration = Duration::from_secs(2);
@@ -103,7 +104,8 @@ async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
             "chat_id": finished.chat_id,
             "timestamp": finished.finished_at * 1000,
         });
-        delivery::enqueue(db, &identity, &id, &payload.to_string()).await?;
+        let event = Event { identity: &identity, event_id: &id, kind: EventType::MessageStatus, payload };
+        delivery::enqueue(db, event).await?;
         sqlx::query("DELETE FROM pending_sends WHERE event_id = $1").bind(&event_id).execute(&db.pool).await?;
         queued += 1;
     }

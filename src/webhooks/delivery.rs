@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::queue::{self, Due, Outcome, Status, now_ms};
-pub use super::queue::{enqueue, enqueue_farewell, pending};
+pub use super::queue::{Event, enqueue, enqueue_farewell, pending};
 use super::signing;
 use crate::events::Cursor;
 use crate::state::AppState;

@@ -1,5 +1,6 @@
 //! Webhooks: where a token's incoming messages are delivered.
 
+pub mod catalogue;
 pub mod delivery;
 pub mod queue;
 pub mod routes;

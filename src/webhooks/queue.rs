@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::catalogue::{EventType, Filter};
 use crate::db::Db;
 use crate::events::{Cursor, store as events};
 use crate::secret::Secret;
@@ -54,32 +55,40 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Appends `payload` to `identity`'s event log and queues it for every webhook of the
-/// identity's unexpired tokens, paused ones included, in one transaction. Returns how many
-/// deliveries were queued; an event already in the log (a replay) queues none.
-pub async fn enqueue(db: &Db, identity: &str, event_id: &str, payload: &str) -> Result<u64, sqlx::Error> {
-    queue_event(db, (identity, event_id, payload), crate::db::now()).await
+/// One event for an identity's webhooks: its key in the event log, its type, its payload.
+pub struct Event<'a> {
+    pub identity: &'a str,
+    pub event_id: &'a str,
+    pub kind: EventType,
+    pub payload: serde_json::Value,
+}
+
+/// Appends the event to its identity's event log and queues it for every webhook of the
+/// identity's unexpired tokens that takes its type, paused ones included, in one
+/// transaction. Returns how many deliveries were queued; an event already in the log (a
+/// replay) queues none.
+pub async fn enqueue(db: &Db, event: Event<'_>) -> Result<u64, sqlx::Error> {
+    queue_event(db, event, crate::db::now()).await
 }
 
 /// [`enqueue`] to the webhooks of expired tokens as well: a device logged out because the
 /// identity's tokens expired is told to the webhooks that watched it.
-pub async fn enqueue_farewell(db: &Db, identity: &str, event_id: &str, payload: &str) -> Result<u64, sqlx::Error> {
-    queue_event(db, (identity, event_id, payload), i64::MIN).await
+pub async fn enqueue_farewell(db: &Db, event: Event<'_>) -> Result<u64, sqlx::Error> {
+    queue_event(db, event, i64::MIN).await
 }
 
-/// Queues the event for the webhooks of `identity`'s tokens unexpired at `live_at`.
-async fn queue_event(
-    db: &Db,
-    (identity, event_id, payload): (&str, &str, &str),
-    live_at: i64,
-) -> Result<u64, sqlx::Error> {
+/// Queues the event for the webhooks of its identity's tokens unexpired at `live_at`.
+async fn queue_event(db: &Db, mut event: Event<'_>, live_at: i64) -> Result<u64, sqlx::Error> {
+    let (identity, event_id) = (event.identity, event.event_id);
+    // One place names every payload's type, so no payload goes out without it.
+    event.payload["event"] = event.kind.as_str().into();
     let mut tx = db.pool.begin().await?;
-    let Some(seq) = events::append(&mut tx, identity, event_id, payload).await? else {
+    let Some(seq) = events::append(&mut tx, identity, event_id, &event.payload.to_string()).await? else {
         tx.commit().await?;
         return Ok(0);
     };
-    let webhooks: Vec<String> = sqlx::query_scalar(
-        "SELECT w.id FROM webhooks w JOIN tokens t ON t.id = w.token_id
+    let webhooks: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT w.id, w.events FROM webhooks w JOIN tokens t ON t.id = w.token_id
          WHERE t.matrix_user_id = $1 AND (t.expires_at IS NULL OR t.expires_at > $2) ORDER BY w.id",
     )
     .bind(identity)
@@ -87,13 +96,15 @@ async fn queue_event(
     .fetch_all(&mut *tx)
     .await?;
     let mut queued = 0;
-    for webhook_id in webhooks {
+    for (webhook_id, _) in
+        webhooks.iter().filter(|(_, types)| Filter::from_column(types.as_deref()).accepts(event.kind))
+    {
         let done = sqlx::query(
             "INSERT INTO webhook_deliveries (id, webhook_id, identity, seq, event_id, status, attempts, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8) ON CONFLICT (webhook_id, event_id) DO NOTHING",
         )
         .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&webhook_id)
+        .bind(webhook_id)
         .bind(identity)
         .bind(seq)
         .bind(event_id)

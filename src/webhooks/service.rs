@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::catalogue::{EventType, Filter};
 use super::delivery::Delivery;
 use super::queue::{self, Status};
 use super::signing;
@@ -27,6 +28,12 @@ pub struct NewWebhook {
     /// Defaults to `true`.
     #[serde(default = "enabled")]
     pub active: bool,
+    /// The event types it receives (see the catalogue in README); absent: `message`,
+    /// `message.edited`, `message.status` and `device.logged_out`, as before types could
+    /// be chosen.
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false, min_items = 1)]
+    pub events: Option<Vec<EventType>>,
 }
 
 fn enabled() -> bool {
@@ -44,6 +51,9 @@ pub struct WebhookChange {
     #[serde(default, deserialize_with = "crate::extract::present")]
     #[schema(nullable = false)]
     pub active: Option<bool>,
+    #[serde(default, deserialize_with = "crate::extract::present")]
+    #[schema(nullable = false, min_items = 1)]
+    pub events: Option<Vec<EventType>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,6 +61,8 @@ pub struct Webhook {
     pub id: String,
     pub url: String,
     pub active: bool,
+    /// The event types it receives.
+    pub events: Vec<EventType>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Only in the answer to a create or update that set `url`: the host does not resolve
@@ -65,11 +77,22 @@ impl From<WebhookRow> for Webhook {
             id: row.id,
             url: row.url,
             active: row.active,
+            events: Filter::from_column(row.events.as_deref()).types(),
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
             warning: None,
         }
     }
+}
+
+/// The event types chosen, as stored; none at all is refused (`active: false` pauses).
+fn chosen_events(events: Vec<EventType>) -> ApiResult<Option<String>> {
+    if events.is_empty() {
+        return Err(ApiError::unprocessable(
+            "events names at least one event type; to pause a webhook, set active to false",
+        ));
+    }
+    Ok(Filter::chosen(events).to_column())
 }
 
 /// The URL as stored, and a warning when its host does not resolve yet.
@@ -88,6 +111,7 @@ fn ensure_unique_url(existing: &[WebhookRow], url: &str, except: Option<&str>) -
 
 /// Returns the webhook and its signing secret, which is never shown again.
 pub async fn create(state: &AppState, token: &TokenRow, new: NewWebhook) -> ApiResult<(Webhook, String)> {
+    let events = new.events.map(chosen_events).transpose()?.flatten();
     let (url, warning) = checked_url(state, &new.url).await?;
     let existing = store::list_for_token(&state.db, &token.id).await?;
     if existing.len() >= MAX_PER_TOKEN {
@@ -101,6 +125,7 @@ pub async fn create(state: &AppState, token: &TokenRow, new: NewWebhook) -> ApiR
         url,
         active: new.active,
         secret: signing::new_secret(),
+        events,
         created_at: now,
         updated_at: now,
     };
@@ -114,10 +139,14 @@ pub async fn list(state: &AppState, token: &TokenRow) -> ApiResult<Vec<Webhook>>
 }
 
 pub async fn update(state: &AppState, token: &TokenRow, id: &str, change: WebhookChange) -> ApiResult<Webhook> {
-    if change.url.is_none() && change.active.is_none() {
-        return Err(ApiError::unprocessable("give at least one of url, active"));
+    if change.url.is_none() && change.active.is_none() && change.events.is_none() {
+        return Err(ApiError::unprocessable("give at least one of url, active, events"));
     }
+    let events = change.events.map(chosen_events).transpose()?;
     let mut row = store::find_for_token(&state.db, id, &token.id).await?.ok_or(ApiError::NotFound("webhook"))?;
+    if let Some(events) = events {
+        row.events = events;
+    }
     let mut warning = None;
     if let Some(url) = change.url {
         let (url, unresolved) = checked_url(state, &url).await?;

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use mxgate::db::Db;
 use mxgate::events::{Cursor, store};
-use mxgate::webhooks::delivery;
+use mxgate::webhooks::catalogue::EventType;
+use mxgate::webhooks::delivery::{self, Event};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -172,9 +173,10 @@ async fn concurrent_writers_never_make_a_tailing_reader_skip_an_event() {
         tokio::spawn(async move {
             for n in 0..EACH {
                 let event_id = format!("$w{w}n{n}");
-                delivery::enqueue(&db, identity, &event_id, &json!({ "id": event_id }).to_string()).await.unwrap();
+                let event = |payload| Event { identity, event_id: &event_id, kind: EventType::Message, payload };
+                delivery::enqueue(&db, event(json!({ "id": event_id }))).await.unwrap();
                 // A replayed transaction adds nothing.
-                assert_eq!(delivery::enqueue(&db, identity, &event_id, "{}").await.unwrap(), 0);
+                assert_eq!(delivery::enqueue(&db, event(json!({}))).await.unwrap(), 0);
             }
         })
     });

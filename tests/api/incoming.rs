@@ -6,7 +6,7 @@ use matrix_sdk::config::SyncSettings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Received, TestApp, WebhookReceiver, eventually, expect, link_device, room_bodies};
+use crate::common::{Received, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device, room_bodies};
 
 const DEVICE: &str = "237600000002";
 const CONTACT: &str = "2376987654321";
@@ -316,4 +316,70 @@ async fn reactions_edits_deletions_and_receipts_reach_matrix_and_the_webhook() {
         .unwrap()
         .expect("the contact's puppet has a read receipt");
     assert_eq!(read.as_str(), ours["event_id"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn a_webhook_gets_only_the_event_types_it_chose_and_every_payload_names_its_type() {
+    let linked = linked_with_webhook().await;
+    let app = &linked.app;
+    let hook = |url: &str, events: Value| {
+        app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&json!({ "url": url, "events": events }))
+    };
+    let (statuses, edits) = (WebhookReceiver::start().await, WebhookReceiver::start().await);
+    let chosen = expect(hook(&statuses.url, json!(["message.status"])), StatusCode::CREATED).await;
+    assert_eq!(chosen["events"], json!(["message.status"]));
+    // Made to take messages first, then changed to edits only.
+    let changed = expect(hook(&edits.url, json!(["message"])), StatusCode::CREATED).await;
+    let path = format!("/api/v1/webhooks/{}", changed["id"].as_str().unwrap());
+    let put = |body: Value| app.bearer(Method::PUT, &path, &linked.token).json(&body);
+    expect(put(json!({ "events": ["message.edited"] })), StatusCode::OK).await;
+    // Bad lists change nothing.
+    let unknown =
+        expect_error(put(json!({ "events": ["message.typo"] })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            .await;
+    assert!(unknown["message"].as_str().unwrap().contains("message.typo"), "{unknown}");
+    let none = expect_error(put(json!({ "events": [] })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert!(none["message"].as_str().unwrap().contains("active"), "{none}");
+    let listed = expect(app.bearer(Method::GET, "/api/v1/webhooks", &linked.token), StatusCode::OK).await;
+    let events_of = |id: &Value| listed.as_array().unwrap().iter().find(|w| &w["id"] == id).unwrap()["events"].clone();
+    assert_eq!(events_of(&changed["id"]), json!(["message.edited"]));
+    assert_eq!(
+        events_of(&json!(linked.webhook_id)),
+        json!(["message", "message.edited", "message.status", "device.logged_out"]),
+        "a webhook that chose nothing gets what every webhook got before"
+    );
+
+    let body = json!({ "contact": CONTACT, "text": "Dinner at 7?" });
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &linked.token).json(&body),
+        StatusCode::OK,
+    )
+    .await;
+    let ours = &sent["results"][0];
+    let receipt = json!({ "device_id": DEVICE, "from": CONTACT, "message_ids": [ours["message_id"]], "kind": "read" });
+    expect(app.request(Method::POST, "/sim/receipts").json(&receipt), StatusCode::OK).await;
+    let answer = inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "text": "Yes, at 8" })).await;
+    inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "edit": { "target": answer, "text": "Yes, at 7" } }))
+        .await;
+    linked.receiver.wait_for(3).await;
+    app.quiet().await;
+
+    let events = |receiver: &WebhookReceiver| {
+        let mut events: Vec<String> =
+            receiver.received().iter().map(|r| r.json()["event"].as_str().unwrap().to_owned()).collect();
+        events.sort();
+        events
+    };
+    assert_eq!(events(&linked.receiver), ["message", "message.edited", "message.status"]);
+    assert_eq!(events(&statuses), ["message.status"]);
+    assert_eq!(events(&edits), ["message.edited"]);
+    let edit = edits.received()[0].json();
+    assert_eq!(
+        (&edit["type"], &edit["message"]),
+        (&json!("m.text"), &json!("Yes, at 7")),
+        "the payload as before: {edit}"
+    );
+    // The event log keeps every event, whatever the webhooks chose.
+    let feed = expect(app.bearer(Method::GET, "/api/v1/events", &linked.token), StatusCode::OK).await;
+    assert_eq!(feed["events"].as_array().unwrap().len(), 3, "{feed}");
 }

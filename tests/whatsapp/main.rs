@@ -168,6 +168,10 @@ async fn replies_quote_both_ways_and_receipts_become_message_statuses() {
     use whatsapp_rust::wacore::proto_helpers::{MessageBuilderExt, build_quote_context};
     let linked = linked(TestApp::with).await;
     let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    // A second webhook that takes only statuses.
+    let statuses = WebhookReceiver::start().await;
+    let hook = json!({ "url": statuses.url, "events": ["message.status"] });
+    expect(linked.app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&hook), StatusCode::CREATED).await;
 
     let sent = send(&linked, json!({ "contact": CONTACT, "text": "Shall we meet at 10?" })).await;
     let ours = &sent["results"][0];
@@ -197,6 +201,14 @@ async fn replies_quote_both_ways_and_receipts_become_message_statuses() {
     assert_eq!(context.stanza_id.as_deref(), Some(answer_id.as_str()));
     assert_eq!(context.participant.as_deref(), Some(format!("{CONTACT}@s.whatsapp.net").as_str()));
     assert_eq!(context.quoted_message.as_option().and_then(|m| text_of(m)), Some("Yes, at the station"));
+
+    linked.app.quiet().await;
+    let everything: Vec<Value> = linked.receiver.received().iter().map(|r| r.json()).collect();
+    assert!(everything.iter().any(|p| p["event"] == "message"), "{everything:?}");
+    let chosen: Vec<Value> = statuses.received().iter().map(|r| r.json()).collect();
+    assert!(!chosen.is_empty() && chosen.iter().all(|p| p["event"] == "message.status"), "only statuses: {chosen:?}");
+    let all_statuses = everything.iter().filter(|p| p["event"] == "message.status").count();
+    assert_eq!(chosen.len(), all_statuses, "every status, to both webhooks");
 }
 
 #[tokio::test]

@@ -1,0 +1,117 @@
+//! The webhook event catalogue: every payload names its type in `event`, and a webhook
+//! takes the types it wants. A webhook that names none gets [`DEFAULT`], what every
+//! webhook got before types could be chosen, so existing receivers see no change.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What an event is about. The payload's `event` field carries it; `type` keeps its
+/// earlier meaning (the Matrix `msgtype` of a message, or the same name for the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+pub enum EventType {
+    /// A message from a contact or group member (the payload of DESIGN.md, every field kept).
+    #[serde(rename = "message")]
+    Message,
+    /// A contact edited a message: `message`'s payload with the new text and `replaces`.
+    #[serde(rename = "message.edited")]
+    MessageEdited,
+    /// A send's outcome (`sent`, `failed`) after it answered `pending`, or a contact's
+    /// receipt (`delivered`, `read`).
+    #[serde(rename = "message.status")]
+    MessageStatus,
+    /// The device was logged out of WhatsApp.
+    #[serde(rename = "device.logged_out")]
+    DeviceLoggedOut,
+}
+
+/// The types a webhook gets when it names none.
+pub const DEFAULT: [EventType; 4] =
+    [EventType::Message, EventType::MessageEdited, EventType::MessageStatus, EventType::DeviceLoggedOut];
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Message => "message",
+            Self::MessageEdited => "message.edited",
+            Self::MessageStatus => "message.status",
+            Self::DeviceLoggedOut => "device.logged_out",
+        }
+    }
+}
+
+/// The types a webhook gets, as stored: `None` (NULL) for [`DEFAULT`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filter(Option<BTreeSet<EventType>>);
+
+impl Filter {
+    pub fn chosen(types: impl IntoIterator<Item = EventType>) -> Self {
+        Self(Some(types.into_iter().collect()))
+    }
+
+    pub fn accepts(&self, event: EventType) -> bool {
+        match &self.0 {
+            Some(types) => types.contains(&event),
+            None => DEFAULT.contains(&event),
+        }
+    }
+
+    /// The types, in catalogue order.
+    pub fn types(&self) -> Vec<EventType> {
+        match &self.0 {
+            Some(types) => types.iter().copied().collect(),
+            None => DEFAULT.to_vec(),
+        }
+    }
+
+    /// The column's value: a JSON array, or NULL for the default.
+    pub fn to_column(&self) -> Option<String> {
+        self.0.as_ref().map(|types| serde_json::to_string(types).expect("a set of names serializes"))
+    }
+
+    /// Reads the column. A value this version cannot read (a type from a newer one) keeps
+    /// the types it can: the webhook still gets those.
+    pub fn from_column(column: Option<&str>) -> Self {
+        let Some(column) = column else { return Self(None) };
+        let names: Vec<String> = serde_json::from_str(column).unwrap_or_default();
+        Self::chosen(names.iter().filter_map(|name| serde_json::from_value(name.as_str().into()).ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_that_names_no_types_gets_what_every_webhook_got_before() {
+        let default = Filter::default();
+        assert!(DEFAULT.iter().all(|&t| default.accepts(t)));
+        assert_eq!(default.to_column(), None);
+        assert_eq!(Filter::from_column(None), default);
+    }
+
+    #[test]
+    fn chosen_types_survive_the_column_and_filter() {
+        let chosen = Filter::chosen([EventType::MessageStatus]);
+        let column = chosen.to_column().unwrap();
+        assert_eq!(column, r#"["message.status"]"#);
+        let read = Filter::from_column(Some(&column));
+        assert_eq!(read, chosen);
+        assert!(read.accepts(EventType::MessageStatus));
+        assert!(!read.accepts(EventType::Message));
+    }
+
+    #[test]
+    fn a_type_this_version_does_not_know_is_skipped() {
+        let read = Filter::from_column(Some(r#"["message", "from.the.future"]"#));
+        assert_eq!(read.types(), [EventType::Message]);
+    }
+
+    #[test]
+    fn names_match_serde() {
+        for t in DEFAULT {
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+    }
+}
