@@ -128,7 +128,6 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
     };
     let (puppet, room) = sender_in_portal(core, &message).await?;
     let incoming = &message;
-    // The event's id and type: the type tells the API's catch-up what to look for.
     let send = |mut event: MatrixEvent| {
         add_source(&mut event.content, incoming);
         let (puppet, room) = (&puppet, &room);
@@ -136,10 +135,10 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
             let sent = as_member(core, room, puppet, || {
                 core.matrix.send_event(puppet, room, event.event_type, &incoming.id, &event.content)
             });
-            Ok::<_, BridgeError>((sent.await?, event.event_type))
+            sent.await
         }
     };
-    let (event_id, event_type) = match (&message.body, target.as_deref()) {
+    let event_id = match (&message.body, target.as_deref()) {
         (IncomingBody::Message { text, media, reply_to }, _) => {
             let (mut text, mut media) = (text.clone(), media.as_ref());
             let mxc = match media {
@@ -182,21 +181,20 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
             if emoji.is_empty() {
                 return Ok(());
             }
-            let sent = send(content::reaction(target, emoji)).await?;
-            store::set_reaction(&core.db, key, sent.0.as_str()).await?;
-            sent
+            let event_id = send(content::reaction(target, emoji)).await?;
+            store::set_reaction(&core.db, key, event_id.as_str()).await?;
+            event_id
         }
         (IncomingBody::Edit { text, .. }, Some(target)) => send(content::edit(target, text)).await?,
         (IncomingBody::Delete { .. }, Some(target)) => {
             let txn = format!("delete-{}", message.id);
             // A group admin deletes others' messages: the bot, which holds the room's power, redacts those.
-            let redaction = match core.matrix.redact(&puppet, &room, target, &txn).await {
+            match core.matrix.redact(&puppet, &room, target, &txn).await {
                 Err(MatrixError::Refused { status: 403, .. }) => {
                     core.matrix.redact(&core.bot, &room, target, &txn).await?
                 }
                 other => other?,
-            };
-            (redaction, "m.room.redaction")
+            }
         }
         // A reaction, edit or deletion without a bridged target returned above.
         (_, None) => return Ok(()),
@@ -209,7 +207,7 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
         network_id: message.id,
         direction: "in".into(),
     };
-    store::insert_incoming(&core.db, &row, event_type).await?;
+    store::insert_message(&core.db, &row).await?;
     Ok(())
 }
 

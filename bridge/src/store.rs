@@ -192,21 +192,15 @@ pub struct MessageRow {
     pub direction: String,
 }
 
-/// Records a message brought in from the network, which became an event of `event_type`
-/// (which [`bridged_after`] filters on).
-pub async fn insert_incoming(db: &Db, row: &MessageRow, event_type: &str) -> Result<(), sqlx::Error> {
-    insert(&mut *db.pool.acquire().await?, row, Some(event_type)).await
+pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error> {
+    insert_message_in(&mut *db.pool.acquire().await?, row).await
 }
 
-/// Records a message on a connection of the caller's, e.g. inside its transaction.
+/// [`insert_message`] on a connection of the caller's, e.g. inside its transaction.
 pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow) -> Result<(), sqlx::Error> {
-    insert(conn, row, None).await
-}
-
-async fn insert(conn: &mut sqlx::AnyConnection, row: &MessageRow, event_type: Option<&str>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, event_type, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&row.event_id)
     .bind(&row.room_id)
@@ -214,7 +208,6 @@ async fn insert(conn: &mut sqlx::AnyConnection, row: &MessageRow, event_type: Op
     .bind(&row.chat_id)
     .bind(&row.network_id)
     .bind(&row.direction)
-    .bind(event_type)
     .bind(now())
     .execute(conn)
     .await
@@ -232,8 +225,7 @@ pub struct BridgedMessage {
 
 /// Up to `limit` messages bridged from the network after `after` (its time in unix
 /// seconds and event id) and no later than `until`, of devices still linked to someone,
-/// in that order. Messages and stickers only (and rows from before types were recorded):
-/// the API delivers no reactions or redactions, so it would fetch each for nothing.
+/// in that order.
 pub async fn bridged_after(
     db: &Db,
     after: (i64, &str),
@@ -243,8 +235,7 @@ pub async fn bridged_after(
     sqlx::query_as(
         "SELECT m.event_id, m.room_id, l.owner, m.created_at FROM bridge_messages m
          JOIN bridge_logins l ON l.account_id = m.account_id
-         WHERE m.direction = 'in' AND (m.event_type IS NULL OR m.event_type IN ('m.room.message', 'm.sticker'))
-           AND (m.created_at > $1 OR (m.created_at = $1 AND m.event_id > $2))
+         WHERE m.direction = 'in' AND (m.created_at > $1 OR (m.created_at = $1 AND m.event_id > $2))
            AND m.created_at <= $3
          ORDER BY m.created_at, m.event_id LIMIT $4",
     )
@@ -406,28 +397,5 @@ mod tests {
         add_member(&db, "!r:hs", "@p:hs").await.unwrap();
         assert!(is_member(&db, "!r:hs", "@p:hs").await.unwrap());
         assert!(!is_member(&db, "!other:hs", "@p:hs").await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn catch_up_reads_messages_not_reactions_or_redactions() {
-        let (db, _dir) = store().await;
-        upsert_login(&db, "237600000001", "@mt_a:hs").await.unwrap();
-        for (event_id, event_type) in
-            [("$m", "m.room.message"), ("$s", "m.sticker"), ("$r", "m.reaction"), ("$d", "m.room.redaction")]
-        {
-            let row = MessageRow {
-                event_id: event_id.into(),
-                room_id: "!r:hs".into(),
-                account_id: "237600000001".into(),
-                chat_id: "237600000002".into(),
-                network_id: event_id.into(),
-                direction: "in".into(),
-            };
-            insert_incoming(&db, &row, event_type).await.unwrap();
-        }
-        let found = bridged_after(&db, (0, ""), i64::MAX, 10).await.unwrap();
-        let mut found: Vec<_> = found.iter().map(|m| m.event_id.as_str()).collect();
-        found.sort();
-        assert_eq!(found, ["$m", "$s"]);
     }
 }

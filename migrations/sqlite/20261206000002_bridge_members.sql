@@ -6,8 +6,3 @@ CREATE TABLE bridge_members (
     user_id TEXT NOT NULL,
     PRIMARY KEY (room_id, user_id)
 );
-
--- The Matrix event type an incoming message became, so the API's catch-up
--- (src/appservice/catch_up.rs) fetches only what it delivers, not reactions or
--- redactions, which its event log never has. NULL on rows from before and on sent messages.
-ALTER TABLE bridge_messages ADD COLUMN event_type TEXT;

@@ -97,7 +97,7 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                 tracing::warn!(room = %room, error = %error, "identity could not accept an invite");
             }
         }
-        Some(kind @ ("m.room.message" | "m.sticker" | MESSAGE_STATUS)) => {
+        Some(kind @ ("m.room.message" | "m.sticker" | "m.reaction" | "m.room.redaction" | MESSAGE_STATUS)) => {
             let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else {
                 tracing::debug!(room = %room, event = %event["event_id"], "message outside a portal");
                 return Ok(());
@@ -111,6 +111,10 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
             let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
             let (kind, payload) = match kind {
                 MESSAGE_STATUS => (EventType::MessageStatus, status_payload(event, &portal, &login.owner)),
+                "m.reaction" => {
+                    (EventType::MessageReaction, reaction_payload(state, event, &portal, &login.owner).await?)
+                }
+                "m.room.redaction" => redaction_payload(state, event, &portal, &login.owner).await?,
                 _ => {
                     let payload = webhook_payload(state, event, &portal, &login.owner).await;
                     let edit = payload["replaces"].is_string();
@@ -188,6 +192,66 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
         "timestamp": event["origin_server_ts"],
         "replaces": if edited { relation["event_id"].clone() } else { Value::Null },
     })
+}
+
+/// The fields every payload about a message in a portal has.
+fn about_a_message(event: &Value, portal: &bridge_store::PortalRow, owner: &str, kind: EventType) -> Value {
+    json!({
+        "id": event["event_id"],
+        "type": kind.as_str(),
+        "from": event["sender"],
+        "to": owner,
+        "device_id": portal.account_id,
+        "is_contact": portal.is_direct,
+        "chat_id": portal.chat_id,
+        "timestamp": event["origin_server_ts"],
+    })
+}
+
+/// WhatsApp's id of the message behind `event_id`, when the bridge knows it.
+async fn network_id(state: &AppState, event_id: &str) -> Result<Value, sqlx::Error> {
+    Ok(bridge_store::message_by_event(&state.db, event_id).await?.map_or(Value::Null, |m| m.network_id.into()))
+}
+
+/// A `message.reaction` payload: `reaction` is the emoji, `event_id` the message it is on.
+async fn reaction_payload(
+    state: &AppState,
+    event: &Value,
+    portal: &bridge_store::PortalRow,
+    owner: &str,
+) -> Result<Value, sqlx::Error> {
+    let relation = &event["content"]["m.relates_to"];
+    let target = relation["event_id"].as_str().unwrap_or_default();
+    let mut payload = about_a_message(event, portal, owner, EventType::MessageReaction);
+    payload["reaction"] = relation["key"].clone();
+    payload["event_id"] = target.into();
+    payload["message_id"] = network_id(state, target).await?;
+    Ok(payload)
+}
+
+/// A redaction by a puppet (or the bot, for a group admin): a reaction taken back, when
+/// the log holds the redacted event as a reaction, else a message deleted.
+async fn redaction_payload(
+    state: &AppState,
+    event: &Value,
+    portal: &bridge_store::PortalRow,
+    owner: &str,
+) -> Result<(EventType, Value), sqlx::Error> {
+    // Room versions from 11 carry `redacts` in the content, earlier ones beside it.
+    let redacts = event["content"]["redacts"].as_str().or_else(|| event["redacts"].as_str()).unwrap_or_default();
+    let logged = crate::events::store::payload(&state.db, owner, redacts).await?;
+    let logged: Value = logged.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default();
+    if logged["event"] == EventType::MessageReaction.as_str() {
+        let mut payload = about_a_message(event, portal, owner, EventType::MessageReaction);
+        payload["reaction"] = "".into();
+        payload["event_id"] = logged["event_id"].clone();
+        payload["message_id"] = logged["message_id"].clone();
+        return Ok((EventType::MessageReaction, payload));
+    }
+    let mut payload = about_a_message(event, portal, owner, EventType::MessageDeleted);
+    payload["event_id"] = redacts.into();
+    payload["message_id"] = network_id(state, redacts).await?;
+    Ok((EventType::MessageDeleted, payload))
 }
 
 /// A `message.status` payload: a contact received or read a message the device sent.

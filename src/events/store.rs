@@ -57,6 +57,15 @@ pub async fn append(
 
 /// Whether any identity's log has the event: a message is delivered to whoever had the
 /// device when it came (a device linked again since is another identity's).
+/// The payload `identity`'s log holds for `event_id`, if any.
+pub async fn payload(db: &Db, identity: &str, event_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT payload FROM events WHERE identity = $1 AND event_id = $2")
+        .bind(identity)
+        .bind(event_id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
 pub async fn logged(db: &Db, event_id: &str) -> Result<bool, sqlx::Error> {
     let found: Option<i64> = sqlx::query_scalar("SELECT seq FROM events WHERE event_id = $1 LIMIT 1")
         .bind(event_id)

@@ -21,6 +21,13 @@ pub enum EventType {
     /// receipt (`delivered`, `read`).
     #[serde(rename = "message.status")]
     MessageStatus,
+    /// A contact reacted to a message (`reaction`: the emoji), or took a reaction back
+    /// (`reaction`: empty).
+    #[serde(rename = "message.reaction")]
+    MessageReaction,
+    /// A contact deleted a message for everyone (or a group admin deleted one).
+    #[serde(rename = "message.deleted")]
+    MessageDeleted,
     /// The device was logged out of WhatsApp.
     #[serde(rename = "device.logged_out")]
     DeviceLoggedOut,
@@ -36,6 +43,8 @@ impl EventType {
             Self::Message => "message",
             Self::MessageEdited => "message.edited",
             Self::MessageStatus => "message.status",
+            Self::MessageReaction => "message.reaction",
+            Self::MessageDeleted => "message.deleted",
             Self::DeviceLoggedOut => "device.logged_out",
         }
     }
@@ -110,7 +119,7 @@ mod tests {
 
     #[test]
     fn names_match_serde() {
-        for t in DEFAULT {
+        for t in [DEFAULT.as_slice(), &[EventType::MessageReaction, EventType::MessageDeleted]].concat() {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
     }

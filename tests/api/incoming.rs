@@ -234,6 +234,9 @@ async fn a_receiver_that_hangs_does_not_hold_up_another() {
 async fn reactions_edits_deletions_and_receipts_reach_matrix_and_the_webhook() {
     let linked = linked_with_webhook().await;
     let app = &linked.app;
+    let actions = WebhookReceiver::start().await;
+    let hook = json!({ "url": actions.url, "events": ["message.reaction", "message.deleted"] });
+    expect(app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&hook), StatusCode::CREATED).await;
     let body = json!({ "contact": CONTACT, "text": "Dinner at 7?" });
     let sent = expect(
         app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &linked.token).json(&body),
@@ -278,6 +281,25 @@ async fn reactions_edits_deletions_and_receipts_reach_matrix_and_the_webhook() {
     // Then takes the reaction back and deletes the answer.
     inject(app, react("")).await;
     inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "delete": { "target": answer } })).await;
+    // In event order, whatever order the deliveries took.
+    let mut done = actions.wait_for(3).await;
+    done.sort_by_key(|r| r.header("x-mxgate-event-cursor").parse::<i64>().unwrap());
+    let done: Vec<Value> = done.iter().map(|r| r.json()).collect();
+    let summary: Vec<(&Value, &Value, &Value)> =
+        done.iter().map(|p| (&p["event"], &p["reaction"], &p["event_id"])).collect();
+    let (reacted, deleted) = (&ours["event_id"], &first["id"]);
+    assert_eq!(
+        summary,
+        [
+            (&json!("message.reaction"), &json!("👍"), reacted),
+            (&json!("message.reaction"), &json!(""), reacted),
+            (&json!("message.deleted"), &Value::Null, deleted),
+        ],
+        "{done:?}"
+    );
+    assert_eq!(done[0]["message_id"], ours["message_id"]);
+    assert_eq!(done[2]["message_id"], json!(answer));
+    assert!(done.iter().all(|p| p["from"] == puppet && p["device_id"] == DEVICE), "{done:?}");
 
     let login = expect(app.bearer(Method::POST, "/api/v1/matrix/credentials", &linked.token), StatusCode::OK).await;
     let client = matrix_sdk::Client::builder().homeserver_url(app.synapse.url.as_str()).build().await.unwrap();

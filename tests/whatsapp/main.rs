@@ -337,3 +337,49 @@ async fn a_phone_linked_again_under_another_identity_takes_its_portals_and_the_o
     let first_got: Vec<Value> = linked.receiver.received().iter().map(|r| r.json()["message"].clone()).collect();
     assert_eq!(first_got, [json!("before")], "the first identity reads no more");
 }
+
+#[tokio::test]
+async fn a_contacts_reactions_and_deletions_reach_a_webhook_that_chose_them() {
+    use whatsapp_rust::send::RevokeType;
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let actions = WebhookReceiver::start().await;
+    let hook = json!({ "url": actions.url, "events": ["message.reaction", "message.deleted"] });
+    expect(linked.app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&hook), StatusCode::CREATED).await;
+
+    let sent = send(&linked, json!({ "contact": CONTACT, "text": "Lunch?" })).await;
+    let ours = &sent["results"][0];
+    contact.next_message().await;
+    let key = wa::MessageKey {
+        remote_jid: Some(format!("{DEVICE}@s.whatsapp.net")),
+        from_me: Some(false),
+        id: ours["message_id"].as_str().map(str::to_owned),
+        ..Default::default()
+    };
+    contact.client.send_reaction(contact_device_chat(), key.clone(), "🍕").await.unwrap();
+    contact.client.send_reaction(contact_device_chat(), key, "").await.unwrap();
+    let plain = wa::Message { conversation: Some("Sorry, wrong chat".into()), ..Default::default() };
+    let regret = contact.client.send_message(contact_device_chat(), plain).await.unwrap().message_id;
+    let regretted = delivery_of(&linked, &regret).await;
+    contact.client.revoke_message(contact_device_chat(), regret.clone(), RevokeType::Sender).await.unwrap();
+
+    let mut done = actions.wait_for(3).await;
+    linked.app.quiet().await;
+    done.sort_by_key(|r| r.header("x-mxgate-event-cursor").parse::<i64>().unwrap());
+    let done: Vec<Value> = done.iter().map(|r| r.json()).collect();
+    let summary: Vec<(&Value, &Value, &Value, &Value)> =
+        done.iter().map(|p| (&p["event"], &p["reaction"], &p["event_id"], &p["message_id"])).collect();
+    let (reacted, reacted_id) = (&ours["event_id"], &ours["message_id"]);
+    assert_eq!(
+        summary,
+        [
+            (&json!("message.reaction"), &json!("🍕"), reacted, reacted_id),
+            (&json!("message.reaction"), &json!(""), reacted, reacted_id),
+            (&json!("message.deleted"), &Value::Null, &regretted["id"], &json!(regret)),
+        ],
+        "{done:?}"
+    );
+    let chosen_only =
+        linked.receiver.received().iter().all(|r| !r.json()["event"].as_str().unwrap().contains("reaction"));
+    assert!(chosen_only, "a webhook that chose nothing gets no reactions");
+}
