@@ -63,10 +63,10 @@ pub async fn serve_bridge(
         anyhow::bail!("the sim network runs inside `mxgate serve`, whose API drives it at /sim/*");
     }
     let (bridge, _) = start_bridge(part, &server, provisioning, &db).await?;
-    if let Some(devices) = bridge.take_logged_out() {
+    if let Some(changes) = bridge.take_device_changes() {
         // The APIs' delivery workers find the queued announcement on their next round.
         let wake = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(crate::devices::logged_out::report(db.clone(), wake, devices));
+        tokio::spawn(crate::devices::state_events::report(db.clone(), wake, changes));
     }
     shutdown.await;
     bridge.stop().await;
@@ -83,19 +83,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     crate::health::prometheus();
-    let (mut sim, mut logged_out, mut running) = (None, None, None);
+    let (mut sim, mut device_changes, mut running) = (None, None, None);
     let mut devices = mxgate_bridge::DeviceStates::stored(db.clone());
     if let Some(part) = bridge {
         let provisioning = config.provisioning.clone();
         let (bridge, network) = start_bridge(part, &config.homeserver.server, provisioning, &db).await?;
-        logged_out = bridge.take_logged_out();
+        device_changes = bridge.take_device_changes();
         devices = bridge.devices();
         sim = network;
         running = Some(bridge);
     }
     let state = AppState::new(config, db, devices, sim);
-    if let Some(devices) = logged_out {
-        tokio::spawn(crate::devices::logged_out::report(state.db.clone(), state.deliveries.clone(), devices));
+    if let Some(changes) = device_changes {
+        tokio::spawn(crate::devices::state_events::report(state.db.clone(), state.deliveries.clone(), changes));
     }
     let deliveries = crate::webhooks::delivery::spawn_worker(state.clone());
     state.homeserver.announce();

@@ -47,14 +47,16 @@ impl BridgeError {
     }
 }
 
-/// A device the network logged out (removed on the phone), for whoever reports it.
+/// A device's connection changed state here (or the network logged it out, removed on
+/// the phone), for whoever reports it.
 #[derive(Debug, Clone)]
-pub struct DeviceLoggedOut {
+pub struct DeviceChange {
     pub account: AccountId,
     /// The Matrix user who linked it.
     pub owner: String,
-    /// Unix seconds.
-    pub at: i64,
+    pub state: ConnectionState,
+    /// Unix milliseconds.
+    pub at_ms: i64,
 }
 
 pub struct Core {
@@ -69,7 +71,7 @@ pub struct Core {
     /// Serialises portal creation so two events of a new chat make one room.
     pub portal_creation: Mutex<()>,
     /// Buffered until the reporter takes the receiving end, so none is missed at start-up.
-    pub logged_out: mpsc::UnboundedSender<DeviceLoggedOut>,
+    pub device_changes: mpsc::UnboundedSender<DeviceChange>,
     pub outbox: Outbox,
     /// Which devices this process runs.
     pub leases: Leases,
@@ -82,7 +84,7 @@ impl Core {
         server: &ServerConfig,
         db: Db,
         network: Arc<dyn Network>,
-        logged_out: mpsc::UnboundedSender<DeviceLoggedOut>,
+        device_changes: mpsc::UnboundedSender<DeviceChange>,
     ) -> Self {
         let matrix = MatrixClient::new(server.homeserver_url.clone(), config.bridge_as_token.clone());
         let leases = Leases::new(db.clone(), config.advertised_url(), Duration::from_secs(config.lease_secs));
@@ -96,7 +98,7 @@ impl Core {
             bot,
             logins: LoginProcesses::default(),
             portal_creation: Mutex::new(()),
-            logged_out,
+            device_changes,
             outbox: Outbox::default(),
             leases,
             config,

@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 use ruma::{OwnedRoomId, OwnedUserId};
 
 use crate::content::{self, MatrixEvent};
-use crate::core::{BridgeError, Core, DeviceLoggedOut};
+use crate::core::{BridgeError, Core, DeviceChange};
 use crate::ids::ChatId;
 use crate::matrix::MatrixError;
 use crate::network::{
-    AccountId, Contact, GroupInfo, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
+    AccountId, ConnectionState, Contact, GroupInfo, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
 };
 use crate::portal::{PortalInfo, as_member, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
@@ -104,7 +104,9 @@ async fn record_logged_out(core: &Core, account: AccountId) -> Result<(), Bridge
     store::set_login_state(&core.db, account.as_str(), store::LOGGED_OUT).await?;
     crate::lease::drop_device(core, &account).await?;
     tracing::warn!(device = %account, "device logged out from the network side");
-    let _ = core.logged_out.send(DeviceLoggedOut { account, owner: login.owner, at: crate::db::now() });
+    let change =
+        DeviceChange { account, owner: login.owner, state: ConnectionState::LoggedOut, at_ms: crate::db::now_ms() };
+    let _ = core.device_changes.send(change);
     Ok(())
 }
 

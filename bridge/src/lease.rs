@@ -259,6 +259,13 @@ pub async fn keep(core: &Arc<Core>) -> Result<(), sqlx::Error> {
         .collect();
     for (account, state) in changed {
         leases.write_state(account.as_str(), &state).await?;
+        // A log-out is told once, by whoever records it (incoming::record_logged_out).
+        if state != ConnectionState::LoggedOut
+            && let Some(login) = store::login(&core.db, account.as_str()).await?
+        {
+            let change = crate::core::DeviceChange { account, owner: login.owner, state, at_ms: now_ms() };
+            let _ = core.device_changes.send(change);
+        }
     }
     Ok(())
 }

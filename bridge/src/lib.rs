@@ -36,7 +36,7 @@ pub use crate::appservice::{HsTokenError, TRANSACTION_BODY_LIMIT, check_hs_token
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
 pub use crate::content::MESSAGE_STATUS;
 use crate::core::Core;
-pub use crate::core::{BridgeError, DeviceLoggedOut};
+pub use crate::core::{BridgeError, DeviceChange};
 use crate::db::Db;
 use crate::inbox::Inbox;
 use crate::network::Network;
@@ -67,7 +67,7 @@ impl DeviceStates {
 /// A running bridge: its HTTP surface and the task relaying network events.
 pub struct Bridge {
     core: Arc<Core>,
-    logged_out: std::sync::Mutex<Option<mpsc::UnboundedReceiver<DeviceLoggedOut>>>,
+    device_changes: std::sync::Mutex<Option<mpsc::UnboundedReceiver<DeviceChange>>>,
 }
 
 impl Bridge {
@@ -82,8 +82,8 @@ impl Bridge {
         network: Arc<dyn Network>,
         inbox: Inbox,
     ) -> Result<Self, BridgeError> {
-        let (logged_out, receiver) = mpsc::unbounded_channel();
-        let core = Arc::new(Core::new(config, provisioning, server, db, network, logged_out));
+        let (device_changes, receiver) = mpsc::unbounded_channel();
+        let core = Arc::new(Core::new(config, provisioning, server, db, network, device_changes));
         core.start().await?;
         if let Some(events) = core.network.take_events() {
             incoming::spawn_relay(core.clone(), events);
@@ -91,12 +91,13 @@ impl Bridge {
         inbox::spawn_relay(core.clone(), inbox);
         outbox::spawn_sender(core.clone());
         tracing::info!(network = core.network.name(), bot = %core.bot, "bridge started");
-        Ok(Self { core, logged_out: std::sync::Mutex::new(Some(receiver)) })
+        Ok(Self { core, device_changes: std::sync::Mutex::new(Some(receiver)) })
     }
 
-    /// The devices the network logs out from now on (and any since start-up); taken once.
-    pub fn take_logged_out(&self) -> Option<mpsc::UnboundedReceiver<DeviceLoggedOut>> {
-        self.logged_out.lock().unwrap_or_else(|e| e.into_inner()).take()
+    /// The state changes of the devices this process runs, and the devices the network
+    /// logs out, from now on (and any since start-up); taken once.
+    pub fn take_device_changes(&self) -> Option<mpsc::UnboundedReceiver<DeviceChange>> {
+        self.device_changes.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Has the homeserver ping the bridge's appservice once it listens (see

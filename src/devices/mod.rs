@@ -1,8 +1,8 @@
 //! Devices: WhatsApp accounts linked to a token's Matrix identity through the bridge.
 
-pub mod logged_out;
 pub mod routes;
 pub mod service;
+pub mod state_events;
 mod ticket;
 mod ws;
 

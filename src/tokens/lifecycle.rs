@@ -61,7 +61,8 @@ async fn retire(state: &AppState, identity: &str) -> ApiResult<Vec<String>> {
         let path = format!("logout/{}", segment(&login.account_id));
         let bridge = state.bridge.for_device(&state.db, &login.account_id).await?;
         bridge.call(Method::POST, &path, &user, &[], Some(json!({}))).await?;
-        crate::devices::logged_out::announce(&state.db, &state.deliveries, identity, &login.account_id, now).await?;
+        let (db, wake) = (&state.db, &state.deliveries);
+        crate::devices::state_events::announce_logged_out(db, wake, identity, &login.account_id, now * 1000).await?;
         unlinked.push(login.account_id);
     }
     match state.homeserver.lock_out(&user).await {

@@ -28,7 +28,12 @@ pub enum EventType {
     /// A contact deleted a message for everyone (or a group admin deleted one).
     #[serde(rename = "message.deleted")]
     MessageDeleted,
-    /// The device was logged out of WhatsApp.
+    /// The device's connection changed: `connecting`, `connected`, `error` (with the
+    /// reason; retried) or `logged_out`.
+    #[serde(rename = "device.state")]
+    DeviceState,
+    /// The device was logged out of WhatsApp (also told as `device.state`; kept for the
+    /// receivers that had it first).
     #[serde(rename = "device.logged_out")]
     DeviceLoggedOut,
 }
@@ -45,6 +50,7 @@ impl EventType {
             Self::MessageStatus => "message.status",
             Self::MessageReaction => "message.reaction",
             Self::MessageDeleted => "message.deleted",
+            Self::DeviceState => "device.state",
             Self::DeviceLoggedOut => "device.logged_out",
         }
     }
@@ -119,7 +125,9 @@ mod tests {
 
     #[test]
     fn names_match_serde() {
-        for t in [DEFAULT.as_slice(), &[EventType::MessageReaction, EventType::MessageDeleted]].concat() {
+        for t in [DEFAULT.as_slice(), &[EventType::MessageReaction, EventType::MessageDeleted, EventType::DeviceState]]
+            .concat()
+        {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
     }

@@ -3,7 +3,9 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
+use crate::common::{
+    Options, TestApp, WebhookReceiver, device_state_seen, eventually, expect, expect_error, link_device,
+};
 
 #[tokio::test]
 async fn a_phone_links_a_device_by_scanning_the_qr_streamed_over_the_websocket() {
@@ -115,6 +117,9 @@ async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_we
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;
+    let states = WebhookReceiver::start().await;
+    let hook = json!({ "url": states.url, "events": ["device.state"] });
+    expect(app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&hook), StatusCode::CREATED).await;
     let post = |body: serde_json::Value| app.bearer(Method::POST, "/api/v1/devices", &token).json(&body);
     expect_error(
         post(json!({ "platform": "wa", "phone": "+12 x" })),
@@ -140,6 +145,7 @@ async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_we
     .await;
     let health = expect(app.health(), StatusCode::OK).await;
     assert_eq!(health["devices"], json!({ "connected": 1, "connecting": 0, "error": 0, "failing": [] }));
+    device_state_seen(&states, "connected").await;
 
     let removal = app.request(Method::POST, "/sim/devices/remove").json(&json!({ "phone": "237222222222" }));
     expect(removal, StatusCode::OK).await;
@@ -152,6 +158,12 @@ async fn a_pairing_code_links_a_device_and_a_removal_on_the_phone_reaches_the_we
     assert_eq!(devices, json!([{ "platform": "wa", "device_id": "237222222222", "status": "logged_out" }]));
     let health = expect(app.health(), StatusCode::OK).await;
     assert_eq!(health["devices"]["connected"], 0);
+    device_state_seen(&states, "logged_out").await;
+    app.quiet().await;
+    let told = states.in_event_order();
+    assert_eq!(receiver.received().len(), 1, "device.state is not for webhooks that did not choose it");
+    assert!(told.iter().all(|p| p["event"] == "device.state" && p["device_id"] == "237222222222"), "{told:?}");
+    assert_eq!(told.last().unwrap()["state"], "logged_out", "{told:?}");
 
     // Its owner clears it from the list.
     let delete = app

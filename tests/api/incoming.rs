@@ -281,10 +281,8 @@ async fn reactions_edits_deletions_and_receipts_reach_matrix_and_the_webhook() {
     // Then takes the reaction back and deletes the answer.
     inject(app, react("")).await;
     inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "delete": { "target": answer } })).await;
-    // In event order, whatever order the deliveries took.
-    let mut done = actions.wait_for(3).await;
-    done.sort_by_key(|r| r.header("x-mxgate-event-cursor").parse::<i64>().unwrap());
-    let done: Vec<Value> = done.iter().map(|r| r.json()).collect();
+    actions.wait_for(3).await;
+    let done = actions.in_event_order();
     let summary: Vec<(&Value, &Value, &Value)> =
         done.iter().map(|p| (&p["event"], &p["reaction"], &p["event_id"])).collect();
     let (reacted, deleted) = (&ours["event_id"], &first["id"]);

@@ -35,7 +35,7 @@ pub use gate::Gate;
 #[allow(unused_imports)]
 pub use phone::Phone;
 #[allow(unused_imports)]
-pub use receiver::{Received, WebhookReceiver};
+pub use receiver::{Received, WebhookReceiver, device_state_seen};
 #[allow(unused_imports)]
 pub use synapse::{SLOTS, Synapse, free_port, synapse, synapse_on_postgres};
 #[allow(unused_imports)]

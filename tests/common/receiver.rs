@@ -105,6 +105,15 @@ impl WebhookReceiver {
     }
 
     /// Waits until `count` deliveries arrived (the harness's patience, not an assertion).
+    /// The payloads received so far in event order (by `X-Mxgate-Event-Cursor`), whatever
+    /// order their deliveries took.
+    #[allow(dead_code)]
+    pub fn in_event_order(&self) -> Vec<serde_json::Value> {
+        let mut received = self.received();
+        received.sort_by_key(|r| r.header("x-mxgate-event-cursor").parse::<i64>().unwrap_or_default());
+        received.iter().map(Received::json).collect()
+    }
+
     pub async fn wait_for(&self, count: usize) -> Vec<Received> {
         for _ in 0..600 {
             let received = self.received();
@@ -115,4 +124,17 @@ impl WebhookReceiver {
         }
         panic!("the receiver got {} of {count} deliveries", self.received().len());
     }
+}
+
+/// Waits until `receiver` has a `device.state` event with `state`.
+#[allow(dead_code)]
+pub async fn device_state_seen(receiver: &WebhookReceiver, state: &str) {
+    super::patiently(&format!("device.state {state}"), Duration::from_secs(60), || async {
+        receiver
+            .received()
+            .iter()
+            .any(|r| r.json()["event"] == "device.state" && r.json()["state"] == state)
+            .then_some(())
+    })
+    .await;
 }

@@ -15,8 +15,8 @@ use whatsapp_rust::download::Downloadable;
 use whatsapp_rust::waproto::whatsapp as wa;
 
 use crate::common::{
-    Linked, Options, Phone, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device_with,
-    link_on_wa_sim, room_bodies, wa_sim_options,
+    Linked, Options, Phone, TestApp, WebhookReceiver, device_state_seen, eventually, expect, expect_error,
+    link_device_with, link_on_wa_sim, room_bodies, wa_sim_options,
 };
 
 const DEVICE: &str = "237600000101";
@@ -242,6 +242,9 @@ async fn a_device_linked_by_pairing_code_and_removed_on_the_phone_is_reported_on
     let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;
+    let states = WebhookReceiver::start().await;
+    let hook = json!({ "url": states.url, "events": ["device.state"] });
+    expect(app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&hook), StatusCode::CREATED).await;
 
     let body = json!({ "platform": "wa", "phone": DEVICE });
     let link = expect(app.bearer(Method::POST, "/api/v1/devices", &token).json(&body), StatusCode::OK).await;
@@ -256,6 +259,7 @@ async fn a_device_linked_by_pairing_code_and_removed_on_the_phone_is_reported_on
     })
     .await;
 
+    device_state_seen(&states, "connected").await;
     let device: u16 = device_jid.split(['@', ':']).nth(1).and_then(|d| d.parse().ok()).expect("a device number");
     sim.remove_device(DEVICE, device).unwrap();
     let delivery = receiver.wait_for(1).await.remove(0).json();
@@ -268,6 +272,9 @@ async fn a_device_linked_by_pairing_code_and_removed_on_the_phone_is_reported_on
     let refused = expect_error(send, StatusCode::CONFLICT, "conflict").await;
     assert!(refused["message"].as_str().unwrap().contains("link it again"), "{refused}");
     assert_eq!(receiver.received().len(), 1, "one removal, one event");
+    device_state_seen(&states, "logged_out").await;
+    app.quiet().await;
+    assert_eq!(states.in_event_order().last().unwrap()["state"], "logged_out", "{:?}", states.in_event_order());
 }
 
 #[tokio::test]
@@ -363,10 +370,9 @@ async fn a_contacts_reactions_and_deletions_reach_a_webhook_that_chose_them() {
     let regretted = delivery_of(&linked, &regret).await;
     contact.client.revoke_message(contact_device_chat(), regret.clone(), RevokeType::Sender).await.unwrap();
 
-    let mut done = actions.wait_for(3).await;
+    actions.wait_for(3).await;
     linked.app.quiet().await;
-    done.sort_by_key(|r| r.header("x-mxgate-event-cursor").parse::<i64>().unwrap());
-    let done: Vec<Value> = done.iter().map(|r| r.json()).collect();
+    let done = actions.in_event_order();
     let summary: Vec<(&Value, &Value, &Value, &Value)> =
         done.iter().map(|p| (&p["event"], &p["reaction"], &p["event_id"], &p["message_id"])).collect();
     let (reacted, reacted_id) = (&ours["event_id"], &ours["message_id"]);
