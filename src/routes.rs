@@ -100,6 +100,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(events::routes::router())
         .merge(matrix::routes::router())
         .merge(devices::routes::router())
+        .merge(messages::actions::router())
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(
             messages::routes::router()

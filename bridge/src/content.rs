@@ -165,10 +165,54 @@ impl MatrixFile {
     }
 }
 
-/// Reads an `m.room.message` or `m.sticker` event's content.
+/// What an event of the portal owner's asks of the network, its targets still Matrix
+/// event ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatrixOutgoing {
+    Message(MatrixMessage),
+    /// `m.reaction` (an `m.annotation`) on `target` with `key`.
+    Reaction {
+        target: String,
+        key: String,
+    },
+    /// An `m.replace` of `target` with the new body.
+    Edit {
+        target: String,
+        text: String,
+    },
+    /// `m.room.redaction` of `target`: a deletion, or a reaction taken back.
+    Redaction {
+        target: String,
+    },
+}
+
+/// Reads an event the send queue holds (its `redacts`, for a redaction, in the content).
+pub fn parse_outgoing(event_type: &str, content: &Value) -> Result<MatrixOutgoing, BridgeError> {
+    let relation = &content["m.relates_to"];
+    let target = || {
+        let target = relation["event_id"].as_str().or_else(|| content["redacts"].as_str());
+        target.map(str::to_owned).ok_or_else(|| BridgeError::Invalid(format!("{event_type} without its event")))
+    };
+    match event_type {
+        "m.reaction" => {
+            let key = relation["key"].as_str().filter(|_| relation["rel_type"] == "m.annotation");
+            let key = key.ok_or_else(|| BridgeError::Invalid("a reaction without an annotation key".into()))?;
+            Ok(MatrixOutgoing::Reaction { target: target()?, key: key.to_owned() })
+        }
+        "m.room.redaction" => Ok(MatrixOutgoing::Redaction { target: target()? }),
+        _ if relation["rel_type"] == "m.replace" => {
+            let text = content["m.new_content"]["body"].as_str();
+            let text = text.ok_or_else(|| BridgeError::Invalid("an edit without new text".into()))?;
+            Ok(MatrixOutgoing::Edit { target: target()?, text: text.to_owned() })
+        }
+        _ => parse(event_type, content).map(MatrixOutgoing::Message),
+    }
+}
+
+/// Reads an `m.room.message` or `m.sticker` event's content; an edit is not a message.
 pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeError> {
     if content["m.relates_to"]["rel_type"] == "m.replace" {
-        return Err(BridgeError::Invalid("edits are not bridged to the network".into()));
+        return Err(BridgeError::Invalid("an edit is not a new message".into()));
     }
     let body = content["body"].as_str().map(str::to_owned);
     let kind = match (event_type, content["msgtype"].as_str().unwrap_or_default()) {

@@ -19,11 +19,11 @@ use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::content;
+use crate::content::{self, MatrixOutgoing};
 use crate::core::{BridgeError, Core};
 use crate::db::{Db, now, now_ms};
 use crate::lease::held_by;
-use crate::network::{NetworkMessageId, OutgoingMessage};
+use crate::network::{NetworkMessageId, Outgoing, OutgoingMessage, Target};
 use crate::queue;
 use crate::store::{self, MessageRow};
 use crate::wake;
@@ -71,8 +71,8 @@ pub struct Outbox {
     wake: Arc<Notify>,
 }
 
-/// Queues `event` (an `m.room.message` or `m.sticker` in `room`) if it is the portal
-/// owner's and not queued yet. Returns once the queue has it.
+/// Queues `event` (an `m.room.message`, `m.sticker`, `m.reaction` or `m.room.redaction`
+/// in `room`) if it is the portal owner's and not queued yet. Returns once the queue has it.
 pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId) -> Result<(), BridgeError> {
     let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
     let Some(portal) = store::portal_by_room(&core.db, room.as_str()).await? else { return Ok(()) };
@@ -80,7 +80,12 @@ pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId)
     if login.owner != sender.as_str() {
         return Ok(());
     }
-    let stored = json!({ "type": event["type"], "content": event["content"] }).to_string();
+    let mut content = event["content"].clone();
+    // Room versions before 11 carry a redaction's target beside its content.
+    if event["type"] == "m.room.redaction" && content["redacts"].is_null() {
+        content["redacts"] = event["redacts"].clone();
+    }
+    let stored = json!({ "type": event["type"], "content": content }).to_string();
     sqlx::query(
         "INSERT INTO bridge_outbox (event_id, room_id, account_id, chat_id, sender, event, network_id, state, attempts,
                                     next_attempt_at, created_at)
@@ -265,22 +270,94 @@ async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
     let event: Value =
         serde_json::from_str(&row.event).map_err(|e| BridgeError::Invalid(format!("unreadable queued event: {e}")))?;
     let sender = UserId::parse(&row.sender).map_err(|e| BridgeError::Invalid(e.to_string()))?;
-    let parsed = content::parse(event["type"].as_str().unwrap_or_default(), &event["content"])?;
-    let media = match parsed.file {
-        Some(file) => {
-            let data = core.matrix.download(&sender, &file.url).await?;
-            Some(file.into_media(data))
+    let outgoing = match content::parse_outgoing(event["type"].as_str().unwrap_or_default(), &event["content"])? {
+        MatrixOutgoing::Message(parsed) => {
+            let media = match parsed.file {
+                Some(file) => {
+                    let data = core.matrix.download(&sender, &file.url).await?;
+                    Some(file.into_media(data))
+                }
+                None => None,
+            };
+            let reply_to = match &parsed.reply_to {
+                Some(replied) => store::message_by_event(&core.db, replied).await?.map(|m| m.network_id),
+                None => None,
+            };
+            Outgoing::Message(OutgoingMessage { text: parsed.text, media, reply_to })
         }
-        None => None,
+        MatrixOutgoing::Reaction { target, key } => {
+            Outgoing::Reaction { target: bridged(core, &target).await?, emoji: key }
+        }
+        MatrixOutgoing::Edit { target, text } => Outgoing::Edit { target: own(core, &target).await?.id, text },
+        MatrixOutgoing::Redaction { target } => match own_reaction(core, &row.room_id, &target).await? {
+            // Taking a reaction back is an empty reaction on the same message.
+            Some(reacted) => Outgoing::Reaction { target: bridged(core, &reacted).await?, emoji: String::new() },
+            None => Outgoing::Delete { target: own(core, &target).await?.id },
+        },
     };
-    let reply_to = match &parsed.reply_to {
-        Some(replied) => store::message_by_event(&core.db, replied).await?.map(|m| m.network_id),
-        None => None,
-    };
-    let message = OutgoingMessage { text: parsed.text, media, reply_to };
     let (account, chat) = (row.account_id.parse()?, row.chat_id.parse()?);
     let id: &NetworkMessageId = &row.network_id;
-    Ok(core.network.send(&account, &chat, id, message).await?)
+    Ok(core.network.send(&account, &chat, id, outgoing).await?)
+}
+
+/// The network's message behind `event_id`, bridged either way.
+async fn bridged(core: &Core, event_id: &str) -> Result<Target, BridgeError> {
+    let message = store::message_by_event(&core.db, event_id).await?;
+    let message = message.ok_or_else(|| BridgeError::Invalid(format!("{event_id} is not a bridged message")))?;
+    Ok(Target { from_me: message.direction == "out", id: message.network_id })
+}
+
+/// [`bridged`], for what only its sender may do (edit, delete for everyone).
+async fn own(core: &Core, event_id: &str) -> Result<Target, BridgeError> {
+    let target = bridged(core, event_id).await?;
+    match target.from_me {
+        true => Ok(target),
+        false => {
+            Err(BridgeError::Invalid(format!("{event_id} was sent by someone else; only its sender can change it")))
+        }
+    }
+}
+
+/// The owner's reaction (`sender`'s, in `room`) on the message `target`, unless taken
+/// back since: the event to redact to take it back. Read from the latest of their
+/// reactions and redactions there.
+pub async fn reaction_on(db: &Db, room: &str, sender: &str, target: &str) -> Result<Option<String>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_id, event FROM bridge_outbox WHERE room_id = $1 AND sender = $2 ORDER BY seq DESC LIMIT 500",
+    )
+    .bind(room)
+    .bind(sender)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut redacted = HashSet::new();
+    for (event_id, event) in rows {
+        let Ok(event) = serde_json::from_str::<Value>(&event) else { continue };
+        match content::parse_outgoing(event["type"].as_str().unwrap_or_default(), &event["content"]) {
+            Ok(MatrixOutgoing::Redaction { target }) => {
+                redacted.insert(target);
+            }
+            Ok(MatrixOutgoing::Reaction { target: on, .. }) if on == target && !redacted.contains(&event_id) => {
+                return Ok(Some(event_id));
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// The message a reaction of the owner's (`event_id`, queued here in `room`) is on.
+async fn own_reaction(core: &Core, room: &str, event_id: &str) -> Result<Option<String>, BridgeError> {
+    let queued: Option<String> =
+        sqlx::query_scalar("SELECT event FROM bridge_outbox WHERE event_id = $1 AND room_id = $2")
+            .bind(event_id)
+            .bind(room)
+            .fetch_optional(&core.db.pool)
+            .await?;
+    let Some(queued) = queued.and_then(|e| serde_json::from_str::<Value>(&e).ok()) else { return Ok(None) };
+    Ok(match content::parse_outgoing(queued["type"].as_str().unwrap_or_default(), &queued["content"]) {
+        Ok(MatrixOutgoing::Reaction { target, .. }) => Some(target),
+        _ => None,
+    })
 }
 
 /// When a finished send counts as reported: at once when no status event is to be posted.

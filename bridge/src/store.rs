@@ -215,6 +215,14 @@ pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow)
 }
 
 /// A message the bridge brought into Matrix from the network, and whose it is.
+/// When the message behind `event_id` was bridged (unix seconds).
+pub async fn message_created_at(db: &Db, event_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT created_at FROM bridge_messages WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_optional(&db.pool)
+        .await
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BridgedMessage {
     pub event_id: String,

@@ -1,5 +1,6 @@
 //! Sending messages from a device to contacts and groups, through Matrix and the bridge.
 
+pub mod actions;
 pub mod idempotency;
 pub mod late;
 pub mod routes;

@@ -100,14 +100,7 @@ pub async fn send(
         check_platform(platform)?;
     }
     let user = identity(token)?;
-    let login = bridge_store::login(&state.db, device_id).await?.filter(|l| l.owner == user.as_str());
-    match login.map(|l| l.state) {
-        Some(state) if state == bridge_store::CONNECTED => {}
-        Some(state) if state == bridge_store::LOGGED_OUT => {
-            return Err(ApiError::Conflict("the phone logged this device out; link it again".into()));
-        }
-        _ => return Err(ApiError::NotFound("device")),
-    }
+    linked(state, &user, device_id).await?;
     let text = request.text.filter(|t| !t.trim().is_empty());
     if text.is_none() && request.file.is_none() {
         return Err(ApiError::unprocessable("give text, a file, or both"));
@@ -188,6 +181,57 @@ pub async fn send(
     Ok(futures::future::join_all(sends).await)
 }
 
+/// Refuses a device that `user` did not link, or that is logged out.
+pub async fn linked(state: &AppState, user: &OwnedUserId, device_id: &str) -> ApiResult<()> {
+    let login = bridge_store::login(&state.db, device_id).await?.filter(|l| l.owner == user.as_str());
+    match login.map(|l| l.state) {
+        Some(state) if state == bridge_store::CONNECTED => Ok(()),
+        Some(state) if state == bridge_store::LOGGED_OUT => {
+            Err(ApiError::Conflict("the phone logged this device out; link it again".into()))
+        }
+        _ => Err(ApiError::NotFound("device")),
+    }
+}
+
+/// What became of an event the identity sent in a portal.
+pub struct Outcome {
+    pub status: &'static str,
+    pub message_id: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Hands `event` (just sent by `user` in `room`) to the bridge's send queue and waits for
+/// the network's answer, up to the send timeout.
+pub async fn queue_and_wait(
+    state: &AppState,
+    user: &OwnedUserId,
+    room: &RoomId,
+    event_id: &EventId,
+    kind: &str,
+    content: &Value,
+) -> Outcome {
+    // The send queue takes it now; waiting for the homeserver's push to the bridge would
+    // leave the send to that push's timing (or to a transaction the homeserver strands).
+    let queued = json!({ "room_id": room, "event_id": event_id, "type": kind, "content": content });
+    if let Err(error) = state.bridge.call(Method::POST, "send", user, &[], Some(queued)).await {
+        tracing::warn!(event = %event_id, error = %error, "the bridge did not queue a send; its push will");
+    }
+    let timeout = Duration::from_secs(state.config.send_timeout_secs);
+    match state.send_statuses.wait(&state.db, event_id.as_str(), timeout).await {
+        Some(SendStatus::Sent { network_message_id }) => {
+            Outcome { status: "sent", message_id: Some(network_message_id), error: None }
+        }
+        Some(SendStatus::Failed { reason }) => Outcome { status: "failed", message_id: None, error: Some(reason) },
+        None => {
+            if let Err(error) = super::late::remember(&state.db, user.as_str(), event_id.as_str()).await {
+                tracing::warn!(event = %event_id, error = %error, "a pending send's late status will not be reported");
+            }
+            let error = Some("WhatsApp has not confirmed the message yet".to_owned());
+            Outcome { status: "pending", message_id: None, error }
+        }
+    }
+}
+
 async fn send_one(
     state: &AppState,
     user: &OwnedUserId,
@@ -229,22 +273,7 @@ async fn send_one(
             return RecipientResult::failed(raw, "the homeserver did not take the message; try again");
         }
     };
-    // The send queue takes it now; waiting for the homeserver's push to the bridge would
-    // leave the send to that push's timing (or to a transaction the homeserver strands).
-    let queued = json!({ "room_id": room, "event_id": event_id, "type": "m.room.message", "content": content });
-    if let Err(error) = state.bridge.call(Method::POST, "send", user, &[], Some(queued)).await {
-        tracing::warn!(event = %event_id, error = %error, "the bridge did not queue a send; its push will");
-    }
-    let timeout = Duration::from_secs(state.config.send_timeout_secs);
-    let (status, message_id, error) = match state.send_statuses.wait(&state.db, event_id.as_str(), timeout).await {
-        Some(SendStatus::Sent { network_message_id }) => ("sent", Some(network_message_id), None),
-        Some(SendStatus::Failed { reason }) => ("failed", None, Some(reason)),
-        None => {
-            if let Err(error) = super::late::remember(&state.db, user.as_str(), event_id.as_str()).await {
-                tracing::warn!(event = %event_id, error = %error, "a pending send's late status will not be reported");
-            }
-            ("pending", None, Some("WhatsApp has not confirmed the message yet".to_owned()))
-        }
-    };
+    let Outcome { status, message_id, error } =
+        queue_and_wait(state, user, &room, &event_id, "m.room.message", content).await;
     RecipientResult { recipient: raw.to_owned(), status, event_id: Some(event_id.to_string()), message_id, error }
 }

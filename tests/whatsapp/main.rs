@@ -389,3 +389,72 @@ async fn a_contacts_reactions_and_deletions_reach_a_webhook_that_chose_them() {
         linked.receiver.received().iter().all(|r| !r.json()["event"].as_str().unwrap().contains("reaction"));
     assert!(chosen_only, "a webhook that chose nothing gets no reactions");
 }
+
+/// The protocol message inside `message`, bare or wrapped as an edit.
+fn protocol_of(message: &wa::Message) -> Option<&wa::message::ProtocolMessage> {
+    message
+        .protocol_message
+        .as_option()
+        .or_else(|| message.edited_message.as_option()?.message.as_option()?.protocol_message.as_option())
+}
+
+#[tokio::test]
+async fn reactions_edits_and_deletions_made_through_the_api_and_in_matrix_reach_the_contact() {
+    use std::time::Duration;
+
+    use matrix_sdk::config::SyncSettings;
+    use matrix_sdk::ruma::events::reaction::ReactionEventContent;
+    use matrix_sdk::ruma::events::relation::Annotation;
+    use whatsapp_rust::waproto::whatsapp::message::protocol_message::Type as ProtocolType;
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let action = |method: Method, path: String| {
+        linked.app.bearer(method, &format!("/api/v1/devices/{DEVICE}/messages/{path}"), &linked.token)
+    };
+    let sent = send(&linked, json!({ "contact": CONTACT, "text": "Dinner at 7?" })).await;
+    let (ours, ours_id) =
+        (sent["results"][0]["event_id"].as_str().unwrap().to_owned(), sent["results"][0]["message_id"].clone());
+    contact.next_message().await;
+    let plain = wa::Message { conversation: Some("Make it 8".into()), ..Default::default() };
+    let theirs_id = contact.client.send_message(contact_device_chat(), plain).await.unwrap().message_id;
+    let theirs = delivery_of(&linked, &theirs_id).await["id"].as_str().unwrap().to_owned();
+
+    let answer =
+        expect(action(Method::POST, format!("{theirs}/reaction")).json(&json!({ "emoji": "👍" })), StatusCode::OK)
+            .await;
+    assert_eq!(answer["status"], "sent", "{answer}");
+    let got = contact.next_message().await;
+    let reaction = got.message.reaction_message.as_option().expect("a reaction");
+    assert_eq!((reaction.key.id.as_deref(), reaction.text.as_deref()), (Some(theirs_id.as_str()), Some("👍")));
+    assert_eq!(reaction.key.from_me, Some(false), "on the contact's own message");
+
+    let answer =
+        expect(action(Method::PUT, ours.clone()).json(&json!({ "text": "Dinner at 8?" })), StatusCode::OK).await;
+    assert_eq!(answer["status"], "sent", "{answer}");
+    let got = contact.next_message().await;
+    let edit = protocol_of(&got.message).expect("an edit");
+    assert_eq!(edit.r#type, Some(ProtocolType::MESSAGE_EDIT), "{got:?}");
+    assert_eq!(edit.key.id.as_deref(), ours_id.as_str());
+    assert_eq!(edit.edited_message.as_option().and_then(|m| text_of(m)), Some("Dinner at 8?"));
+
+    let answer = expect(action(Method::DELETE, ours.clone()), StatusCode::OK).await;
+    assert_eq!(answer["status"], "sent", "{answer}");
+    let got = contact.next_message().await;
+    let revoke = protocol_of(&got.message).expect("a deletion");
+    assert_eq!(revoke.r#type, Some(ProtocolType::REVOKE), "{got:?}");
+    assert_eq!(revoke.key.id.as_deref(), ours_id.as_str());
+
+    // In a Matrix client, the identity reacts to the contact's message.
+    let login =
+        expect(linked.app.bearer(Method::POST, "/api/v1/matrix/credentials", &linked.token), StatusCode::OK).await;
+    let client = matrix_sdk::Client::builder().homeserver_url(linked.app.synapse.url.as_str()).build().await.unwrap();
+    let (user, password) = (login["username"].as_str().unwrap(), login["password"].as_str().unwrap());
+    client.matrix_auth().login_username(user, password).await.unwrap();
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
+    room.send(ReactionEventContent::new(Annotation::new(theirs.parse().unwrap(), "🎉".into()))).await.unwrap();
+    let got = contact.next_message().await;
+    let reaction = got.message.reaction_message.as_option().expect("the Matrix client's reaction");
+    assert_eq!((reaction.key.id.as_deref(), reaction.text.as_deref()), (Some(theirs_id.as_str()), Some("🎉")));
+    linked.app.quiet().await;
+}

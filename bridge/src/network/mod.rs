@@ -146,6 +146,33 @@ pub struct OutgoingMessage {
     pub reply_to: Option<NetworkMessageId>,
 }
 
+/// A message a device acts on: its id, and whether the device itself sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub id: NetworkMessageId,
+    pub from_me: bool,
+}
+
+/// What a device sends into a chat: a message, or an action on one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    Message(OutgoingMessage),
+    /// A reaction to `target`; an empty `emoji` takes the device's reaction back.
+    Reaction {
+        target: Target,
+        emoji: String,
+    },
+    /// `target`, a message the device sent, now reads `text`.
+    Edit {
+        target: NetworkMessageId,
+        text: String,
+    },
+    /// `target`, a message the device sent, is deleted for everyone.
+    Delete {
+        target: NetworkMessageId,
+    },
+}
+
 /// What a contact did in a chat.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -330,14 +357,15 @@ pub trait Network: Send + Sync + 'static {
     /// first attempt, so every retry of one message goes out under the same id.
     fn new_message_id(&self) -> NetworkMessageId;
 
-    /// Sends `message` under `id` (from [`Network::new_message_id`]). Sending the same
-    /// id again after a failure or a crash is how a retry is made; recipients keep one.
+    /// Sends `message` (or an action) under `id` (from [`Network::new_message_id`]).
+    /// Sending the same id again after a failure or a crash is how a retry is made;
+    /// recipients keep one.
     async fn send(
         &self,
         account: &AccountId,
         chat: &ChatId,
         id: &NetworkMessageId,
-        message: OutgoingMessage,
+        message: Outgoing,
     ) -> Result<(), NetworkError>;
 
     /// The stream of events for every account; taken once by the bridge.

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::{
     AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage, LoginEvent,
-    LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
-    Receipt, ReceiptKind, random_message_id,
+    LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent, NetworkMessageId, Outgoing,
+    OutgoingMessage, Receipt, ReceiptKind, random_message_id,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
@@ -88,6 +88,13 @@ pub struct OutboxEntry {
     pub message_id: NetworkMessageId,
     /// The recipient's JID (`<phone>@s.whatsapp.net` or `<id>@g.us`).
     pub to: String,
+    /// `message`, `reaction`, `edit` or `delete`.
+    pub action: &'static str,
+    /// The message a reaction, edit or deletion acts on.
+    pub target: Option<NetworkMessageId>,
+    /// A reaction's emoji; empty takes it back.
+    pub emoji: Option<String>,
+    /// A message's text, or an edit's new text.
     pub text: Option<String>,
     pub media: Option<OutboxMedia>,
     pub reply_to: Option<NetworkMessageId>,
@@ -345,7 +352,7 @@ impl Network for SimNetwork {
         account: &AccountId,
         chat: &ChatId,
         id: &NetworkMessageId,
-        message: OutgoingMessage,
+        message: Outgoing,
     ) -> Result<(), NetworkError> {
         let mut state = self.locked();
         if !state.connected.contains(account) {
@@ -362,9 +369,22 @@ impl Network for SimNetwork {
             return Ok(());
         }
         use base64::Engine;
+        let (action, target, emoji, message) = match message {
+            Outgoing::Message(message) => ("message", None, None, message),
+            Outgoing::Reaction { target, emoji } => {
+                ("reaction", Some(target.id), Some(emoji), OutgoingMessage::default())
+            }
+            Outgoing::Edit { target, text } => {
+                ("edit", Some(target), None, OutgoingMessage { text: Some(text), ..OutgoingMessage::default() })
+            }
+            Outgoing::Delete { target } => ("delete", Some(target), None, OutgoingMessage::default()),
+        };
         let entry = OutboxEntry {
             message_id: id.clone(),
             to: chat.to_string(),
+            action,
+            target,
+            emoji,
             text: message.text,
             media: message.media.map(|m| OutboxMedia {
                 kind: m.kind.as_str(),

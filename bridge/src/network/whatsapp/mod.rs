@@ -16,14 +16,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use whatsapp_rust::Jid;
-use whatsapp_rust::send::SendOptions;
+use whatsapp_rust::send::{EditOptions, RevokeType, SendOptions};
 use whatsapp_rust::types::events::Event;
+use whatsapp_rust::waproto::whatsapp as wa;
 
 use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
     AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, LoginEvent, LoginMethod, LoginStream, Media,
-    Network, NetworkError, NetworkEvent, NetworkMessageId, OutgoingMessage,
+    Network, NetworkError, NetworkEvent, NetworkMessageId, Outgoing, Target,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -275,6 +276,21 @@ fn group_jid(chat: &ChatId) -> Result<Jid, NetworkError> {
     }
 }
 
+/// The key of the message a reaction is on. In a group, someone else's message names its
+/// sender, which the connector knows of the messages it saw recently.
+fn reaction_key(session: &Session, chat: &ChatId, to: &Jid, target: &Target) -> wa::MessageKey {
+    let participant = match (matches!(chat, ChatId::Group(_)), target.from_me) {
+        (true, false) => session.recalled(&target.id).map(|(sender, _)| sender.to_string()),
+        _ => None,
+    };
+    wa::MessageKey {
+        remote_jid: Some(to.to_string()),
+        from_me: Some(target.from_me),
+        id: Some(target.id.clone()),
+        participant,
+    }
+}
+
 fn chat_jid(chat: &ChatId) -> Result<Jid, NetworkError> {
     match chat {
         ChatId::Direct(phone) => Ok(person(phone)),
@@ -392,15 +408,37 @@ impl Network for WhatsAppNetwork {
         account: &AccountId,
         chat: &ChatId,
         id: &NetworkMessageId,
-        message: OutgoingMessage,
+        message: Outgoing,
     ) -> Result<(), NetworkError> {
         let session = self.session(account)?;
         let to = chat_jid(chat)?;
         session.pace(Duration::from_millis(self.inner.config.send_interval_ms)).await;
-        let message = Arc::new(self.inner.outgoing(&session, chat, &message).await?);
-        let options = SendOptions::default().with_message_id(id.clone());
-        session.client.send_message_with_options(to, message.as_ref().clone(), options).await.map_err(refused)?;
-        session.remember(id, person(account), message);
+        let client = &session.client;
+        match message {
+            Outgoing::Message(message) => {
+                let message = Arc::new(self.inner.outgoing(&session, chat, &message).await?);
+                let options = SendOptions::default().with_message_id(id.clone());
+                client.send_message_with_options(to, message.as_ref().clone(), options).await.map_err(refused)?;
+                session.remember(id, person(account), message);
+            }
+            Outgoing::Reaction { target, emoji } => {
+                let key = reaction_key(&session, chat, &to, &target);
+                let now = chrono::Utc::now().timestamp_millis();
+                let reaction = whatsapp_rust::wacore::proto_helpers::build_reaction_message(key, emoji, now);
+                let options = SendOptions::default().with_message_id(id.clone());
+                client.send_message_with_options(to, reaction, options).await.map_err(refused)?;
+            }
+            Outgoing::Edit { target, text } => {
+                let text = wa::Message { conversation: Some(text), ..Default::default() };
+                // Under our id, so a retry is the same edit to its recipients.
+                let options = EditOptions::default().with_stanza_id(id.clone());
+                client.edit_message_with_options(to, target, text, options).await.map_err(refused)?;
+            }
+            // A revoke goes under an id of the library's: revoking twice is still one deletion.
+            Outgoing::Delete { target } => {
+                client.revoke_message(to, target, RevokeType::Sender).await.map_err(refused)?;
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,125 @@
+//! Reactions, edits and deletions of messages, by their Matrix event id, through the API
+//! and from a Matrix client in the portal; the simulated network records what it was sent.
+
+use std::time::Duration;
+
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::events::reaction::ReactionEventContent;
+use matrix_sdk::ruma::events::relation::Annotation;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
+
+const DEVICE: &str = "237600000411";
+const CONTACT: &str = "237698700411";
+
+async fn outbox(app: &TestApp) -> Vec<Value> {
+    let sent = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
+    sent.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_api_and_from_matrix() {
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let action =
+        |method: Method, path: String| app.bearer(method, &format!("/api/v1/devices/{DEVICE}/messages/{path}"), &token);
+
+    let body = json!({ "contact": CONTACT, "text": "Dinner at 7?" });
+    let sent = expect(
+        app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/message"), &token).json(&body),
+        StatusCode::OK,
+    )
+    .await;
+    let (ours, ours_id) =
+        (sent["results"][0]["event_id"].as_str().unwrap().to_owned(), sent["results"][0]["message_id"].clone());
+    let incoming = json!({ "device_id": DEVICE, "from": CONTACT, "text": "Make it 8" });
+    let theirs_id =
+        expect(app.request(Method::POST, "/sim/incoming").json(&incoming), StatusCode::OK).await["message_id"].clone();
+    let theirs = receiver.wait_for(1).await[0].json()["id"].as_str().unwrap().to_owned();
+
+    // Refusals change nothing.
+    let before = outbox(&app).await.len();
+    expect_error(
+        action(Method::PUT, theirs.clone()).json(&json!({ "text": "mine now" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    expect_error(action(Method::DELETE, theirs.clone()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_error(
+        action(Method::PUT, ours.clone()).json(&json!({ "text": " " })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    expect_error(
+        action(Method::POST, format!("{theirs}/reaction")).json(&json!({ "emoji": "" })),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_error(action(Method::DELETE, "$nothing:mxgate.test".into()), StatusCode::NOT_FOUND, "not_found").await;
+    expect_error(action(Method::DELETE, "not-an-event".into()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        .await;
+    expect_error(
+        action(Method::POST, format!("{ours}/reaction")).json(&json!({ "emoji": 7 })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(outbox(&app).await.len(), before, "nothing was sent");
+
+    let done = |answer: &Value| assert_eq!(answer["status"], "sent", "{answer}");
+    done(
+        &expect(action(Method::POST, format!("{theirs}/reaction")).json(&json!({ "emoji": "👍" })), StatusCode::OK)
+            .await,
+    );
+    done(
+        &expect(action(Method::POST, format!("{theirs}/reaction")).json(&json!({ "emoji": "" })), StatusCode::OK).await,
+    );
+    done(&expect(action(Method::PUT, ours.clone()).json(&json!({ "text": "Dinner at 8?" })), StatusCode::OK).await);
+    done(&expect(action(Method::DELETE, ours.clone()), StatusCode::OK).await);
+
+    // The identity, in a Matrix client, reacts to the contact's message and takes it back.
+    let login = expect(app.bearer(Method::POST, "/api/v1/matrix/credentials", &token), StatusCode::OK).await;
+    let client = matrix_sdk::Client::builder().homeserver_url(app.synapse.url.as_str()).build().await.unwrap();
+    client
+        .matrix_auth()
+        .login_username(login["username"].as_str().unwrap(), login["password"].as_str().unwrap())
+        .await
+        .unwrap();
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
+    let target: matrix_sdk::ruma::OwnedEventId = theirs.parse().unwrap();
+    let reaction = room.send(ReactionEventContent::new(Annotation::new(target, "🎉".into()))).await.unwrap();
+    eventually("the Matrix client's reaction at the network", || async {
+        (outbox(&app).await.iter().filter(|m| m["action"] == "reaction").count() == 3).then_some(())
+    })
+    .await;
+    room.redact(&reaction.response.event_id, None, None).await.unwrap();
+    eventually("its taking back at the network", || async { (outbox(&app).await.len() == before + 6).then_some(()) })
+        .await;
+    app.quiet().await;
+
+    let sent = outbox(&app).await;
+    let actions: Vec<(&Value, &Value, &Value, &Value)> =
+        sent[before..].iter().map(|m| (&m["action"], &m["target"], &m["emoji"], &m["text"])).collect();
+    let none = Value::Null;
+    assert_eq!(
+        actions,
+        [
+            (&json!("reaction"), &theirs_id, &json!("👍"), &none),
+            (&json!("reaction"), &theirs_id, &json!(""), &none),
+            (&json!("edit"), &ours_id, &none, &json!("Dinner at 8?")),
+            (&json!("delete"), &ours_id, &none, &none),
+            (&json!("reaction"), &theirs_id, &json!("🎉"), &none),
+            (&json!("reaction"), &theirs_id, &json!(""), &none),
+        ],
+        "{sent:?}"
+    );
+}
