@@ -434,30 +434,33 @@ impl Bench {
     /// `STEADY_RATE` incoming messages a second for `STEADY_WINDOW`, round robin over
     /// `STEADY_CHATS` chats, each injected on schedule whatever the ones before it are
     /// doing; latency from injection to the webhook. The chats' portals are made first, by
-    /// one message each that is not measured.
+    /// one message each that is not measured (nor metered).
     async fn steady(&self) -> Figure {
         let chats: Vec<Chat> = (0..STEADY_CHATS).map(|n| self.chat(&format!("2376990{n:05}"))).collect();
         incoming_burst("warm-up", &self.http, &self.receiver, &chats, STEADY_CHATS).await;
-        let already = self.receiver.received().len();
-        let injected: Injected = Arc::default();
-        let mut ticker = tokio::time::interval(Duration::from_secs(1) / STEADY_RATE);
-        let total = STEADY_RATE as usize * STEADY_WINDOW.as_secs() as usize;
-        let started = Instant::now();
-        let mut injections = Vec::with_capacity(total);
-        for n in 0..total {
-            ticker.tick().await;
-            let chat = &chats[n % STEADY_CHATS];
-            injections.push(tokio::spawn(inject_noted(&self.http, chat, format!("steady {n}"), &injected)));
-        }
-        for injection in injections {
-            injection.await.unwrap();
-        }
-        let latencies = webhook_latencies(&self.receiver, already, &injected).await;
-        let name = format!(
-            "{STEADY_RATE} incoming/s over {STEADY_CHATS} chats for {} s, until the webhook",
-            STEADY_WINDOW.as_secs()
-        );
-        Figure::new(&name, latencies, started.elapsed().as_secs_f64())
+        self.metered(async {
+            let already = self.receiver.received().len();
+            let injected: Injected = Arc::default();
+            let mut ticker = tokio::time::interval(Duration::from_secs(1) / STEADY_RATE);
+            let total = STEADY_RATE as usize * STEADY_WINDOW.as_secs() as usize;
+            let started = Instant::now();
+            let mut injections = Vec::with_capacity(total);
+            for n in 0..total {
+                ticker.tick().await;
+                let chat = &chats[n % STEADY_CHATS];
+                injections.push(tokio::spawn(inject_noted(&self.http, chat, format!("steady {n}"), &injected)));
+            }
+            for injection in injections {
+                injection.await.unwrap();
+            }
+            let latencies = webhook_latencies(&self.receiver, already, &injected).await;
+            let name = format!(
+                "{STEADY_RATE} incoming/s over {STEADY_CHATS} chats for {} s, until the webhook",
+                STEADY_WINDOW.as_secs()
+            );
+            Figure::new(&name, latencies, started.elapsed().as_secs_f64())
+        })
+        .await
     }
 
     /// Baseline of the receive path: Synapse pushing the same puppet events, in one room,
@@ -599,28 +602,29 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 #[tokio::main]
 async fn main() {
     let total = Instant::now();
+    let stage = |title: &str| eprintln!("==> {title} ({:.0} s in)", total.elapsed().as_secs_f64());
     let mut bench = Bench::start(Options::default(), "237600000100").await;
     let pid = bench.app.pid().expect("mxgate runs as a process");
 
-    eprintln!("==> 1. auth overhead");
+    stage("1. auth overhead");
     let [auth, auth_check] = bench.auth_overhead().await;
-    eprintln!("==> 2. send path, status events off, then on (a second mxgate)");
+    stage("2. send path, status events off, then on (a second mxgate)");
     let send = bench.send_path(" (status events off)").await;
     let send_status = {
         let options = Options { message_status_events: true, ..Options::default() };
         let with_status = Bench::start(options, "237600000200").await;
         with_status.send_path(" (status events on)").await
     };
-    eprintln!("==> 3. receive path");
+    stage("3. receive path");
     let receive = Row {
         figure: bench.metered(bench.receive_path("")).await,
         baseline: Some(bench.metered(bench.synapse_to_appservice(1)).await),
     };
     let receive_unordered = Row { figure: bench.metered(bench.synapse_to_appservice(32)).await, baseline: None };
-    eprintln!("==> 4. steady incoming: {STEADY_RATE}/s over {STEADY_CHATS} chats");
-    let steady = Row { figure: bench.metered(bench.steady()).await, baseline: None };
+    stage(&format!("4. steady incoming: {STEADY_RATE}/s over {STEADY_CHATS} chats"));
+    let steady = Row { figure: bench.steady().await, baseline: None };
     let rss_one = rss_kib(pid);
-    eprintln!("==> 5. {DEVICES} devices");
+    stage(&format!("5. {DEVICES} devices"));
     let link_seconds = bench.link_many().await;
     let rss_many = rss_kib(pid);
     let restart = Instant::now();
@@ -634,11 +638,11 @@ async fn main() {
     let send_many = bench.send_path(&format!(", {DEVICES} devices")).await;
     let receive_many =
         Row { figure: bench.metered(bench.receive_path(&format!(", {DEVICES} devices"))).await, baseline: None };
-    eprintln!("==> 6. webhook fan-out");
+    stage("6. webhook fan-out");
     let fan_out = Row { figure: bench.metered(bench.fan_out()).await, baseline: None };
     drop(bench);
 
-    eprintln!("==> 7. 1 and 2 processes behind nginx, mxgate and Synapse on PostgreSQL");
+    stage("7. 1 and 2 processes behind nginx, mxgate and Synapse on PostgreSQL");
     let cluster = match synapse_on_postgres() {
         Some(synapse) => {
             let one = cluster_rates(synapse, 1).await;
@@ -651,10 +655,10 @@ async fn main() {
         }
     };
 
-    eprintln!("==> 8. the whatsapp connector against wa-sim");
+    stage("8. the whatsapp connector against wa-sim");
     let (whatsapp, whatsapp_send) = whatsapp_connector().await;
 
-    eprintln!("==> 9. failover of {FAILOVER_DEVICES} whatsapp-connector devices between two processes");
+    stage(&format!("9. failover of {FAILOVER_DEVICES} whatsapp-connector devices between two processes"));
     let failover = failover().await;
 
     let cluster_rows = cluster.map(|(one, two)| {

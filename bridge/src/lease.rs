@@ -188,8 +188,23 @@ impl Leases {
 /// earlier link (their keeper then stops that client).
 pub async fn adopt(core: &Core, account: &AccountId) -> Result<(), sqlx::Error> {
     core.leases.claim(account.as_str(), true).await?;
-    core.leases.running().insert(account.clone(), None);
-    core.leases.write_state(account.as_str(), &core.network.state(account)).await
+    let state = core.network.state(account);
+    core.leases.running().insert(account.clone(), Some(state.clone()));
+    core.leases.write_state(account.as_str(), &state).await?;
+    tell(core, account.clone(), state).await
+}
+
+/// Reports a state the device is now in here (a log-out is told once, by whoever records
+/// it: `incoming::record_logged_out`).
+async fn tell(core: &Core, account: AccountId, state: ConnectionState) -> Result<(), sqlx::Error> {
+    if state == ConnectionState::LoggedOut {
+        return Ok(());
+    }
+    if let Some(login) = store::login(&core.db, account.as_str()).await? {
+        let change = crate::core::DeviceChange { account, owner: login.owner, state, at_ms: now_ms() };
+        let _ = core.device_changes.send(change);
+    }
+    Ok(())
 }
 
 /// A device logged out, here or by the network: it runs nowhere.
@@ -259,13 +274,7 @@ pub async fn keep(core: &Arc<Core>) -> Result<(), sqlx::Error> {
         .collect();
     for (account, state) in changed {
         leases.write_state(account.as_str(), &state).await?;
-        // A log-out is told once, by whoever records it (incoming::record_logged_out).
-        if state != ConnectionState::LoggedOut
-            && let Some(login) = store::login(&core.db, account.as_str()).await?
-        {
-            let change = crate::core::DeviceChange { account, owner: login.owner, state, at_ms: now_ms() };
-            let _ = core.device_changes.send(change);
-        }
+        tell(core, account, state).await?;
     }
     Ok(())
 }

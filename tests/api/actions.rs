@@ -1,9 +1,6 @@
 //! Reactions, edits and deletions of messages, by their Matrix event id, through the API
 //! and from a Matrix client in the portal; the simulated network records what it was sent.
 
-use std::time::Duration;
-
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::events::reaction::ReactionEventContent;
 use matrix_sdk::ruma::events::relation::Annotation;
 use reqwest::{Method, StatusCode};
@@ -86,14 +83,7 @@ async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_
     done(&expect(action(Method::DELETE, ours.clone()), StatusCode::OK).await);
 
     // The identity, in a Matrix client, reacts to the contact's message and takes it back.
-    let login = expect(app.bearer(Method::POST, "/api/v1/matrix/credentials", &token), StatusCode::OK).await;
-    let client = matrix_sdk::Client::builder().homeserver_url(app.synapse.url.as_str()).build().await.unwrap();
-    client
-        .matrix_auth()
-        .login_username(login["username"].as_str().unwrap(), login["password"].as_str().unwrap())
-        .await
-        .unwrap();
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    let client = app.matrix_client(&token).await;
     let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
     let target: matrix_sdk::ruma::OwnedEventId = theirs.parse().unwrap();
     let reaction = room.send(ReactionEventContent::new(Annotation::new(target, "🎉".into()))).await.unwrap();

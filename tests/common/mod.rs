@@ -466,6 +466,18 @@ impl TestApp {
         page["chunk"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
+    /// A Matrix client logged in as `token`'s identity (a fresh password from
+    /// `POST /matrix/credentials`), as a person in Element would be, synced once.
+    #[allow(dead_code)]
+    pub async fn matrix_client(&self, token: &str) -> matrix_sdk::Client {
+        let login = expect(self.bearer(Method::POST, "/api/v1/matrix/credentials", token), StatusCode::OK).await;
+        let client = matrix_sdk::Client::builder().homeserver_url(self.synapse.url.as_str()).build().await.unwrap();
+        let (user, password) = (login["username"].as_str().unwrap(), login["password"].as_str().unwrap());
+        client.matrix_auth().login_username(user, password).await.unwrap();
+        client.sync_once(matrix_sdk::config::SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+        client
+    }
+
     /// Gives `token` a webhook to `url`; returns the creation response (with its secret).
     pub async fn add_webhook(&self, token: &str, url: &str) -> Value {
         let request = self.bearer(Method::POST, "/api/v1/webhooks", token).json(&json!({ "url": url }));
@@ -557,7 +569,32 @@ where
             scan(frame["code"].as_str().unwrap().to_owned()).await;
         }
     }
+    if let Some(device) = frames.last().filter(|f| f["type"] == "success").and_then(|f| f["device_id"].as_str()) {
+        told_linked(app, token, device).await;
+    }
     frames
+}
+
+/// Waits until the identity's event feed has the `device.state` its link made, so a story
+/// that counts the feed's events finds none arriving later.
+async fn told_linked(app: &TestApp, token: &str, device: &str) {
+    patiently("device.state of a new link in the feed", Duration::from_secs(60), || async {
+        let mut after = "0".to_owned();
+        loop {
+            let path = format!("/api/v1/events?after={after}&limit=500");
+            let page = expect(app.bearer(Method::GET, &path, token), StatusCode::OK).await;
+            let events = page["events"].as_array()?;
+            let told = |e: &&Value| e["payload"]["event"] == "device.state" && e["payload"]["device_id"] == device;
+            if events.iter().any(|e| told(&e)) {
+                return Some(());
+            }
+            if page["has_more"] != true {
+                return None;
+            }
+            after = page["next_cursor"].as_str()?.to_owned();
+        }
+    })
+    .await;
 }
 
 /// Polls `check` until it returns `Some`, for state that settles asynchronously.

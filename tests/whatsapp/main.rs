@@ -96,11 +96,7 @@ async fn a_device_linked_by_qr_sends_text_and_an_image_and_receives_a_reply() {
 
     // The same chat in a Matrix client, both directions, the contact named by their push name.
     let app = &linked.app;
-    let login = expect(app.bearer(Method::POST, "/api/v1/matrix/credentials", &linked.token), StatusCode::OK).await;
-    let client = matrix_sdk::Client::builder().homeserver_url(app.synapse.url.as_str()).build().await.unwrap();
-    let (user, password) = (login["username"].as_str().unwrap(), login["password"].as_str().unwrap());
-    client.matrix_auth().login_username(user, password).await.unwrap();
-    client.sync_once(matrix_sdk::config::SyncSettings::default()).await.unwrap();
+    let client = app.matrix_client(&linked.token).await;
     let rooms = client.joined_rooms();
     assert_eq!(rooms.len(), 1, "one portal for the one chat");
     assert!(rooms[0].is_direct().await.unwrap());
@@ -400,9 +396,6 @@ fn protocol_of(message: &wa::Message) -> Option<&wa::message::ProtocolMessage> {
 
 #[tokio::test]
 async fn reactions_edits_and_deletions_made_through_the_api_and_in_matrix_reach_the_contact() {
-    use std::time::Duration;
-
-    use matrix_sdk::config::SyncSettings;
     use matrix_sdk::ruma::events::reaction::ReactionEventContent;
     use matrix_sdk::ruma::events::relation::Annotation;
     use whatsapp_rust::waproto::whatsapp::message::protocol_message::Type as ProtocolType;
@@ -445,12 +438,7 @@ async fn reactions_edits_and_deletions_made_through_the_api_and_in_matrix_reach_
     assert_eq!(revoke.key.id.as_deref(), ours_id.as_str());
 
     // In a Matrix client, the identity reacts to the contact's message.
-    let login =
-        expect(linked.app.bearer(Method::POST, "/api/v1/matrix/credentials", &linked.token), StatusCode::OK).await;
-    let client = matrix_sdk::Client::builder().homeserver_url(linked.app.synapse.url.as_str()).build().await.unwrap();
-    let (user, password) = (login["username"].as_str().unwrap(), login["password"].as_str().unwrap());
-    client.matrix_auth().login_username(user, password).await.unwrap();
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    let client = linked.app.matrix_client(&linked.token).await;
     let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
     room.send(ReactionEventContent::new(Annotation::new(theirs.parse().unwrap(), "🎉".into()))).await.unwrap();
     let got = contact.next_message().await;
