@@ -65,10 +65,12 @@ struct Row {
 const COLUMNS: &str = "seq, event_id, room_id, account_id, chat_id, sender, event, network_id, state, attempts, \
                        next_attempt_at, last_error, created_at";
 
-/// Wakes the sender when something is queued, here or (on PostgreSQL) in another process.
+/// Wakes the sender when something is queued, here or (on PostgreSQL) in another process;
+/// and the reporter of status events when a send finished here.
 #[derive(Default)]
 pub struct Outbox {
     wake: Arc<Notify>,
+    finished: Notify,
 }
 
 /// Queues `event` (an `m.room.message`, `m.sticker`, `m.reaction` or `m.room.redaction`
@@ -159,16 +161,19 @@ pub async fn finished(db: &Db, event_id: &str) -> Result<Option<Finished>, sqlx:
     }))
 }
 
-/// Queued events of the devices this process holds; the others' go out from their owners.
-async fn due(core: &Core) -> Result<Vec<Row>, sqlx::Error> {
+/// Queued events of the devices this process holds (of one of them, with `account`); the
+/// others' go out from their owners.
+async fn due(core: &Core, account: Option<&str>) -> Result<Vec<Row>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 AND account_id IN ({}) ORDER BY seq LIMIT $2",
-        held_by(3)
+        "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 AND account_id IN ({})
+           AND account_id = COALESCE($4, account_id) ORDER BY seq LIMIT $5",
+        held_by(2)
     )))
     .bind(QUEUED)
-    .bind(PASS_ROWS)
     .bind(core.leases.process())
     .bind(now_ms())
+    .bind(account)
+    .bind(PASS_ROWS)
     .fetch_all(&core.db.pool)
     .await
 }
@@ -187,11 +192,14 @@ async fn unreported(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
 /// events, each in order; woken by each enqueue (in any process, on PostgreSQL), and every
 /// second for retries.
 pub fn spawn_sender(core: Arc<Core>) {
+    if core.config.message_status_events {
+        spawn_reporter(core.clone());
+    }
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     wake::listen(&core.db, wake::SEND_QUEUED, core.outbox.wake.clone());
     tokio::spawn(async move {
         loop {
-            match due(&core).await {
+            match due(&core, None).await {
                 Ok(rows) => {
                     for (account, rows) in queue::lanes(rows, |row| row.account_id.clone()) {
                         if rows[0].next_attempt_at > now_ms()
@@ -201,7 +209,15 @@ pub fn spawn_sender(core: Arc<Core>) {
                         }
                         let (core, busy) = (core.clone(), busy.clone());
                         tokio::spawn(async move {
-                            drain(&core, rows).await;
+                            // Read again now that this lane is ours: the pass's rows may predate the
+                            // end of the lane's previous drain, and would send its events again.
+                            match due(&core, Some(&account)).await {
+                                Ok(rows) if rows.first().is_some_and(|r| r.next_attempt_at <= now_ms()) => {
+                                    drain(&core, rows).await
+                                }
+                                Ok(_) => {}
+                                Err(error) => tracing::warn!(error = %error, "cannot read the send queue; retrying"),
+                            }
                             busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&account);
                             core.outbox.wake.notify_one();
                         });
@@ -209,16 +225,26 @@ pub fn spawn_sender(core: Arc<Core>) {
                 }
                 Err(error) => tracing::warn!(error = %error, "cannot read the send queue; retrying"),
             }
+            let _ = tokio::time::timeout(Duration::from_secs(1), core.outbox.wake.notified()).await;
+        }
+    });
+}
+
+/// Posts the status event of each finished send, apart from the sending lanes: a lane that
+/// waited for its status event's round trip to the homeserver would send at that pace.
+fn spawn_reporter(core: Arc<Core>) {
+    tokio::spawn(async move {
+        loop {
+            let finished = core.outbox.finished.notified();
             match unreported(&core.db).await {
-                Ok(rows) if core.config.message_status_events => {
+                Ok(rows) => {
                     for row in rows {
                         report(&core, &row).await;
                     }
                 }
-                Ok(_) => {}
                 Err(error) => tracing::warn!(error = %error, "cannot read unreported sends; retrying"),
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), core.outbox.wake.notified()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), finished).await;
         }
     });
 }
@@ -226,7 +252,7 @@ pub fn spawn_sender(core: Arc<Core>) {
 /// Sends one device's queued events in order; a send that must be retried later holds
 /// the ones after it, so the contact sees them in the order they were written.
 async fn drain(core: &Core, rows: Vec<Row>) {
-    for mut row in rows {
+    for row in rows {
         let outcome = send(core, &row).await;
         let finished = match &outcome {
             // Left queued, untouched, for the process that holds the device now.
@@ -245,11 +271,7 @@ async fn drain(core: &Core, rows: Vec<Row>) {
         match finished {
             Ok(true) => {
                 wake::notify(&core.db, wake::SEND_FINISHED).await;
-                if core.config.message_status_events {
-                    row.state = if outcome.is_ok() { SENT } else { FAILED }.to_owned();
-                    row.last_error = outcome.err().map(|e| e.to_string());
-                    report(core, &row).await;
-                }
+                core.outbox.finished.notify_one();
             }
             Ok(false) => return,
             Err(error) => {
