@@ -62,4 +62,6 @@ $(PSYCOPG_STAMP): $(SYNAPSE_STAMP)
 
 bench: synapse $(PSYCOPG_STAMP) ## Measure throughput, latency and memory against their baselines (release build, a few minutes)
 	@scripts/nginx.sh
+	@# The databases an earlier run left (mxgate's and Synapse's, one per story) go first.
+	@pg=$$(scripts/postgres-url.sh); for db in $$(psql "$$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'mxgate_test_%' OR datname LIKE 'synapse_test_%'"); do psql "$$pg" -qc "DROP DATABASE IF EXISTS $$db" >/dev/null; done
 	@MXGATE_TEST_POSTGRES=$$(scripts/postgres-url.sh) cargo bench -q --bench mxgate
