@@ -257,19 +257,13 @@ async fn redaction_payload(
 /// A `message.status` payload: a contact received or read a message the device sent.
 fn status_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
     let content = &event["content"];
-    json!({
-        "id": event["event_id"],
-        "type": "message.status",
-        "status": content["status"],
-        "event_id": content["m.relates_to"]["event_id"],
-        "message_id": content[NETWORK_ID_FIELD],
-        "from": content["reader"],
-        "to": owner,
-        "device_id": portal.account_id,
-        "is_contact": portal.is_direct,
-        "chat_id": portal.chat_id,
-        "timestamp": event["origin_server_ts"],
-    })
+    let mut payload = about_a_message(event, portal, owner, EventType::MessageStatus);
+    payload["status"] = content["status"].clone();
+    payload["event_id"] = content["m.relates_to"]["event_id"].clone();
+    payload["message_id"] = content[NETWORK_ID_FIELD].clone();
+    // The receipt is the bot's event; who received or read the message is in its content.
+    payload["from"] = content["reader"].clone();
+    payload
 }
 
 /// Users of the API's namespace exist only when mxgate made them.
