@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use mxgate_bridge::ids::PhoneNumber;
 use mxgate_bridge::network::sim::{CreatedGroup, Injected, OutboxEntry, SimNetwork};
-use mxgate_bridge::network::{IncomingBody, Media, MediaKind, ReceiptKind};
+use mxgate_bridge::network::{ContactCard, IncomingBody, Location, Media, MediaKind, Poll, ReceiptKind, Structured};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -112,6 +112,9 @@ pub struct InjectedMedia {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
+    /// The recipient may open it once.
+    #[serde(default)]
+    pub view_once: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -150,6 +153,9 @@ pub struct Incoming {
     pub media: Option<InjectedMedia>,
     /// Network id of the message this one quotes.
     pub reply_to: Option<String>,
+    pub location: Option<Location>,
+    pub contact_cards: Option<Vec<ContactCard>>,
+    pub poll: Option<Poll>,
     pub reaction: Option<InjectedReaction>,
     pub edit: Option<InjectedEdit>,
     pub delete: Option<InjectedDeletion>,
@@ -157,7 +163,14 @@ pub struct Incoming {
 
 impl Incoming {
     fn body(self) -> ApiResult<IncomingBody> {
-        let message = self.text.is_some() || self.media.is_some() || self.reply_to.is_some();
+        let structured = match (self.location, self.contact_cards, self.poll) {
+            (None, None, None) => None,
+            (Some(location), None, None) => Some(Structured::Location(location)),
+            (None, Some(cards), None) => Some(Structured::ContactCards { cards }),
+            (None, None, Some(poll)) => Some(Structured::Poll(poll)),
+            _ => return Err(ApiError::unprocessable("give at most one of location, contact_cards, poll")),
+        };
+        let message = self.text.is_some() || self.media.is_some() || self.reply_to.is_some() || structured.is_some();
         let given = [message, self.reaction.is_some(), self.edit.is_some(), self.delete.is_some()];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(ApiError::unprocessable("give text and/or media, or one of reaction, edit, delete"));
@@ -171,7 +184,7 @@ impl Incoming {
         if let Some(delete) = self.delete {
             return Ok(IncomingBody::Delete { target: delete.target });
         }
-        if self.text.is_none() && self.media.is_none() {
+        if self.text.is_none() && self.media.is_none() && structured.is_none() {
             return Err(ApiError::unprocessable("give text, media, or both"));
         }
         let media = match self.media {
@@ -183,10 +196,11 @@ impl Incoming {
                 width: m.width,
                 height: m.height,
                 duration: m.duration_ms.map(std::time::Duration::from_millis),
+                view_once: m.view_once,
             }),
             None => None,
         };
-        Ok(IncomingBody::Message { text: self.text, media, reply_to: self.reply_to })
+        Ok(IncomingBody::Message { text: self.text, media, reply_to: self.reply_to, structured })
     }
 }
 

@@ -12,6 +12,7 @@ use ruma::UserId;
 use serde_json::{Value, json};
 
 use crate::commands;
+use crate::content;
 use crate::core::Core;
 use crate::secret::Secret;
 use crate::{outbox, store};
@@ -161,7 +162,9 @@ async fn handle_event(core: &Arc<Core>, event: &PushedEvent, raw: &Value) -> Res
         {
             commands::accept_invite(core, sender, room).await
         }
-        "m.sticker" | "m.reaction" | "m.room.redaction" => outbox::enqueue(core, raw, sender, room).await,
+        "m.sticker" | "m.reaction" | "m.room.redaction" | content::POLL_START => {
+            outbox::enqueue(core, raw, sender, room).await
+        }
         "m.room.message" => match store::management_room_owner(&core.db, room.as_str()).await? {
             Some(owner) if owner == sender.as_str() => {
                 // A command is not run twice: its effects (a login, a reply) are not idempotent.

@@ -10,7 +10,7 @@ use ruma::UserId;
 
 use crate::core::BridgeError;
 use crate::media;
-use crate::network::{Media, MediaKind, ReceiptKind};
+use crate::network::{ContactCard, Location, Media, MediaKind, Poll, ReceiptKind, Structured};
 use crate::outbox::NETWORK_ID_FIELD;
 
 /// The event type of delivery and read reports on sent messages, which the API forwards.
@@ -23,21 +23,46 @@ pub struct MatrixEvent {
     pub content: Value,
 }
 
+/// MSC3381: the event type of a poll.
+pub const POLL_START: &str = "org.matrix.msc3381.poll.start";
+/// MSC1767: plain text, where extensible events carry it.
+const EXTENSIBLE_TEXT: &str = "org.matrix.msc1767.text";
+/// MSC3488: a location's details.
+const EXTENSIBLE_LOCATION: &str = "org.matrix.msc3488.location";
+/// The location or poll exactly as the network had it, beside the Matrix form (which
+/// has no place for an address, for instance).
+const STRUCTURED: &str = "fi.mxgate.structured";
+/// An image or video the recipient may open once.
+pub const VIEW_ONCE: &str = "fi.mxgate.view_once";
+/// The type of a file of contact cards.
+pub const VCARD: &str = "text/vcard";
+
 /// MSC3245: an audio event that is a voice message.
 const VOICE: &str = "org.matrix.msc3245.voice";
 /// MSC1767: extensible audio details, where voice clients read the duration.
 const EXTENSIBLE_AUDIO: &str = "org.matrix.msc1767.audio";
 
-/// A new message: `m.sticker` for a sticker, `m.room.message` otherwise. `media` is the
-/// file with its `mxc://` URI; `reply_to` the Matrix event it quotes.
-pub fn message(text: Option<&str>, media: Option<(&Media, &str)>, reply_to: Option<&str>) -> MatrixEvent {
-    let mut event = match media {
-        Some((media, mxc)) => file(text, media, mxc),
-        None => MatrixEvent {
+/// A new message: `m.sticker` for a sticker, a poll event for a poll, `m.room.message`
+/// otherwise. `media` is the file with its `mxc://` URI (for contact cards, their vCard
+/// file, the form Matrix clients can save); `reply_to` the Matrix event it quotes.
+pub fn message(
+    text: Option<&str>,
+    media: Option<(&Media, &str)>,
+    structured: Option<&Structured>,
+    reply_to: Option<&str>,
+) -> MatrixEvent {
+    let mut event = match (structured, media) {
+        (Some(Structured::Location(location)), _) => location_event(location),
+        (Some(Structured::Poll(poll)), _) => poll_event(poll),
+        (_, Some((media, mxc))) => file(text, media, mxc),
+        (_, None) => MatrixEvent {
             event_type: "m.room.message",
             content: json!({ "msgtype": "m.text", "body": text.unwrap_or_default() }),
         },
     };
+    if let Some(structured) = structured {
+        event.content[STRUCTURED] = json!(structured);
+    }
     if let Some(replied) = reply_to {
         event.content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": replied } });
     }
@@ -58,6 +83,9 @@ fn file(caption: Option<&str>, media: &Media, mxc: &str) -> MatrixEvent {
         "url": mxc,
         "info": info,
     });
+    if media.view_once {
+        content[VIEW_ONCE] = json!(true);
+    }
     if media.kind == MediaKind::Voice {
         content[VOICE] = json!({});
         if let Some(duration) = media.duration {
@@ -93,6 +121,80 @@ pub fn info(media: &Media) -> Value {
         info["duration"] = (duration.as_millis() as u64).into();
     }
     info
+}
+
+fn location_event(location: &Location) -> MatrixEvent {
+    let uri = format!("geo:{},{}", location.latitude, location.longitude);
+    let described = [location.name.as_deref(), location.address.as_deref()].into_iter().flatten();
+    let described: Vec<&str> = described.filter(|d| !d.is_empty()).collect();
+    let body = match described.is_empty() {
+        true => format!("Location: {uri}"),
+        false => format!("{} ({uri})", described.join(", ")),
+    };
+    let content = json!({
+        "msgtype": "m.location",
+        "body": body,
+        "geo_uri": uri,
+        EXTENSIBLE_LOCATION: { "uri": uri, "description": location.name },
+        EXTENSIBLE_TEXT: body,
+    });
+    MatrixEvent { event_type: "m.room.message", content }
+}
+
+fn poll_event(poll: &Poll) -> MatrixEvent {
+    let listed: Vec<String> = poll.options.iter().enumerate().map(|(n, o)| format!("{}. {o}", n + 1)).collect();
+    let body = format!("{}\n{}", poll.question, listed.join("\n"));
+    let answers: Vec<Value> =
+        poll.options.iter().enumerate().map(|(n, o)| json!({ "id": n.to_string(), EXTENSIBLE_TEXT: o })).collect();
+    let max_selections = if poll.multiple { poll.options.len() } else { 1 };
+    let content = json!({
+        POLL_START: {
+            "question": { EXTENSIBLE_TEXT: poll.question, "body": poll.question },
+            "kind": "org.matrix.msc3381.poll.disclosed",
+            "max_selections": max_selections,
+            "answers": answers,
+        },
+        EXTENSIBLE_TEXT: body,
+        "body": body,
+    });
+    MatrixEvent { event_type: POLL_START, content }
+}
+
+/// Contact cards as one vCard file, named for the first.
+pub fn contact_file(cards: &[ContactCard]) -> Media {
+    let data: Vec<&str> = cards.iter().map(|c| c.vcard.trim_end()).collect();
+    let name = cards.first().map(|c| c.display_name.as_str()).filter(|n| !n.is_empty()).unwrap_or("contact");
+    let name: String = name.chars().map(|c| if c.is_alphanumeric() || c == ' ' { c } else { '_' }).collect();
+    Media::new(MediaKind::Document, (data.join("\r\n") + "\r\n").into_bytes(), VCARD, format!("{name}.vcf"))
+}
+
+/// The cards of a vCard file; `None` when it holds none.
+pub fn contact_cards(vcf: &[u8]) -> Option<Vec<ContactCard>> {
+    let text = String::from_utf8_lossy(vcf);
+    let mut cards = Vec::new();
+    let mut current: Option<Vec<&str>> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_end_matches('\r');
+        if trimmed.eq_ignore_ascii_case("BEGIN:VCARD") {
+            current = Some(vec![trimmed]);
+        } else if let Some(lines) = current.as_mut() {
+            lines.push(trimmed);
+            if trimmed.eq_ignore_ascii_case("END:VCARD") {
+                let lines = current.take().unwrap_or_default();
+                let name = lines.iter().find_map(|l| {
+                    let (key, value) = l.split_once(':')?;
+                    key.split(';').next()?.eq_ignore_ascii_case("FN").then(|| value.trim().to_owned())
+                });
+                cards.push(ContactCard { display_name: name.unwrap_or_default(), vcard: lines.join("\n") });
+            }
+        }
+    }
+    (!cards.is_empty()).then_some(cards)
+}
+
+/// Whether a file's type says it holds contact cards.
+pub fn is_vcard(mime_type: &str) -> bool {
+    matches!(mime_type.split(';').next().unwrap_or_default().trim(), VCARD | "text/x-vcard")
 }
 
 /// A reaction (`m.annotation`) with `emoji` to the Matrix event `target`.
@@ -132,11 +234,13 @@ pub fn status(event_id: &str, network_id: &str, kind: ReceiptKind, reader: &User
 
 /// A Matrix message to send on: its text, its file still in the media repository, and
 /// the Matrix event it replies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MatrixMessage {
     pub text: Option<String>,
     pub file: Option<MatrixFile>,
     pub reply_to: Option<String>,
+    /// A location or a poll (contact cards are a file until it is downloaded).
+    pub structured: Option<Structured>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +253,7 @@ pub struct MatrixFile {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration: Option<Duration>,
+    pub view_once: bool,
 }
 
 impl MatrixFile {
@@ -161,13 +266,14 @@ impl MatrixFile {
             width: self.width,
             height: self.height,
             duration: self.duration,
+            view_once: self.view_once,
         }
     }
 }
 
 /// What an event of the portal owner's asks of the network, its targets still Matrix
 /// event ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MatrixOutgoing {
     Message(MatrixMessage),
     /// `m.reaction` (an `m.annotation`) on `target` with `key`.
@@ -215,6 +321,10 @@ pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeE
         return Err(BridgeError::Invalid("an edit is not a new message".into()));
     }
     let body = content["body"].as_str().map(str::to_owned);
+    let reply_to = content["m.relates_to"]["m.in_reply_to"]["event_id"].as_str().map(str::to_owned);
+    if let Some(structured) = parse_structured(event_type, content)? {
+        return Ok(MatrixMessage { text: None, file: None, reply_to, structured: Some(structured) });
+    }
     let kind = match (event_type, content["msgtype"].as_str().unwrap_or_default()) {
         ("m.sticker", _) => Some(MediaKind::Sticker),
         (_, "m.text" | "m.notice" | "m.emote") => None,
@@ -225,8 +335,7 @@ pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeE
         (_, "m.file") => Some(MediaKind::Document),
         (_, other) => return Err(BridgeError::Invalid(format!("message type {other} is not bridged"))),
     };
-    let reply_to = content["m.relates_to"]["m.in_reply_to"]["event_id"].as_str().map(str::to_owned);
-    let Some(kind) = kind else { return Ok(MatrixMessage { text: body, file: None, reply_to }) };
+    let Some(kind) = kind else { return Ok(MatrixMessage { text: body, file: None, reply_to, structured: None }) };
 
     let url = content["url"].as_str().ok_or_else(|| BridgeError::Invalid("media without url".into()))?;
     let file_name = content["filename"].as_str().map(str::to_owned).or_else(|| body.clone()).unwrap_or_default();
@@ -245,8 +354,48 @@ pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeE
             .as_u64()
             .or_else(|| content[EXTENSIBLE_AUDIO]["duration"].as_u64())
             .map(Duration::from_millis),
+        view_once: content[VIEW_ONCE] == true,
     };
-    Ok(MatrixMessage { text: if caption { body } else { None }, file: Some(file), reply_to })
+    Ok(MatrixMessage { text: if caption { body } else { None }, file: Some(file), reply_to, structured: None })
+}
+
+/// A location (`m.location`) or a poll (MSC3381) as the network sends it: mxgate's own
+/// events say it exactly; a Matrix client's are read from their Matrix form.
+fn parse_structured(event_type: &str, content: &Value) -> Result<Option<Structured>, BridgeError> {
+    if let Some(exact) = content.get(STRUCTURED) {
+        let exact = serde_json::from_value(exact.clone());
+        return exact.map(Some).map_err(|e| BridgeError::Invalid(format!("unreadable {STRUCTURED}: {e}")));
+    }
+    if event_type == POLL_START {
+        let start = &content[POLL_START];
+        let text = |v: &Value| v[EXTENSIBLE_TEXT].as_str().or_else(|| v["body"].as_str()).map(str::to_owned);
+        let question = text(&start["question"]).filter(|q| !q.trim().is_empty());
+        let question = question.ok_or_else(|| BridgeError::Invalid("a poll without a question".into()))?;
+        let answers = start["answers"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let options: Vec<String> = answers.iter().filter_map(text).collect();
+        if options.len() < 2 {
+            return Err(BridgeError::Invalid("a poll needs at least two answers".into()));
+        }
+        let multiple = start["max_selections"].as_u64().is_some_and(|n| n > 1);
+        return Ok(Some(Structured::Poll(Poll { question, options, multiple })));
+    }
+    if content["msgtype"] != "m.location" {
+        return Ok(None);
+    }
+    let uri = content["geo_uri"].as_str().or_else(|| content[EXTENSIBLE_LOCATION]["uri"].as_str());
+    let uri = uri.ok_or_else(|| BridgeError::Invalid("a location without geo_uri".into()))?;
+    let (latitude, longitude) = geo(uri)
+        .ok_or_else(|| BridgeError::Invalid(format!("{uri} is not a geo: URI with a latitude and longitude")))?;
+    let name = content[EXTENSIBLE_LOCATION]["description"].as_str().map(str::to_owned);
+    Ok(Some(Structured::Location(Location { latitude, longitude, name, address: None })))
+}
+
+/// `geo:<lat>,<lon>[,<alt>][;params]` (RFC 5870).
+fn geo(uri: &str) -> Option<(f64, f64)> {
+    let coordinates = uri.strip_prefix("geo:")?.split(';').next()?;
+    let mut parts = coordinates.split(',').map(|p| p.trim().parse::<f64>());
+    let (latitude, longitude) = (parts.next()?.ok()?, parts.next()?.ok()?);
+    ((-90.0..=90.0).contains(&latitude) && (-180.0..=180.0).contains(&longitude)).then_some((latitude, longitude))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::ids::ChatId;
 use crate::matrix::MatrixError;
 use crate::network::{
     AccountId, ConnectionState, Contact, GroupInfo, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
+    Structured,
 };
 use crate::portal::{PortalInfo, as_member, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;
@@ -141,8 +142,12 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
         }
     };
     let event_id = match (&message.body, target.as_deref()) {
-        (IncomingBody::Message { text, media, reply_to }, _) => {
-            let (mut text, mut media) = (text.clone(), media.as_ref());
+        (IncomingBody::Message { text, media, reply_to, structured }, _) => {
+            let cards = match structured {
+                Some(Structured::ContactCards { cards }) => Some(content::contact_file(cards)),
+                _ => None,
+            };
+            let (mut text, mut media) = (text.clone(), media.as_ref().or(cards.as_ref()));
             let mxc = match media {
                 Some(file) => {
                     match core.matrix.upload(&puppet, file.data.clone(), &file.mime_type, &file.file_name).await {
@@ -169,7 +174,8 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
                 None => None,
             };
             let file = media.zip(mxc.as_ref().map(|mxc| mxc.as_str()));
-            send(content::message(text.as_deref(), file, quoted.as_ref().map(|q| q.event_id.as_str()))).await?
+            let quoted = quoted.as_ref().map(|q| q.event_id.as_str());
+            send(content::message(text.as_deref(), file, structured.as_ref(), quoted)).await?
         }
         (IncomingBody::Reaction { target: target_id, emoji }, Some(target)) => {
             let key =

@@ -6,7 +6,7 @@
 mod appservice;
 mod commands;
 pub mod config;
-mod content;
+pub mod content;
 mod core;
 pub mod db;
 pub mod ids;

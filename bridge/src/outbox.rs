@@ -23,7 +23,7 @@ use crate::content::{self, MatrixOutgoing};
 use crate::core::{BridgeError, Core};
 use crate::db::{Db, now, now_ms};
 use crate::lease::held_by;
-use crate::network::{NetworkMessageId, Outgoing, OutgoingMessage, Target};
+use crate::network::{NetworkMessageId, Outgoing, OutgoingMessage, Structured, Target};
 use crate::queue;
 use crate::store::{self, MessageRow};
 use crate::wake;
@@ -107,7 +107,7 @@ pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId)
     .await?;
     match portal.account_id.parse().is_ok_and(|account| core.leases.runs(&account)) {
         true => core.outbox.wake.notify_one(),
-        false => wake::notify(&core.db, wake::SEND_QUEUED).await,
+        false => wake::notify(&core.db, wake::SEND_QUEUED, &portal.account_id).await,
     }
     Ok(())
 }
@@ -270,7 +270,7 @@ async fn drain(core: &Core, rows: Vec<Row>) {
         };
         match finished {
             Ok(true) => {
-                wake::notify(&core.db, wake::SEND_FINISHED).await;
+                wake::notify(&core.db, wake::SEND_FINISHED, &row.event_id).await;
                 core.outbox.finished.notify_one();
             }
             Ok(false) => return,
@@ -294,10 +294,18 @@ async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
     let sender = UserId::parse(&row.sender).map_err(|e| BridgeError::Invalid(e.to_string()))?;
     let outgoing = match content::parse_outgoing(event["type"].as_str().unwrap_or_default(), &event["content"])? {
         MatrixOutgoing::Message(parsed) => {
+            let mut structured = parsed.structured;
             let media = match parsed.file {
                 Some(file) => {
                     let data = core.matrix.download(&sender, &file.url).await?;
-                    Some(file.into_media(data))
+                    // A vCard file from a Matrix client goes as contact cards, as WhatsApp shows them.
+                    match content::is_vcard(&file.mime_type).then(|| content::contact_cards(&data)).flatten() {
+                        Some(cards) => {
+                            structured = Some(Structured::ContactCards { cards });
+                            None
+                        }
+                        None => Some(file.into_media(data)),
+                    }
                 }
                 None => None,
             };
@@ -305,7 +313,7 @@ async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
                 Some(replied) => store::message_by_event(&core.db, replied).await?.map(|m| m.network_id),
                 None => None,
             };
-            Outgoing::Message(OutgoingMessage { text: parsed.text, media, reply_to })
+            Outgoing::Message(OutgoingMessage { text: parsed.text, media, reply_to, structured })
         }
         MatrixOutgoing::Reaction { target, key } => {
             Outgoing::Reaction { target: bridged(core, &target).await?, emoji: key }

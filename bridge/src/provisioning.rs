@@ -311,8 +311,9 @@ async fn queue_send(
     Caller(user): Caller,
     Json(body): Json<QueueSend>,
 ) -> Result<Json<Value>, ProvisionError> {
-    if !matches!(body.kind.as_str(), "m.room.message" | "m.sticker" | "m.reaction" | "m.room.redaction") {
-        return Err(invalid("only m.room.message, m.sticker, m.reaction and m.room.redaction events are sent"));
+    let sent = ["m.room.message", "m.sticker", "m.reaction", "m.room.redaction", crate::content::POLL_START];
+    if !sent.contains(&body.kind.as_str()) {
+        return Err(invalid(format!("only {} events are sent", sent.join(", "))));
     }
     let event = json!({ "event_id": body.event_id, "type": body.kind, "content": body.content });
     outbox::enqueue(&core, &event, &user, &body.room_id).await?;

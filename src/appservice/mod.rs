@@ -6,6 +6,8 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use mxgate_bridge::content::POLL_START;
+use mxgate_bridge::network::Structured;
 use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, store as bridge_store};
 use ruma::{RoomId, UserId};
 use serde::{Deserialize, Serialize};
@@ -97,7 +99,9 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                 tracing::warn!(room = %room, error = %error, "identity could not accept an invite");
             }
         }
-        Some(kind @ ("m.room.message" | "m.sticker" | "m.reaction" | "m.room.redaction" | MESSAGE_STATUS)) => {
+        Some(
+            kind @ ("m.room.message" | "m.sticker" | "m.reaction" | "m.room.redaction" | POLL_START | MESSAGE_STATUS),
+        ) => {
             let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else {
                 tracing::debug!(room = %room, event = %event["event_id"], "message outside a portal");
                 return Ok(());
@@ -140,8 +144,9 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
     // An edit is delivered with its new content and the event it replaces.
     let edited = relation["rel_type"] == "m.replace";
     let content = if edited { &event["content"]["m.new_content"] } else { &event["content"] };
-    let msgtype = match event["type"].as_str() {
-        Some("m.sticker") => "m.sticker",
+    let event_type = event["type"].as_str().unwrap_or_default();
+    let msgtype = match event_type {
+        "m.sticker" | POLL_START => event_type,
         _ => content["msgtype"].as_str().unwrap_or("m.text"),
     };
     let sender = event["sender"].as_str().unwrap_or_default();
@@ -177,7 +182,7 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
     } else {
         content["body"].as_str().unwrap_or_default()
     };
-    json!({
+    let mut payload = json!({
         "id": event["event_id"],
         "is_contact": portal.is_direct,
         "type": msgtype,
@@ -191,7 +196,25 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
         "message_id": event["content"]["fi.mxgate.source"]["network_message_id"],
         "timestamp": event["origin_server_ts"],
         "replaces": if edited { relation["event_id"].clone() } else { Value::Null },
-    })
+    });
+    // What the message is beyond text and a file, read as the bridge reads it.
+    match mxgate_bridge::content::parse(event_type, content) {
+        Ok(parsed) => {
+            match parsed.structured {
+                Some(Structured::Location(location)) => payload["location"] = json!(location),
+                Some(Structured::ContactCards { cards }) => payload["contact_cards"] = json!(cards),
+                Some(Structured::Poll(poll)) => payload["poll"] = json!(poll),
+                None => {}
+            }
+            if parsed.file.is_some_and(|f| f.view_once) {
+                payload["view_once"] = json!(true);
+            }
+        }
+        Err(error) => {
+            tracing::debug!(event = %event["event_id"], error = %error, "a message not read as the bridge would")
+        }
+    }
+    payload
 }
 
 /// The fields every payload about a message in a portal has.

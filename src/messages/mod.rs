@@ -1,6 +1,7 @@
 //! Sending messages from a device to contacts and groups, through Matrix and the bridge.
 
 pub mod actions;
+pub mod attachment;
 pub mod idempotency;
 pub mod late;
 pub mod routes;

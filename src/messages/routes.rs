@@ -6,13 +6,15 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::attachment::Attachment;
 use super::idempotency::{self, IdempotencyKey};
-use super::service::{self, Attachment, RecipientResult, SendRequest};
+use super::service::{self, RecipientResult, SendRequest};
 use crate::auth::TokenAuth;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 use axum::response::{IntoResponse, Response};
+use mxgate_bridge::network::{ContactCard, Location, MediaKind, Poll, Structured};
 use serde_json::Value;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -37,6 +39,98 @@ pub struct MessageJson {
     /// means none.
     #[schema(pattern = r"^(\s*|\$[A-Za-z0-9+/_=-]{1,254})$")]
     pub reply_id: Option<String>,
+    /// A file to fetch and send (http or https; no private address; no redirect; at most
+    /// the server's file size limit, within 10 s).
+    #[schema(example = "https://example.com/menu.pdf")]
+    pub media_url: Option<String>,
+    /// A file given inline, with `mime_type`, `file_name` or both.
+    pub media_base64: Option<String>,
+    #[schema(example = "image/jpeg")]
+    pub mime_type: Option<String>,
+    #[schema(example = "photo.jpg")]
+    pub file_name: Option<String>,
+    /// How the file is shown when its type alone does not say: `voice` (a push-to-talk
+    /// note, OGG/Opus), `sticker` (WebP), `document` (any file as a document)…
+    pub kind: Option<MediaKind>,
+    /// An image or video the recipient may open once.
+    #[serde(default)]
+    pub view_once: bool,
+    /// A place on the map; a message of its own.
+    pub location: Option<LocationJson>,
+    /// One or several contact cards (vCard 3.0); a message of its own.
+    pub contact_cards: Option<Vec<ContactCardJson>>,
+    /// A poll; a message of its own.
+    pub poll: Option<PollJson>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationJson {
+    #[schema(example = 4.0511)]
+    pub latitude: f64,
+    #[schema(example = 9.7679)]
+    pub longitude: f64,
+    #[schema(example = "Douala Grand Mall")]
+    pub name: Option<String>,
+    #[schema(example = "Boulevard de la Liberté, Douala")]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactCardJson {
+    /// One vCard; its `FN` is the name WhatsApp shows.
+    #[schema(
+        example = "BEGIN:VCARD\nVERSION:3.0\nFN:Ada Lovelace\nTEL;type=CELL;waid=237677777777:+237 677 77 77 77\nEND:VCARD"
+    )]
+    pub vcard: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollJson {
+    #[schema(example = "Lunch?")]
+    pub question: String,
+    /// 2 to 12 distinct options.
+    #[schema(example = json!(["Ndolé", "Eru"]))]
+    pub options: Vec<String>,
+    /// Whether a voter may pick several options.
+    #[serde(default)]
+    pub multiple: bool,
+}
+
+impl MessageJson {
+    /// The location, contact cards or poll the message is, when it is one.
+    fn structured(&mut self) -> ApiResult<Option<Structured>> {
+        let given = (self.location.take(), self.contact_cards.take(), self.poll.take());
+        Ok(Some(match given {
+            (None, None, None) => return Ok(None),
+            (Some(l), None, None) => Structured::Location(Location {
+                latitude: l.latitude,
+                longitude: l.longitude,
+                name: l.name,
+                address: l.address,
+            }),
+            (None, Some(cards), None) => Structured::ContactCards { cards: contact_cards(&cards)? },
+            (None, None, Some(p)) => {
+                Structured::Poll(Poll { question: p.question, options: p.options, multiple: p.multiple })
+            }
+            _ => return Err(ApiError::unprocessable("give one of location, contact_cards, poll")),
+        }))
+    }
+}
+
+fn contact_cards(cards: &[ContactCardJson]) -> ApiResult<Vec<ContactCard>> {
+    cards
+        .iter()
+        .enumerate()
+        .map(|(n, card)| match mxgate_bridge::content::contact_cards(card.vcard.as_bytes()) {
+            Some(mut one) if one.len() == 1 => Ok(one.remove(0)),
+            _ => Err(ApiError::unprocessable(format!(
+                "contact_cards[{n}].vcard must be one vCard, BEGIN:VCARD … END:VCARD"
+            ))),
+        })
+        .collect()
 }
 
 /// The multipart form: the same fields, plus `file` (its name must have an extension).
@@ -53,6 +147,13 @@ pub struct MessageForm {
     reply_id: Option<String>,
     #[schema(value_type = Option<String>, format = Binary)]
     file: Option<Vec<u8>>,
+    /// As in JSON; `location`, `contact_cards` and `poll` as JSON text.
+    kind: Option<MediaKind>,
+    view_once: Option<bool>,
+    media_url: Option<String>,
+    location: Option<String>,
+    contact_cards: Option<String>,
+    poll: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,14 +197,7 @@ async fn send_message(
         read_form(multipart, state.config.max_file_size).await?
     } else {
         let Json(body) = Json::<MessageJson>::from_request(request, &state).await?;
-        SendRequest {
-            contact: body.contact,
-            group_url: body.group_url,
-            text: body.text,
-            platform: body.platform,
-            reply_id: body.reply_id,
-            file: None,
-        }
+        from_json(body)?
     };
     let Some(key) = key else {
         let results = service::send(&state, &token, &device_id, send, None).await?;
@@ -132,6 +226,29 @@ async fn send_message(
     }
 }
 
+fn from_json(mut body: MessageJson) -> ApiResult<SendRequest> {
+    let structured = body.structured()?;
+    let file = match body.media_base64 {
+        Some(base64) => Some(Attachment::from_base64(&base64, body.mime_type, body.file_name)?),
+        None if body.mime_type.is_some() || body.file_name.is_some() => {
+            return Err(ApiError::unprocessable("mime_type and file_name describe media_base64; give it"));
+        }
+        None => None,
+    };
+    Ok(SendRequest {
+        contact: body.contact,
+        group_url: body.group_url,
+        text: body.text,
+        platform: body.platform,
+        reply_id: body.reply_id,
+        file,
+        media_url: body.media_url,
+        kind: body.kind,
+        view_once: body.view_once,
+        structured,
+    })
+}
+
 fn multipart_error(error: MultipartError) -> ApiError {
     match error.status() {
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
@@ -157,6 +274,8 @@ const MAX_TEXT_FIELD: usize = 4 * service::MAX_TEXT;
 
 async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<SendRequest> {
     let mut request = SendRequest::default();
+    // The fields that are JSON text, read as the JSON form reads them.
+    let mut json = serde_json::Map::new();
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
@@ -173,17 +292,34 @@ async fn read_form(mut multipart: Multipart, max_file_size: usize) -> ApiResult<
             request.file = Some(Attachment { data, file_name, mime_type });
             continue;
         }
+        let value = read_field(field, MAX_TEXT_FIELD).await?;
+        let value = String::from_utf8(value).map_err(|_| ApiError::unprocessable(format!("`{name}` is not UTF-8")))?;
         let slot = match name.as_str() {
             "contact" => &mut request.contact,
             "group_url" => &mut request.group_url,
             "text" => &mut request.text,
             "platform" => &mut request.platform,
             "reply_id" => &mut request.reply_id,
+            "media_url" => &mut request.media_url,
+            "kind" => {
+                json.insert(name, Value::String(value));
+                continue;
+            }
+            "view_once" | "location" | "contact_cards" | "poll" => {
+                let parsed = serde_json::from_str(&value)
+                    .map_err(|e| ApiError::unprocessable(format!("`{name}` is not JSON: {e}")))?;
+                json.insert(name, parsed);
+                continue;
+            }
             other => return Err(ApiError::unprocessable(format!("unknown field `{other}`"))),
         };
-        let value = read_field(field, MAX_TEXT_FIELD).await?;
-        let value = String::from_utf8(value).map_err(|_| ApiError::unprocessable(format!("`{name}` is not UTF-8")))?;
         *slot = Some(value);
+    }
+    if !json.is_empty() {
+        let mut described: MessageJson =
+            serde_json::from_value(Value::Object(json)).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        request.structured = described.structured()?;
+        (request.kind, request.view_once) = (described.kind, described.view_once);
     }
     Ok(request)
 }

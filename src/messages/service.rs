@@ -1,14 +1,18 @@
 use std::time::Duration;
 
-use mxgate_bridge::ids::{GroupInvite, PhoneNumber};
-use mxgate_bridge::{media, store as bridge_store};
+use mxgate_bridge::content::{self, MatrixEvent};
+use mxgate_bridge::ids::{ChatId, GroupInvite, PhoneNumber};
+use mxgate_bridge::matrix::MatrixError;
+use mxgate_bridge::network::{MediaKind, Structured};
+use mxgate_bridge::store as bridge_store;
 use reqwest::Method;
-use ruma::{EventId, OwnedUserId, RoomId};
+use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId};
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::SendStatus;
+use super::attachment::{Attachment, fetch};
 use super::idempotency::{self, IdempotencyKey};
 use crate::bridge_client::segment;
 use crate::devices::service::{check_platform, identity};
@@ -21,13 +25,6 @@ pub const MAX_TEXT: usize = 65_536;
 /// Recipients one request may name.
 const MAX_RECIPIENTS: usize = 50;
 
-/// A file attached to a message.
-pub struct Attachment {
-    pub data: Vec<u8>,
-    pub file_name: String,
-    pub mime_type: String,
-}
-
 /// A send request, parsed from JSON or multipart.
 #[derive(Default)]
 pub struct SendRequest {
@@ -36,7 +33,15 @@ pub struct SendRequest {
     pub text: Option<String>,
     pub platform: Option<String>,
     pub reply_id: Option<String>,
+    /// The file uploaded (multipart) or given inline (`media_base64`).
     pub file: Option<Attachment>,
+    /// A file to fetch, through the outbound guard.
+    pub media_url: Option<String>,
+    /// How the file is shown, when its type alone does not say.
+    pub kind: Option<MediaKind>,
+    pub view_once: bool,
+    /// A location, contact cards or a poll, instead of a file.
+    pub structured: Option<Structured>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,9 +87,91 @@ fn split(list: &str) -> Vec<String> {
 impl SendRequest {
     /// What identifies this send for `Idempotency-Key`.
     pub fn fingerprint(&self, device_id: &str) -> String {
-        let fields = [&self.contact, &self.group_url, &self.text, &self.platform, &self.reply_id].map(|f| f.as_deref());
+        let extra = [
+            self.media_url.clone(),
+            self.kind.map(|k| k.as_str().to_owned()),
+            self.view_once.then(|| "view_once".to_owned()),
+            self.structured.as_ref().map(|s| serde_json::to_string(s).unwrap_or_default()),
+        ];
+        let fields = [&self.contact, &self.group_url, &self.text, &self.platform, &self.reply_id];
+        let fields: Vec<Option<&str>> = fields.into_iter().chain(&extra).map(|f| f.as_deref()).collect();
         idempotency::fingerprint(device_id, &fields, self.file.as_ref().map(|f| (f.file_name.as_str(), &f.data[..])))
     }
+}
+
+/// Refuses what does not go together: one file at most, a file's details without it, a
+/// location, poll or contact cards with a file or text (WhatsApp has no caption for them).
+fn check_kind(request: &SendRequest, has_text: bool) -> ApiResult<()> {
+    let has_file = request.file.is_some() || request.media_url.is_some();
+    if request.file.is_some() && request.media_url.is_some() {
+        return Err(ApiError::unprocessable("give one file: `file`, `media_url` or `media_base64`"));
+    }
+    if let Some(structured) = &request.structured {
+        let name = match structured {
+            Structured::Location(_) => "location",
+            Structured::ContactCards { .. } => "contact_cards",
+            Structured::Poll(_) => "poll",
+        };
+        if has_file || has_text || request.kind.is_some() || request.view_once {
+            return Err(ApiError::unprocessable(format!(
+                "`{name}` is a message of its own: no text, file, kind or view_once with it"
+            )));
+        }
+        return check_structured(structured);
+    }
+    if !has_file && (request.kind.is_some() || request.view_once) {
+        return Err(ApiError::unprocessable("`kind` and `view_once` describe a file; give one"));
+    }
+    if !has_text && !has_file {
+        return Err(ApiError::unprocessable(
+            "give text, a file (`file`, `media_url`, `media_base64`), or a location, poll or contact_cards",
+        ));
+    }
+    Ok(())
+}
+
+/// Longest poll question and option, in characters, as WhatsApp's apps allow.
+const MAX_POLL_QUESTION: usize = 255;
+const MAX_POLL_OPTION: usize = 100;
+/// Most options in a poll, and most cards in one message.
+const MAX_POLL_OPTIONS: usize = 12;
+const MAX_CONTACT_CARDS: usize = 20;
+
+fn check_structured(structured: &Structured) -> ApiResult<()> {
+    let refuse = |message: String| Err(ApiError::unprocessable(message));
+    match structured {
+        Structured::Location(location) => {
+            if !(-90.0..=90.0).contains(&location.latitude) {
+                return refuse("location.latitude must be between -90 and 90".into());
+            }
+            if !(-180.0..=180.0).contains(&location.longitude) {
+                return refuse("location.longitude must be between -180 and 180".into());
+            }
+        }
+        Structured::ContactCards { cards } => {
+            if cards.is_empty() || cards.len() > MAX_CONTACT_CARDS {
+                return refuse(format!("contact_cards takes 1 to {MAX_CONTACT_CARDS} cards"));
+            }
+        }
+        Structured::Poll(poll) => {
+            if poll.question.trim().is_empty() || poll.question.chars().count() > MAX_POLL_QUESTION {
+                return refuse(format!("poll.question takes 1 to {MAX_POLL_QUESTION} characters"));
+            }
+            if poll.options.len() < 2 || poll.options.len() > MAX_POLL_OPTIONS {
+                return refuse(format!("poll.options takes 2 to {MAX_POLL_OPTIONS} options"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for option in &poll.options {
+                if option.trim().is_empty() || option.chars().count() > MAX_POLL_OPTION {
+                    return refuse(format!("each poll option takes 1 to {MAX_POLL_OPTION} characters"));
+                }
+                if !seen.insert(option.trim()) {
+                    return refuse(format!("poll option `{option}` is given twice"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sends to every recipient; one bad recipient never fails the others. With `key`, each
@@ -93,7 +180,7 @@ pub async fn send(
     state: &AppState,
     token: &TokenRow,
     device_id: &str,
-    request: SendRequest,
+    mut request: SendRequest,
     key: Option<&IdempotencyKey>,
 ) -> ApiResult<Vec<RecipientResult>> {
     if let Some(platform) = &request.platform {
@@ -101,10 +188,8 @@ pub async fn send(
     }
     let user = identity(token)?;
     linked(state, &user, device_id).await?;
-    let text = request.text.filter(|t| !t.trim().is_empty());
-    if text.is_none() && request.file.is_none() {
-        return Err(ApiError::unprocessable("give text, a file, or both"));
-    }
+    let text = request.text.take().filter(|t| !t.trim().is_empty());
+    check_kind(&request, text.is_some())?;
     if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
         return Err(ApiError::unprocessable(format!("text is longer than {MAX_TEXT} characters")));
     }
@@ -144,42 +229,54 @@ pub async fn send(
     let valid = parsed.iter().filter(|(_, p)| p.is_ok()).count();
     state.limits.sends(&token.id, u32::try_from(valid).expect("at most MAX_RECIPIENTS"))?;
 
-    // With the homeserver down nothing is sent at all, rather than some recipients failing.
-    state.homeserver.ping().await?;
-    let mut content = match &request.file {
-        Some(file) => {
-            let mxc = state
+    let file = match (request.file, &request.media_url) {
+        (Some(file), _) => Some(file),
+        (None, Some(url)) => Some(fetch(state, url).await?),
+        (None, None) => None,
+    };
+    let media = match (file, &request.structured) {
+        (Some(file), _) => Some(file.into_media(request.kind, request.view_once)?),
+        (None, Some(Structured::ContactCards { cards })) => Some(content::contact_file(cards)),
+        (None, _) => None,
+    };
+    let mxc = match &media {
+        Some(media) => Some(
+            state
                 .homeserver
                 .client
-                .upload(&user, file.data.clone(), &file.mime_type, &file.file_name)
+                .upload(&user, media.data.clone(), &media.mime_type, &media.file_name)
                 .await
-                .map_err(crate::matrix::HomeserverError::from)?;
-            json!({
-                "msgtype": media::msgtype(&file.mime_type),
-                "body": text.clone().unwrap_or_else(|| file.file_name.clone()),
-                "filename": file.file_name,
-                "url": mxc,
-                "info": media::info(&file.data, &file.mime_type),
-            })
-        }
-        None => json!({ "msgtype": "m.text", "body": text }),
+                .map_err(crate::matrix::HomeserverError::from)?,
+        ),
+        None => None,
     };
-    if let Some(reply_to) = &reply_to {
-        content["m.relates_to"] = json!({ "m.in_reply_to": { "event_id": reply_to } });
-    }
+    let file = media.as_ref().zip(mxc.as_ref().map(|mxc| mxc.as_str()));
+    let reply_to = reply_to.as_ref().map(|r| r.as_str());
+    let event = content::message(text.as_deref(), file, request.structured.as_ref(), reply_to);
 
     let sends = parsed.into_iter().map(|(raw, recipient)| {
-        let (user, content) = (&user, &content);
+        let (user, event) = (&user, &event);
         let txn = key.map_or_else(|| uuid::Uuid::new_v4().to_string(), |key| key.transaction_id(&token.id, &raw));
         async move {
             match recipient {
-                Ok(recipient) => send_one(state, user, device_id, &raw, recipient, content, &txn).await,
-                Err(error) => RecipientResult::failed(&raw, error),
+                Ok(recipient) => send_one(state, user, device_id, &raw, recipient, event, &txn).await,
+                Err(error) => Ok(RecipientResult::failed(&raw, error)),
             }
         }
     });
-    Ok(futures::future::join_all(sends).await)
+    let results = futures::future::join_all(sends).await;
+    // With the homeserver down for every recipient nothing was sent: the whole request is
+    // refused, rather than each recipient failing. No ping beforehand: it would cost the
+    // homeserver a request per send to learn what the send itself tells.
+    if results.iter().filter(|r| r.is_err()).count() == valid {
+        let (_, unreachable) = results.into_iter().find_map(Result::err).expect("at least one recipient is valid");
+        return Err(crate::matrix::HomeserverError::from(unreachable).into());
+    }
+    Ok(results.into_iter().map(|r| r.unwrap_or_else(|(raw, _)| RecipientResult::failed(&raw, TRY_AGAIN))).collect())
 }
+
+/// Why one recipient's message is not in the homeserver.
+const TRY_AGAIN: &str = "the homeserver did not take the message; try again";
 
 /// Refuses a device that `user` did not link, or that is logged out.
 pub async fn linked(state: &AppState, user: &OwnedUserId, device_id: &str) -> ApiResult<()> {
@@ -232,21 +329,57 @@ pub async fn queue_and_wait(
     }
 }
 
+/// A recipient the homeserver could not be reached for, with the error.
+type Unreachable = (String, MatrixError);
+
 async fn send_one(
     state: &AppState,
     user: &OwnedUserId,
     device_id: &str,
     raw: &str,
     recipient: Recipient,
-    content: &Value,
+    event: &MatrixEvent,
     txn: &str,
-) -> RecipientResult {
-    let query = [("login_id", device_id)];
-    let bridge = match state.bridge.for_device(&state.db, device_id).await {
-        Ok(bridge) => bridge,
-        Err(error) => return RecipientResult::failed(raw, error.client_message()),
+) -> Result<RecipientResult, Unreachable> {
+    let room = match portal_room(state, user, device_id, &recipient).await {
+        Ok(room) => room,
+        Err(error) => return Ok(RecipientResult::failed(raw, error)),
     };
-    let resolved = match &recipient {
+    let (kind, content) = (event.event_type, &event.content);
+    let event_id = match state.homeserver.client.send_event(user, &room, kind, txn, content).await {
+        Ok(event_id) => event_id,
+        Err(error @ MatrixError::Unreachable(_)) => return Err((raw.to_owned(), error)),
+        Err(error) => {
+            tracing::warn!(recipient = raw, error = %error, "the homeserver did not take a message");
+            return Ok(RecipientResult::failed(raw, TRY_AGAIN));
+        }
+    };
+    let Outcome { status, message_id, error } = queue_and_wait(state, user, &room, &event_id, kind, content).await;
+    Ok(RecipientResult { recipient: raw.to_owned(), status, event_id: Some(event_id.to_string()), message_id, error })
+}
+
+/// The portal room of `recipient` on `device_id`. A direct chat's portal, once made, is
+/// read from the bridge's store; making one (and joining a group, which asks WhatsApp)
+/// is the bridge's work, at the process that runs the device.
+async fn portal_room(
+    state: &AppState,
+    user: &OwnedUserId,
+    device_id: &str,
+    recipient: &Recipient,
+) -> Result<OwnedRoomId, String> {
+    if let Recipient::Contact(phone) = recipient {
+        let chat = ChatId::Direct(phone.clone()).to_string();
+        match bridge_store::portal(&state.db, device_id, &chat).await {
+            Ok(Some(portal)) => {
+                return RoomId::parse(portal.room_id).map_err(|_| "the bridge stored no room".to_owned());
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(error = %error, "a portal read failed; the bridge is asked"),
+        }
+    }
+    let query = [("login_id", device_id)];
+    let bridge = state.bridge.for_device(&state.db, device_id).await.map_err(|e| e.client_message())?;
+    let resolved = match recipient {
         Recipient::Contact(phone) => {
             let path = format!("create_dm/{}", segment(phone.as_str()));
             bridge.call(Method::POST, &path, user, &query, None).await.map(|r| r["dm_room_mxid"].clone())
@@ -256,24 +389,13 @@ async fn send_one(
             bridge.call(Method::POST, "join_group", user, &query, Some(body)).await.map(|r| r["mxid"].clone())
         }
     };
-    let room = match resolved {
-        Ok(room) => match room.as_str().and_then(|r| RoomId::parse(r).ok()) {
-            Some(room) => room,
-            None => return RecipientResult::failed(raw, "the bridge returned no room"),
-        },
-        Err(error) => {
-            tracing::warn!(recipient = raw, error = %error, "the bridge found no room for a recipient");
-            return RecipientResult::failed(raw, error.client_message());
+    match resolved {
+        Ok(room) => {
+            room.as_str().and_then(|r| RoomId::parse(r).ok()).ok_or_else(|| "the bridge returned no room".into())
         }
-    };
-    let event_id = match state.homeserver.client.send_event(user, &room, "m.room.message", txn, content).await {
-        Ok(event_id) => event_id,
         Err(error) => {
-            tracing::warn!(recipient = raw, error = %error, "the homeserver did not take a message");
-            return RecipientResult::failed(raw, "the homeserver did not take the message; try again");
+            tracing::warn!(error = %error, "the bridge found no room for a recipient");
+            Err(error.client_message())
         }
-    };
-    let Outcome { status, message_id, error } =
-        queue_and_wait(state, user, &room, &event_id, "m.room.message", content).await;
-    RecipientResult { recipient: raw.to_owned(), status, event_id: Some(event_id.to_string()), message_id, error }
+    }
 }

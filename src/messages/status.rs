@@ -1,4 +1,5 @@
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mxgate_bridge::outbox::{self, Outcome};
@@ -28,8 +29,49 @@ impl From<Outcome> for SendStatus {
 /// event and no homeserver push is needed for it.
 #[derive(Default)]
 pub struct SendStatuses {
-    /// Woken when a send finishes, in this process or (on PostgreSQL) any other.
+    /// Woken when any send finishes, in this process or (on PostgreSQL) any other.
     finished: Arc<Notify>,
+    /// The requests waiting, by event id: a finished send wakes its own waiters only, so
+    /// a send costs one read of the record however many others are waiting.
+    waiting: Arc<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting(Mutex<HashMap<String, Vec<Arc<Notify>>>>);
+
+impl Waiting {
+    fn wake(&self, event_id: &str) {
+        for waiter in self.0.lock().unwrap_or_else(|e| e.into_inner()).get(event_id).into_iter().flatten() {
+            waiter.notify_one();
+        }
+    }
+}
+
+/// One request's place among the waiting, given up when it stops waiting.
+struct Place<'a> {
+    waiting: &'a Waiting,
+    event_id: &'a str,
+    wake: Arc<Notify>,
+}
+
+impl<'a> Place<'a> {
+    fn take(waiting: &'a Waiting, event_id: &'a str) -> Self {
+        let wake = Arc::new(Notify::new());
+        waiting.0.lock().unwrap_or_else(|e| e.into_inner()).entry(event_id.to_owned()).or_default().push(wake.clone());
+        Self { waiting, event_id, wake }
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.waiting.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiters) = waiting.get_mut(self.event_id) {
+            waiters.retain(|w| !Arc::ptr_eq(w, &self.wake));
+            if waiters.is_empty() {
+                waiting.remove(self.event_id);
+            }
+        }
+    }
 }
 
 /// How often a waiting send reads the record besides its wake-ups: a notification sent
@@ -37,9 +79,15 @@ pub struct SendStatuses {
 const POLL: Duration = Duration::from_millis(500);
 
 impl SendStatuses {
-    /// Has waiting sends read the record as soon as any process finishes a send.
+    /// Has waiting sends read the record as soon as any process finishes their send.
     pub fn listen(&self, db: &Db) {
-        wake::listen(db, wake::SEND_FINISHED, self.finished.clone());
+        let (finished, waiting) = (self.finished.clone(), self.waiting.clone());
+        let on = move |event_id: &str| {
+            waiting.wake(event_id);
+            finished.notify_waiters();
+            finished.notify_one();
+        };
+        wake::listen_with(db, wake::SEND_FINISHED, Arc::new(on));
     }
 
     /// Woken when any send finishes, for others that follow outcomes (late statuses).
@@ -50,9 +98,10 @@ impl SendStatuses {
     /// The outcome of `event_id`, or `None` when it has none within `timeout`.
     pub async fn wait(&self, db: &Db, event_id: &str, timeout: Duration) -> Option<SendStatus> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Taken before the first read, so a send finishing between a read and the wait
+        // leaves a wake-up behind.
+        let place = Place::take(&self.waiting, event_id);
         loop {
-            // Armed before reading, so a send finishing between the read and the wait wakes it.
-            let woken = self.finished.notified();
             match outbox::finished(db, event_id).await {
                 Ok(Some(finished)) => return Some(finished.outcome.into()),
                 Ok(None) => {}
@@ -63,7 +112,7 @@ impl SendStatuses {
                 return None;
             }
             tokio::select! {
-                () = woken => {}
+                () = place.wake.notified() => {}
                 () = tokio::time::sleep_until(deadline.min(now + POLL)) => {}
             }
         }
@@ -101,6 +150,20 @@ mod tests {
         let statuses = SendStatuses::default();
         let status = statuses.wait(&db, "$elsewhere", Duration::from_secs(30)).await;
         assert_eq!(status, Some(SendStatus::Sent { network_message_id: "3EB0AA".into() }));
+    }
+
+    #[test]
+    fn a_finished_send_wakes_its_own_waiters_only() {
+        use futures::FutureExt;
+        let waiting = Waiting::default();
+        let (mine, again, other) =
+            (Place::take(&waiting, "$mine"), Place::take(&waiting, "$mine"), Place::take(&waiting, "$other"));
+        waiting.wake("$mine");
+        assert!(mine.wake.notified().now_or_never().is_some());
+        assert!(again.wake.notified().now_or_never().is_some());
+        assert!(other.wake.notified().now_or_never().is_none());
+        drop((mine, again));
+        assert_eq!(waiting.0.lock().unwrap().len(), 1, "a request that stopped waiting leaves no place behind");
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
-//! Requests mxgate makes to URLs someone else gave it (webhook receivers; media URLs to
-//! come): one guard for all of them. A host name is resolved once, by the HTTP client's own
+//! Requests mxgate makes to URLs someone else gave it (webhook receivers, media URLs):
+//! one guard for all of them. A host name is resolved once, by the HTTP client's own
 //! resolver, which refuses it when any of its addresses is forbidden; so the addresses
 //! checked are the addresses connected to, with no second lookup for DNS rebinding to slip
 //! into. Proxy settings in the environment are ignored: a proxy would connect where the
@@ -162,6 +162,11 @@ impl Outbound {
     /// A POST to `url`; its host's addresses are checked as the request connects.
     pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, ForbiddenAddress> {
         Ok(self.http.post(self.policy.check_url(url)?))
+    }
+
+    /// A GET of `url` (a media URL), checked the same way.
+    pub fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, ForbiddenAddress> {
+        Ok(self.http.get(self.policy.check_url(url)?))
     }
 }
 

@@ -121,6 +121,9 @@ pub struct Media {
     pub height: Option<u32>,
     /// Playing time of audio and video.
     pub duration: Option<Duration>,
+    /// An image or video the recipient may open once.
+    #[serde(default)]
+    pub view_once: bool,
 }
 
 impl Media {
@@ -134,16 +137,65 @@ impl Media {
             width: None,
             height: None,
             duration: None,
+            view_once: false,
         }
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A place on the map, as a message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Location {
+    /// Degrees, -90 to 90.
+    #[schema(example = 4.0511)]
+    pub latitude: f64,
+    /// Degrees, -180 to 180.
+    #[schema(example = 9.7679)]
+    pub longitude: f64,
+    #[schema(example = "Douala Grand Mall")]
+    pub name: Option<String>,
+    #[schema(example = "Boulevard de la Liberté, Douala")]
+    pub address: Option<String>,
+}
+
+/// One contact card: its vCard (3.0) and the name shown for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ContactCard {
+    #[schema(example = "Ada Lovelace")]
+    pub display_name: String,
+    #[schema(
+        example = "BEGIN:VCARD\nVERSION:3.0\nFN:Ada Lovelace\nTEL;type=CELL;waid=237677777777:+237 677 77 77 77\nEND:VCARD"
+    )]
+    pub vcard: String,
+}
+
+/// A poll: its question and options; with `multiple`, a voter may pick several.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Poll {
+    #[schema(example = "Lunch?")]
+    pub question: String,
+    #[schema(example = json!(["Ndolé", "Eru"]))]
+    pub options: Vec<String>,
+    #[serde(default)]
+    pub multiple: bool,
+}
+
+/// What a message carries that is neither text nor a file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Structured {
+    Location(Location),
+    ContactCards { cards: Vec<ContactCard> },
+    Poll(Poll),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OutgoingMessage {
     pub text: Option<String>,
     pub media: Option<Media>,
     /// The network id of the message this one quotes.
     pub reply_to: Option<NetworkMessageId>,
+    /// A location, contact cards or a poll, which `media` never goes with.
+    pub structured: Option<Structured>,
 }
 
 /// A message a device acts on: its id, and whether the device itself sent it.
@@ -154,7 +206,7 @@ pub struct Target {
 }
 
 /// What a device sends into a chat: a message, or an action on one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outgoing {
     Message(OutgoingMessage),
     /// A reaction to `target`; an empty `emoji` takes the device's reaction back.
@@ -174,11 +226,18 @@ pub enum Outgoing {
 }
 
 /// What a contact did in a chat.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IncomingBody {
-    /// A new message: text, a file with an optional caption, or both, maybe quoting another.
-    Message { text: Option<String>, media: Option<Media>, reply_to: Option<NetworkMessageId> },
+    /// A new message: text, a file with an optional caption, or both, maybe quoting another;
+    /// or a location, contact cards or a poll.
+    Message {
+        text: Option<String>,
+        media: Option<Media>,
+        reply_to: Option<NetworkMessageId>,
+        #[serde(default)]
+        structured: Option<Structured>,
+    },
     /// A reaction to `target`; an empty `emoji` takes the sender's reaction back.
     Reaction { target: NetworkMessageId, emoji: String },
     /// `target`'s text (or caption) is now `text`.
@@ -199,7 +258,7 @@ impl IncomingBody {
 
 /// A message a device received. Connectors hand these to the [`Inbox`] and let the
 /// network forget them (ack) only once it has committed them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IncomingMessage {
     pub account: AccountId,
     pub chat: ChatId,

@@ -12,9 +12,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage, LoginEvent,
-    LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent, NetworkMessageId, Outgoing,
-    OutgoingMessage, Receipt, ReceiptKind, random_message_id,
+    AccountId, ConnectionState, Contact, ContactCard, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage,
+    Location, LoginEvent, LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent,
+    NetworkMessageId, Outgoing, OutgoingMessage, Poll, Receipt, ReceiptKind, Structured, random_message_id,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
@@ -98,6 +98,9 @@ pub struct OutboxEntry {
     pub text: Option<String>,
     pub media: Option<OutboxMedia>,
     pub reply_to: Option<NetworkMessageId>,
+    pub location: Option<Location>,
+    pub contact_cards: Option<Vec<ContactCard>>,
+    pub poll: Option<Poll>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -111,6 +114,7 @@ pub struct OutboxMedia {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub duration_ms: Option<u64>,
+    pub view_once: bool,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -369,7 +373,7 @@ impl Network for SimNetwork {
             return Ok(());
         }
         use base64::Engine;
-        let (action, target, emoji, message) = match message {
+        let (action, target, emoji, mut message) = match message {
             Outgoing::Message(message) => ("message", None, None, message),
             Outgoing::Reaction { target, emoji } => {
                 ("reaction", Some(target.id), Some(emoji), OutgoingMessage::default())
@@ -378,6 +382,12 @@ impl Network for SimNetwork {
                 ("edit", Some(target), None, OutgoingMessage { text: Some(text), ..OutgoingMessage::default() })
             }
             Outgoing::Delete { target } => ("delete", Some(target), None, OutgoingMessage::default()),
+        };
+        let (location, contact_cards, poll) = match message.structured.take() {
+            None => (None, None, None),
+            Some(Structured::Location(location)) => (Some(location), None, None),
+            Some(Structured::ContactCards { cards }) => (None, Some(cards), None),
+            Some(Structured::Poll(poll)) => (None, None, Some(poll)),
         };
         let entry = OutboxEntry {
             message_id: id.clone(),
@@ -395,8 +405,12 @@ impl Network for SimNetwork {
                 width: m.width,
                 height: m.height,
                 duration_ms: m.duration.map(|d| d.as_millis() as u64),
+                view_once: m.view_once,
             }),
             reply_to: message.reply_to,
+            location,
+            contact_cards,
+            poll,
         };
         outbox.push(entry);
         Ok(())

@@ -10,7 +10,9 @@ use whatsapp_rust::wacore::proto_helpers::{MessageExt, build_quote_context};
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp::{self as wa, message::protocol_message::Type as ProtocolType};
 
-use crate::network::{IncomingBody, Media, MediaKind, NetworkError, OutgoingMessage};
+use crate::network::{
+    ContactCard, IncomingBody, Location, Media, MediaKind, NetworkError, OutgoingMessage, Poll, Structured,
+};
 
 /// A WhatsApp message as the bridge shows it, its file (if any) still on WhatsApp's servers.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,8 +56,10 @@ impl MediaSource {
 }
 
 /// What `message` says, once out of its ephemeral, view-once, device-sent or edit
-/// wrappers; `None` for what the bridge does not show (key distribution, polls, calls…).
+/// wrappers; `None` for what the bridge does not show (key distribution, poll votes,
+/// calls…).
 pub fn incoming(message: &wa::Message) -> Option<Incoming> {
+    let view_once = message.is_view_once();
     let message = message.get_base_message();
     if let Some(reaction) = message.reaction_message.as_option() {
         let target = reaction.key.as_option()?.id.clone()?;
@@ -76,11 +80,60 @@ pub fn incoming(message: &wa::Message) -> Option<Incoming> {
     }
     let reply_to = context_of(message).and_then(|context| context.stanza_id.clone());
     if let Some(text) = message.text_content() {
-        return Some(without_file(IncomingBody::Message { text: Some(text.to_owned()), media: None, reply_to }));
+        let body = IncomingBody::Message { text: Some(text.to_owned()), media: None, reply_to, structured: None };
+        return Some(without_file(body));
     }
-    let (media, caption, source) = file_of(message)?;
+    if let Some(structured) = structured_of(message) {
+        let body = IncomingBody::Message { text: None, media: None, reply_to, structured: Some(structured) };
+        return Some(without_file(body));
+    }
+    let (mut media, caption, source) = file_of(message)?;
+    media.view_once = view_once;
     let text = caption.filter(|caption| !caption.is_empty());
-    Some(Incoming { body: IncomingBody::Message { text, media: Some(media), reply_to }, download: Some(source) })
+    let body = IncomingBody::Message { text, media: Some(media), reply_to, structured: None };
+    Some(Incoming { body, download: Some(source) })
+}
+
+/// A location (a live one as where it started), contact cards or a poll.
+fn structured_of(message: &wa::Message) -> Option<Structured> {
+    if let Some(location) = message.location_message.as_option() {
+        return Some(Structured::Location(Location {
+            latitude: location.degrees_latitude?,
+            longitude: location.degrees_longitude?,
+            name: location.name.clone().filter(|n| !n.is_empty()),
+            address: location.address.clone().filter(|a| !a.is_empty()),
+        }));
+    }
+    if let Some(live) = message.live_location_message.as_option() {
+        let (latitude, longitude) = (live.degrees_latitude?, live.degrees_longitude?);
+        let name = Some("Live location".to_owned());
+        return Some(Structured::Location(Location { latitude, longitude, name, address: None }));
+    }
+    let card = |contact: &wa::message::ContactMessage| ContactCard {
+        display_name: contact.display_name.clone().unwrap_or_default(),
+        vcard: contact.vcard.clone().unwrap_or_default(),
+    };
+    if let Some(contact) = message.contact_message.as_option() {
+        return Some(Structured::ContactCards { cards: vec![card(contact)] });
+    }
+    if let Some(contacts) = message.contacts_array_message.as_option() {
+        return Some(Structured::ContactCards { cards: contacts.contacts.iter().map(card).collect() });
+    }
+    let poll = [
+        &message.poll_creation_message,
+        &message.poll_creation_message_v2,
+        &message.poll_creation_message_v3,
+        &message.poll_creation_message_v5,
+        &message.poll_creation_message_v6,
+    ]
+    .into_iter()
+    .find_map(|poll| poll.as_option())?;
+    Some(Structured::Poll(Poll {
+        question: poll.name.clone().unwrap_or_default(),
+        options: poll.options.iter().filter_map(|o| o.option_name.clone()).collect(),
+        // WhatsApp's 0 means "as many as there are".
+        multiple: poll.selectable_options_count != Some(1),
+    }))
 }
 
 fn without_file(body: IncomingBody) -> Incoming {
@@ -97,6 +150,9 @@ fn context_of(message: &wa::Message) -> Option<&wa::ContextInfo> {
         message.audio_message.as_option().and_then(|m| m.context_info.as_option()),
         message.document_message.as_option().and_then(|m| m.context_info.as_option()),
         message.sticker_message.as_option().and_then(|m| m.context_info.as_option()),
+        message.location_message.as_option().and_then(|m| m.context_info.as_option()),
+        message.contact_message.as_option().and_then(|m| m.context_info.as_option()),
+        message.contacts_array_message.as_option().and_then(|m| m.context_info.as_option()),
     ]
     .into_iter()
     .flatten()
@@ -223,6 +279,9 @@ pub fn outgoing(
         let unknown = wa::Message { conversation: Some(String::new()), ..Default::default() };
         build_quote_context(quote.id, quote.sender, quote.message.unwrap_or(&unknown))
     });
+    if let Some(structured) = &message.structured {
+        return Ok(structured_message(structured, context));
+    }
     let Some(media) = &message.media else {
         let text = message.text.clone().unwrap_or_default();
         return Ok(match context {
@@ -260,6 +319,7 @@ pub fn outgoing(
                 caption,
                 width: media.width,
                 height: media.height,
+                view_once: media.view_once.then_some(true),
                 context_info,
                 ..Default::default()
             }),
@@ -280,6 +340,7 @@ pub fn outgoing(
                 height: media.height,
                 seconds,
                 streaming_sidecar: upload.streaming_sidecar.clone(),
+                view_once: media.view_once.then_some(true),
                 context_info,
                 ..Default::default()
             }),
@@ -339,6 +400,67 @@ pub fn outgoing(
             ..Default::default()
         },
     })
+}
+
+/// A location, contact cards or a poll as WhatsApp carries them. A poll carries the
+/// secret its voters encrypt their votes with.
+fn structured_message(structured: &Structured, context: Option<wa::ContextInfo>) -> wa::Message {
+    let context_info = context.map(MessageField::some).unwrap_or_default();
+    let contact = |card: &ContactCard, context_info| wa::message::ContactMessage {
+        display_name: Some(card.display_name.clone()),
+        vcard: Some(card.vcard.clone()),
+        context_info,
+        ..Default::default()
+    };
+    match structured {
+        Structured::Location(location) => wa::Message {
+            location_message: MessageField::some(wa::message::LocationMessage {
+                degrees_latitude: Some(location.latitude),
+                degrees_longitude: Some(location.longitude),
+                name: location.name.clone(),
+                address: location.address.clone(),
+                context_info,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Structured::ContactCards { cards } if cards.len() == 1 => {
+            wa::Message { contact_message: MessageField::some(contact(&cards[0], context_info)), ..Default::default() }
+        }
+        Structured::ContactCards { cards } => wa::Message {
+            contacts_array_message: MessageField::some(wa::message::ContactsArrayMessage {
+                display_name: Some(format!("{} contacts", cards.len())),
+                contacts: cards.iter().map(|card| contact(card, MessageField::none())).collect(),
+                context_info,
+            }),
+            ..Default::default()
+        },
+        Structured::Poll(poll) => {
+            let creation = wa::message::PollCreationMessage {
+                name: Some(poll.question.clone()),
+                options: poll
+                    .options
+                    .iter()
+                    .map(|option| wa::message::poll_creation_message::Option {
+                        option_name: Some(option.clone()),
+                        ..Default::default()
+                    })
+                    .collect(),
+                selectable_options_count: Some(if poll.multiple { 0 } else { 1 }),
+                context_info,
+                ..Default::default()
+            };
+            let secret = Some(rand::random::<[u8; 32]>().to_vec());
+            let context = wa::MessageContextInfo { message_secret: secret, ..Default::default() };
+            // As WhatsApp Web: v3 for a single choice, the first form for several.
+            let mut message = wa::Message { message_context_info: MessageField::some(context), ..Default::default() };
+            match poll.multiple {
+                true => message.poll_creation_message = MessageField::some(creation),
+                false => message.poll_creation_message_v3 = MessageField::some(creation),
+            }
+            message
+        }
+    }
 }
 
 #[cfg(test)]
@@ -412,8 +534,8 @@ mod tests {
 
     /// Neutral → the Matrix event the bridge sends for a new message.
     fn matrix(body: &IncomingBody, reply_event: Option<&str>) -> MatrixEvent {
-        let IncomingBody::Message { text, media, .. } = body else { panic!("not a new message: {body:?}") };
-        content::message(text.as_deref(), media.as_ref().map(|m| (m, MXC)), reply_event)
+        let IncomingBody::Message { text, media, structured, .. } = body else { panic!("not a new message: {body:?}") };
+        content::message(text.as_deref(), media.as_ref().map(|m| (m, MXC)), structured.as_ref(), reply_event)
     }
 
     /// Matrix → neutral (the file downloaded as `data`, the reply mapped to `reply_to`) → WhatsApp.
@@ -429,6 +551,7 @@ mod tests {
             text: parsed.text,
             media: parsed.file.map(|file| file.into_media(data.to_vec())),
             reply_to: reply_to.map(str::to_owned),
+            structured: parsed.structured,
         };
         let upload = message.media.as_ref().map(|_| uploaded());
         outgoing(&message, upload.as_ref(), quote).expect("the message converts")
@@ -438,7 +561,10 @@ mod tests {
     fn a_conversation_is_a_text_message_both_ways() {
         let wa = wa::Message { conversation: Some("Good morning".into()), ..Default::default() };
         let body = received(&wa, b"");
-        assert_eq!(body, IncomingBody::Message { text: Some("Good morning".into()), media: None, reply_to: None });
+        assert_eq!(
+            body,
+            IncomingBody::Message { text: Some("Good morning".into()), media: None, reply_to: None, structured: None }
+        );
         assert_eq!(
             matrix(&body, None),
             MatrixEvent {
@@ -470,7 +596,12 @@ mod tests {
         let body = received(&wa, b"");
         assert_eq!(
             body,
-            IncomingBody::Message { text: Some("Yes".into()), media: None, reply_to: Some("3EB0QUOTED".into()) }
+            IncomingBody::Message {
+                text: Some("Yes".into()),
+                media: None,
+                reply_to: Some("3EB0QUOTED".into()),
+                structured: None,
+            }
         );
         assert_eq!(
             matrix(&body, Some("$quoted")).content,
@@ -597,12 +728,14 @@ mod tests {
                 "filename": "video.mp4",
                 "url": MXC,
                 "info": { "mimetype": "video/mp4", "size": 6, "w": 1280, "h": 720, "duration": 12000 },
+                "fi.mxgate.view_once": true,
             })
         );
 
         let content = json!({
             "msgtype": "m.video", "body": "clip.mp4", "filename": "clip.mp4", "url": MXC,
             "info": { "mimetype": "video/mp4", "size": 6, "w": 1280, "h": 720, "duration": 12400 },
+            "fi.mxgate.view_once": true,
         });
         let back = sent("m.room.message", content, b"MP4MP4", None, None);
         let video = back.video_message.as_option().expect("a video message");
@@ -611,6 +744,102 @@ mod tests {
         assert_eq!(video.caption, None);
         assert_eq!(video.direct_path.as_deref(), Some(uploaded().direct_path.as_str()));
         assert_eq!(video.streaming_sidecar, uploaded().streaming_sidecar);
+        assert_eq!(video.view_once, Some(true));
+    }
+
+    #[test]
+    fn a_location_contact_cards_and_a_poll_cross_both_ways() {
+        let location = wa::Message {
+            location_message: MessageField::some(wa::message::LocationMessage {
+                degrees_latitude: Some(4.0511),
+                degrees_longitude: Some(9.7679),
+                name: Some("Douala Grand Mall".into()),
+                address: Some("Boulevard de la Liberté".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let body = received(&location, b"");
+        let event = matrix(&body, None);
+        assert_eq!(event.content["msgtype"], "m.location");
+        assert_eq!(event.content["geo_uri"], "geo:4.0511,9.7679");
+        assert_eq!(sent(event.event_type, event.content, b"", None, None), location);
+
+        let card = "BEGIN:VCARD\nVERSION:3.0\nFN:Ada\nTEL;waid=237677777777:+237677777777\nEND:VCARD";
+        let cards = wa::Message {
+            contacts_array_message: MessageField::some(wa::message::ContactsArrayMessage {
+                display_name: Some("2 contacts".into()),
+                contacts: ["Ada", "Bob"]
+                    .map(|name| wa::message::ContactMessage {
+                        display_name: Some(name.into()),
+                        vcard: Some(card.replace("Ada", name)),
+                        ..Default::default()
+                    })
+                    .to_vec(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let body = received(&cards, b"");
+        let IncomingBody::Message { structured: Some(Structured::ContactCards { cards: got }), .. } = &body else {
+            panic!("not contact cards: {body:?}")
+        };
+        let file = content::contact_file(got);
+        assert_eq!(content::contact_cards(&file.data).as_ref(), Some(got), "the vCard file holds the cards");
+        let event =
+            content::message(None, Some((&file, MXC)), Some(&Structured::ContactCards { cards: got.clone() }), None);
+        assert_eq!(event.content["msgtype"], "m.file");
+        assert_eq!(event.content["info"]["mimetype"], "text/vcard");
+        assert_eq!(sent(event.event_type, event.content, b"", None, None), cards);
+
+        let poll = wa::Message {
+            poll_creation_message_v3: MessageField::some(wa::message::PollCreationMessage {
+                name: Some("Lunch?".into()),
+                options: ["Ndolé", "Eru"]
+                    .map(|o| wa::message::poll_creation_message::Option {
+                        option_name: Some(o.into()),
+                        ..Default::default()
+                    })
+                    .to_vec(),
+                selectable_options_count: Some(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let body = received(&poll, b"");
+        let event = matrix(&body, None);
+        assert_eq!(event.event_type, content::POLL_START);
+        assert_eq!(event.content[content::POLL_START]["max_selections"], 1);
+        let back = sent(event.event_type, event.content, b"", None, None);
+        assert_eq!(back.poll_creation_message_v3, poll.poll_creation_message_v3);
+        let secret = back.message_context_info.as_option().and_then(|c| c.message_secret.clone());
+        assert_eq!(secret.map(|s| s.len()), Some(32), "voters need the poll's secret");
+    }
+
+    #[test]
+    fn a_matrix_clients_poll_and_location_are_read_from_their_matrix_form() {
+        let poll = json!({
+            "org.matrix.msc3381.poll.start": {
+                "question": { "org.matrix.msc1767.text": "Where?" },
+                "kind": "org.matrix.msc3381.poll.disclosed",
+                "max_selections": 2,
+                "answers": [{ "id": "a", "org.matrix.msc1767.text": "Here" }, { "id": "b", "org.matrix.msc1767.text": "There" }],
+            },
+        });
+        let back = sent(content::POLL_START, poll, b"", None, None);
+        let creation = back.poll_creation_message.as_option().expect("a multiple-choice poll");
+        assert_eq!(creation.selectable_options_count, Some(0));
+        assert_eq!(
+            creation.options.iter().map(|o| o.option_name.clone().unwrap()).collect::<Vec<_>>(),
+            ["Here", "There"]
+        );
+
+        let location = json!({ "msgtype": "m.location", "body": "Here", "geo_uri": "geo:48.8584,2.2945;u=35" });
+        let back = sent("m.room.message", location, b"", None, None);
+        let location = back.location_message.as_option().expect("a location");
+        assert_eq!((location.degrees_latitude, location.degrees_longitude), (Some(48.8584), Some(2.2945)));
+        let out_of_range = json!({ "msgtype": "m.location", "body": "?", "geo_uri": "geo:91,0" });
+        assert!(content::parse("m.room.message", &out_of_range).is_err());
     }
 
     #[test]

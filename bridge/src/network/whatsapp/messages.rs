@@ -89,6 +89,7 @@ async fn converted(
                     text: Some("[a file that could not be downloaded from WhatsApp]".into()),
                     media: None,
                     reply_to: None,
+                    structured: None,
                 }
             }
         },
