@@ -29,9 +29,12 @@ pub const POLL_START: &str = "org.matrix.msc3381.poll.start";
 const EXTENSIBLE_TEXT: &str = "org.matrix.msc1767.text";
 /// MSC3488: a location's details.
 const EXTENSIBLE_LOCATION: &str = "org.matrix.msc3488.location";
-/// The location or poll exactly as the network had it, beside the Matrix form (which
-/// has no place for an address, for instance).
+/// Contact cards or a poll exactly as the network had them, beside the Matrix form. A
+/// location is not kept here: Matrix events cannot hold floats (canonical JSON), so its
+/// coordinates live in its `geo:` URI, which keeps them exactly, and its address beside.
 const STRUCTURED: &str = "fi.mxgate.structured";
+/// A location's address, which `m.location` has no place for.
+const ADDRESS: &str = "fi.mxgate.address";
 /// An image or video the recipient may open once.
 pub const VIEW_ONCE: &str = "fi.mxgate.view_once";
 /// The type of a file of contact cards.
@@ -60,7 +63,7 @@ pub fn message(
             content: json!({ "msgtype": "m.text", "body": text.unwrap_or_default() }),
         },
     };
-    if let Some(structured) = structured {
+    if let Some(structured @ (Structured::ContactCards { .. } | Structured::Poll(_))) = structured {
         event.content[STRUCTURED] = json!(structured);
     }
     if let Some(replied) = reply_to {
@@ -131,13 +134,16 @@ fn location_event(location: &Location) -> MatrixEvent {
         true => format!("Location: {uri}"),
         false => format!("{} ({uri})", described.join(", ")),
     };
-    let content = json!({
+    let mut content = json!({
         "msgtype": "m.location",
         "body": body,
         "geo_uri": uri,
         EXTENSIBLE_LOCATION: { "uri": uri, "description": location.name },
         EXTENSIBLE_TEXT: body,
     });
+    if let Some(address) = &location.address {
+        content[ADDRESS] = json!(address);
+    }
     MatrixEvent { event_type: "m.room.message", content }
 }
 
@@ -387,7 +393,8 @@ fn parse_structured(event_type: &str, content: &Value) -> Result<Option<Structur
     let (latitude, longitude) = geo(uri)
         .ok_or_else(|| BridgeError::Invalid(format!("{uri} is not a geo: URI with a latitude and longitude")))?;
     let name = content[EXTENSIBLE_LOCATION]["description"].as_str().map(str::to_owned);
-    Ok(Some(Structured::Location(Location { latitude, longitude, name, address: None })))
+    let address = content[ADDRESS].as_str().map(str::to_owned);
+    Ok(Some(Structured::Location(Location { latitude, longitude, name, address })))
 }
 
 /// `geo:<lat>,<lon>[,<alt>][;params]` (RFC 5870).
@@ -408,6 +415,30 @@ mod tests {
         image::RgbImage::new(3, 2).write_to(&mut png, image::ImageFormat::Png).unwrap();
         let media = Media::new(MediaKind::Image, png.into_inner(), "image/png", "dot.png");
         assert_eq!(info(&media), json!({ "mimetype": "image/png", "size": media.data.len(), "w": 3, "h": 2 }));
+    }
+
+    /// Canonical JSON, which homeservers require of events, has no floats.
+    fn has_float(value: &Value) -> bool {
+        match value {
+            Value::Number(n) => n.is_f64(),
+            Value::Array(items) => items.iter().any(has_float),
+            Value::Object(fields) => fields.values().any(has_float),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn a_location_keeps_its_exact_coordinates_without_a_float_in_the_event() {
+        let location = Location {
+            latitude: -33.856_784_3,
+            longitude: 151.215_297_1,
+            name: Some("Opera House".into()),
+            address: Some("Bennelong Point".into()),
+        };
+        let event = message(None, None, Some(&Structured::Location(location.clone())), None);
+        assert!(!has_float(&event.content), "{}", event.content);
+        let parsed = parse(event.event_type, &event.content).unwrap();
+        assert_eq!(parsed.structured, Some(Structured::Location(location)));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod fuzz;
 mod http;
 mod identity_lifecycle;
 mod incoming;
+mod kinds;
 mod limits;
 mod matrix_login;
 mod messages;

@@ -446,3 +446,119 @@ async fn reactions_edits_and_deletions_made_through_the_api_and_in_matrix_reach_
     assert_eq!((reaction.key.id.as_deref(), reaction.text.as_deref()), (Some(theirs_id.as_str()), Some("🎉")));
     linked.app.quiet().await;
 }
+
+#[tokio::test]
+async fn every_kind_reaches_the_contact_as_whatsapp_shows_it_and_the_contacts_come_back() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use whatsapp_rust::wacore::proto_helpers::MessageExt;
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let ada = "BEGIN:VCARD\nVERSION:3.0\nFN:Ada\nTEL;type=CELL;waid=237677700001:+237677700001\nEND:VCARD";
+    let bob = ada.replace("Ada", "Bob");
+
+    send(
+        &linked,
+        json!({ "contact": CONTACT, "location": { "latitude": 4.0511, "longitude": 9.7679, "name": "Mall" } }),
+    )
+    .await;
+    let got = contact.next_message().await;
+    let location = got.message.location_message.as_option().expect("a location");
+    assert_eq!((location.degrees_latitude, location.degrees_longitude), (Some(4.0511), Some(9.7679)));
+    assert_eq!(location.name.as_deref(), Some("Mall"));
+
+    send(&linked, json!({ "contact": CONTACT, "contact_cards": [{ "vcard": ada }, { "vcard": bob }] })).await;
+    let got = contact.next_message().await;
+    let cards = got.message.contacts_array_message.as_option().expect("contact cards");
+    let names: Vec<_> = cards.contacts.iter().map(|c| (c.display_name.as_deref(), c.vcard.as_deref())).collect();
+    assert_eq!(names, [(Some("Ada"), Some(ada)), (Some("Bob"), Some(bob.as_str()))]);
+
+    send(&linked, json!({ "contact": CONTACT, "poll": { "question": "Lunch?", "options": ["Ndolé", "Eru"] } })).await;
+    let got = contact.next_message().await;
+    let poll = got.message.poll_creation_message_v3.as_option().expect("a single-choice poll");
+    let options: Vec<_> = poll.options.iter().map(|o| o.option_name.as_deref()).collect();
+    assert_eq!(
+        (poll.name.as_deref(), options, poll.selectable_options_count),
+        (Some("Lunch?"), vec![Some("Ndolé"), Some("Eru")], Some(1))
+    );
+    let secret = got.message.message_context_info.as_option().and_then(|c| c.message_secret.as_ref());
+    assert_eq!(secret.map(Vec::len), Some(32), "the contact can vote");
+
+    let voice = json!({ "contact": CONTACT, "media_base64": STANDARD.encode(b"OggS voice"), "mime_type": "audio/ogg; codecs=opus", "kind": "voice" });
+    send(&linked, voice).await;
+    let got = contact.next_message().await;
+    let audio = got.message.audio_message.as_option().expect("a voice note");
+    assert_eq!(audio.ptt, Some(true));
+    assert_eq!(contact.client.download(audio as &dyn Downloadable).await.unwrap(), b"OggS voice");
+
+    let sticker = json!({ "contact": CONTACT, "media_base64": STANDARD.encode(b"RIFF webp"), "mime_type": "image/webp", "kind": "sticker" });
+    send(&linked, sticker).await;
+    let got = contact.next_message().await;
+    assert!(got.message.sticker_message.as_option().is_some(), "{got:?}");
+
+    let png = mxgate_bridge::qr::png("just once").unwrap();
+    let once = json!({ "contact": CONTACT, "media_base64": STANDARD.encode(&png), "file_name": "once.png", "view_once": true });
+    send(&linked, once).await;
+    let got = contact.next_message().await;
+    assert!(got.message.is_view_once(), "{got:?}");
+    let image = got.message.get_base_message().image_message.as_option().expect("an image");
+    assert_eq!(contact.client.download(image as &dyn Downloadable).await.unwrap(), png);
+
+    // The contact sends the same kinds back.
+    let mut sent_back = Vec::new();
+    for message in [
+        wa::Message { location_message: got_location(-33.8568, 151.2153, "Opera House"), ..Default::default() },
+        wa::Message {
+            contact_message: whatsapp_rust::waproto::buffa::MessageField::some(wa::message::ContactMessage {
+                display_name: Some("Ada".into()),
+                vcard: Some(ada.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        wa::Message {
+            poll_creation_message: whatsapp_rust::waproto::buffa::MessageField::some(
+                wa::message::PollCreationMessage {
+                    name: Some("Which day?".into()),
+                    options: ["Mon", "Tue"]
+                        .map(|o| wa::message::poll_creation_message::Option {
+                            option_name: Some(o.into()),
+                            ..Default::default()
+                        })
+                        .to_vec(),
+                    selectable_options_count: Some(0),
+                    ..Default::default()
+                },
+            ),
+            ..Default::default()
+        },
+    ] {
+        sent_back.push(contact.client.send_message(contact_device_chat(), message).await.unwrap().message_id);
+    }
+    let location = delivery_of(&linked, &sent_back[0]).await;
+    assert_eq!(
+        (location["type"].clone(), location["location"].clone()),
+        (
+            json!("m.location"),
+            json!({ "latitude": -33.8568, "longitude": 151.2153, "name": "Opera House", "address": null })
+        )
+    );
+    let card = delivery_of(&linked, &sent_back[1]).await;
+    assert_eq!(card["contact_cards"], json!([{ "display_name": "Ada", "vcard": ada }]));
+    let poll = delivery_of(&linked, &sent_back[2]).await;
+    assert_eq!(poll["poll"], json!({ "question": "Which day?", "options": ["Mon", "Tue"], "multiple": true }));
+    linked.app.quiet().await;
+}
+
+fn got_location(
+    latitude: f64,
+    longitude: f64,
+    name: &str,
+) -> whatsapp_rust::waproto::buffa::MessageField<wa::message::LocationMessage> {
+    whatsapp_rust::waproto::buffa::MessageField::some(wa::message::LocationMessage {
+        degrees_latitude: Some(latitude),
+        degrees_longitude: Some(longitude),
+        name: Some(name.into()),
+        ..Default::default()
+    })
+}
