@@ -101,6 +101,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(matrix::routes::router())
         .merge(devices::routes::router())
         .merge(messages::actions::router())
+        .merge(messages::signals::router())
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(
             messages::routes::router()

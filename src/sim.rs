@@ -7,7 +7,7 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use mxgate_bridge::ids::PhoneNumber;
-use mxgate_bridge::network::sim::{CreatedGroup, Injected, OutboxEntry, SimNetwork};
+use mxgate_bridge::network::sim::{CreatedGroup, Injected, OutboxEntry, Signal, SimNetwork};
 use mxgate_bridge::network::{ContactCard, IncomingBody, Location, Media, MediaKind, Poll, ReceiptKind, Structured};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(incoming))
         .routes(routes!(receipts))
         .routes(routes!(outbox))
+        .routes(routes!(signals))
 }
 
 fn sim(state: &AppState) -> ApiResult<&Arc<SimNetwork>> {
@@ -252,4 +253,11 @@ pub struct OutboxQuery {
     responses((status = 200, body = Vec<OutboxEntry>), (status = 422, body = ErrorBody)))]
 async fn outbox(State(state): State<AppState>, Query(query): Query<OutboxQuery>) -> ApiResult<Json<Vec<OutboxEntry>>> {
     Ok(Json(sim(&state)?.outbox(&phone(&query.device_id)?)))
+}
+
+/// What a device showed beside its messages (typing, reading, being online), oldest first.
+#[utoipa::path(get, path = "/sim/signals", tag = "sim", params(OutboxQuery),
+    responses((status = 200, body = Vec<Signal>), (status = 422, body = ErrorBody)))]
+async fn signals(State(state): State<AppState>, Query(query): Query<OutboxQuery>) -> ApiResult<Json<Vec<Signal>>> {
+    Ok(Json(sim(&state)?.signals(&phone(&query.device_id)?)))
 }

@@ -207,6 +207,8 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
         // A reaction, edit or deletion without a bridged target returned above.
         (_, None) => return Ok(()),
     };
+    // A reaction, edit or deletion is nothing to mark read.
+    let to_read = matches!(message.body, IncomingBody::Message { .. });
     let row = MessageRow {
         event_id: event_id.to_string(),
         room_id: room.to_string(),
@@ -214,6 +216,7 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
         chat_id: chat_key,
         network_id: message.id,
         direction: "in".into(),
+        sender: to_read.then(|| message.sender.to_string()),
     };
     store::insert_message(&core.db, &row).await?;
     Ok(())

@@ -414,6 +414,7 @@ async fn mark_sent(core: &Core, row: &Row) -> Result<(), sqlx::Error> {
         chat_id: row.chat_id.clone(),
         network_id: row.network_id.clone(),
         direction: "out".into(),
+        sender: None,
     };
     store::insert_message_in(&mut tx, &message).await?;
     tx.commit().await

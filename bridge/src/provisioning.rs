@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::core::{BridgeError, Core};
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 use crate::login::{self, Step};
-use crate::network::{AccountId, ConnectionState, LoginMethod, NetworkError};
+use crate::network::{AccountId, ConnectionState, LoginMethod, NetworkError, Typing};
 use crate::outbox;
 use crate::portal::{PortalInfo, ensure_portal};
 use crate::store;
@@ -37,6 +37,9 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/_matrix/provision/v3/create_dm/{identifier}", post(create_dm))
         .route("/_matrix/provision/v3/join_group", post(join_group))
         .route("/_matrix/provision/v3/send", post(queue_send))
+        .route("/_matrix/provision/v3/typing", post(typing))
+        .route("/_matrix/provision/v3/read", post(read))
+        .route("/_matrix/provision/v3/presence", post(presence))
 }
 
 /// A provisioning error in Matrix's shape, `{"errcode", "error"}`.
@@ -291,6 +294,83 @@ async fn join_group(
     let group = core.network.join_group(&account, &invite).await?;
     let portal = ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
     Ok(Json(json!({ "id": group.chat.to_string(), "name": group.name, "mxid": portal.room_id })))
+}
+
+#[derive(Deserialize)]
+struct ShowTyping {
+    chat_id: ChatId,
+    state: Typing,
+}
+
+/// Shows a chat that the device is typing, recording or stopped. Answered by the process
+/// that runs the device; elsewhere the device is "disconnected".
+async fn typing(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+    Json(body): Json<ShowTyping>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    core.network.send_typing(&account, &body.chat_id, body.state).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct MarkRead {
+    chat_id: ChatId,
+    /// One received message; without it, every unread one of the chat.
+    event_id: Option<String>,
+}
+
+/// The most messages one call marks read: WhatsApp's own cap on one receipt.
+const READ_AT_ONCE: i64 = 256;
+
+/// Marks a received message, or every unread one of a chat, read on the network.
+async fn read(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+    Json(body): Json<MarkRead>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let chat = body.chat_id.to_string();
+    let messages: Vec<(String, String)> = match &body.event_id {
+        Some(event_id) => {
+            let message = store::message_by_event(&core.db, event_id)
+                .await?
+                .filter(|m| m.account_id == account.as_str() && m.chat_id == chat && m.direction == "in");
+            let message = message.ok_or_else(|| {
+                ProvisionError(StatusCode::NOT_FOUND, "M_NOT_FOUND", "no message received in this chat".into())
+            })?;
+            let sender = message.sender.ok_or_else(|| invalid("a reaction, edit or deletion is not read"))?;
+            vec![(message.network_id, sender)]
+        }
+        None => store::unread(&core.db, account.as_str(), &chat, READ_AT_ONCE).await?,
+    };
+    let parsed: Vec<(String, PhoneNumber)> =
+        messages.into_iter().map(|(id, sender)| sender.parse().map(|sender| (id, sender))).collect::<Result<_, _>>()?;
+    if !parsed.is_empty() {
+        core.network.mark_read(&account, &body.chat_id, &parsed).await?;
+    }
+    let ids: Vec<String> = parsed.into_iter().map(|(id, _)| id).collect();
+    store::mark_read(&core.db, account.as_str(), &chat, &ids).await?;
+    Ok(Json(json!({ "read": ids.len() })))
+}
+
+#[derive(Deserialize)]
+struct ShowPresence {
+    available: bool,
+}
+
+async fn presence(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+    Json(body): Json<ShowPresence>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    core.network.send_presence(&account, body.available).await?;
+    Ok(Json(json!({})))
 }
 
 /// An event the caller just put in one of its portals.

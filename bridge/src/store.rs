@@ -190,6 +190,8 @@ pub struct MessageRow {
     pub chat_id: String,
     pub network_id: String,
     pub direction: String,
+    /// Who wrote a received message (a phone number); `None` for sent ones.
+    pub sender: Option<String>,
 }
 
 pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error> {
@@ -199,8 +201,9 @@ pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error
 /// [`insert_message`] on a connection of the caller's, e.g. inside its transaction.
 pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, sender,
+                                      created_at, read_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&row.event_id)
     .bind(&row.room_id)
@@ -208,7 +211,10 @@ pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow)
     .bind(&row.chat_id)
     .bind(&row.network_id)
     .bind(&row.direction)
+    .bind(&row.sender)
     .bind(now())
+    // Only a received message waits to be read.
+    .bind((row.direction != "in" || row.sender.is_none()).then(now))
     .execute(conn)
     .await
     .map(drop)
@@ -255,9 +261,46 @@ pub async fn bridged_after(
     .await
 }
 
+/// The received messages of a chat its device has not marked read, oldest first, at most
+/// `limit`: each WhatsApp id with its sender.
+pub async fn unread(
+    db: &Db,
+    account_id: &str,
+    chat_id: &str,
+    limit: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT network_id, sender FROM bridge_messages
+         WHERE account_id = $1 AND chat_id = $2 AND direction = 'in' AND read_at IS NULL AND sender IS NOT NULL
+         ORDER BY created_at, event_id LIMIT $3",
+    )
+    .bind(account_id)
+    .bind(chat_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// Records that the device read these messages of a chat.
+pub async fn mark_read(db: &Db, account_id: &str, chat_id: &str, network_ids: &[String]) -> Result<(), sqlx::Error> {
+    for network_id in network_ids {
+        sqlx::query(
+            "UPDATE bridge_messages SET read_at = $4
+             WHERE account_id = $1 AND chat_id = $2 AND network_id = $3 AND read_at IS NULL",
+        )
+        .bind(account_id)
+        .bind(chat_id)
+        .bind(network_id)
+        .bind(now())
+        .execute(&db.pool)
+        .await?;
+    }
+    Ok(())
+}
+
 pub async fn message_by_event(db: &Db, event_id: &str) -> Result<Option<MessageRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT event_id, room_id, account_id, chat_id, network_id, direction FROM bridge_messages WHERE event_id = $1",
+        "SELECT event_id, room_id, account_id, chat_id, network_id, direction, sender FROM bridge_messages WHERE event_id = $1",
     )
     .bind(event_id)
     .fetch_optional(&db.pool)
@@ -271,7 +314,7 @@ pub async fn message_by_network_id(
     network_id: &str,
 ) -> Result<Option<MessageRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT event_id, room_id, account_id, chat_id, network_id, direction FROM bridge_messages
+        "SELECT event_id, room_id, account_id, chat_id, network_id, direction, sender FROM bridge_messages
          WHERE account_id = $1 AND chat_id = $2 AND network_id = $3",
     )
     .bind(account_id)

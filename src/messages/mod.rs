@@ -6,6 +6,7 @@ pub mod idempotency;
 pub mod late;
 pub mod routes;
 pub mod service;
+pub mod signals;
 mod status;
 
 pub use status::{SendStatus, SendStatuses};

@@ -427,6 +427,34 @@ pub trait Network: Send + Sync + 'static {
         message: Outgoing,
     ) -> Result<(), NetworkError>;
 
+    /// Shows `chat` that the device is typing, recording a voice note, or stopped. Not
+    /// queued: a late "typing" is worse than none.
+    async fn send_typing(&self, account: &AccountId, chat: &ChatId, typing: Typing) -> Result<(), NetworkError>;
+
+    /// Tells the senders of `messages` (network id and sender) in `chat` that the device
+    /// read them.
+    async fn mark_read(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        messages: &[(NetworkMessageId, PhoneNumber)],
+    ) -> Result<(), NetworkError>;
+
+    /// Shows the account online (`available`) or not to the contacts that follow it.
+    async fn send_presence(&self, account: &AccountId, available: bool) -> Result<(), NetworkError>;
+
     /// The stream of events for every account; taken once by the bridge.
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>>;
+}
+
+/// What a chat is shown the device is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Typing {
+    /// Writing a message.
+    Composing,
+    /// Recording a voice note.
+    Recording,
+    /// Stopped.
+    Paused,
 }

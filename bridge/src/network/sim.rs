@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::{
     AccountId, ConnectionState, Contact, ContactCard, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage,
     Location, LoginEvent, LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent,
-    NetworkMessageId, Outgoing, OutgoingMessage, Poll, Receipt, ReceiptKind, Structured, random_message_id,
+    NetworkMessageId, Outgoing, OutgoingMessage, Poll, Receipt, ReceiptKind, Structured, Typing, random_message_id,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
@@ -43,6 +43,7 @@ struct State {
     next_login: u64,
     groups: HashMap<String, Group>,
     outbox: HashMap<AccountId, Vec<OutboxEntry>>,
+    signals: HashMap<AccountId, Vec<Signal>>,
 }
 
 struct PendingLogin {
@@ -101,6 +102,31 @@ pub struct OutboxEntry {
     pub location: Option<Location>,
     pub contact_cards: Option<Vec<ContactCard>>,
     pub poll: Option<Poll>,
+}
+
+/// What a device showed beside its messages: typing, reading, being online.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Signal {
+    Typing {
+        /// The chat's JID.
+        to: String,
+        state: Typing,
+    },
+    Read {
+        to: String,
+        messages: Vec<ReadMessage>,
+    },
+    Presence {
+        available: bool,
+    },
+}
+
+/// A message marked read, and its sender.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ReadMessage {
+    pub message_id: NetworkMessageId,
+    pub sender: String,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -243,6 +269,20 @@ impl SimNetwork {
             return Err(NetworkError::Disconnected);
         }
         Ok(chat)
+    }
+
+    /// What `device` showed beside its messages, oldest first.
+    pub fn signals(&self, device: &AccountId) -> Vec<Signal> {
+        self.locked().signals.get(device).cloned().unwrap_or_default()
+    }
+
+    fn signal(&self, account: &AccountId, signal: Signal) -> Result<(), NetworkError> {
+        let mut state = self.locked();
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        state.signals.entry(account.clone()).or_default().push(signal);
+        Ok(())
     }
 
     /// What the network received from `device`, oldest first.
@@ -414,6 +454,27 @@ impl Network for SimNetwork {
         };
         outbox.push(entry);
         Ok(())
+    }
+
+    async fn send_typing(&self, account: &AccountId, chat: &ChatId, typing: Typing) -> Result<(), NetworkError> {
+        self.signal(account, Signal::Typing { to: chat.to_string(), state: typing })
+    }
+
+    async fn mark_read(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        messages: &[(NetworkMessageId, PhoneNumber)],
+    ) -> Result<(), NetworkError> {
+        let messages = messages
+            .iter()
+            .map(|(id, sender)| ReadMessage { message_id: id.clone(), sender: sender.to_string() })
+            .collect();
+        self.signal(account, Signal::Read { to: chat.to_string(), messages })
+    }
+
+    async fn send_presence(&self, account: &AccountId, available: bool) -> Result<(), NetworkError> {
+        self.signal(account, Signal::Presence { available })
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {

@@ -24,7 +24,7 @@ pub fn handle(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, req: &Node
         "w:g2" => Some(crate::groups::iq(sim, phone, device, req)),
         "w:m" => Some(media_conn(sim, req)),
         "blocklist" => Some(iq_result(req, vec![NodeBuilder::new("list").build()])),
-        "privacy" => Some(iq_result(req, vec![NodeBuilder::new("privacy").build()])),
+        "privacy" => Some(iq_result(req, vec![privacy()])),
         "md" => match child(req, "remove-companion-device").and_then(|r| jid_attr(r, "jid")) {
             Some(jid) => {
                 let own = sim.state().phone_of(&jid).is_some_and(|p| p == phone) && jid.device == device;
@@ -297,4 +297,22 @@ fn media_conn(sim: &Sim, req: &Node) -> Node {
                 .build(),
         ],
     )
+}
+
+/// An account's privacy settings as a new account has them: read receipts on, so a
+/// client that honours the setting sends `read`, not `read-self`.
+fn privacy() -> Node {
+    let settings = [
+        ("last", "all"),
+        ("online", "all"),
+        ("profile", "all"),
+        ("status", "contacts"),
+        ("groupadd", "all"),
+        ("readreceipts", "all"),
+        ("calladd", "all"),
+        ("messages", "all"),
+    ];
+    let categories =
+        settings.map(|(name, value)| NodeBuilder::new("category").attr("name", name).attr("value", value).build());
+    NodeBuilder::new("privacy").children(categories.to_vec()).build()
 }

@@ -26,6 +26,7 @@ mod noise;
 mod pair_code;
 mod phone;
 mod routing;
+mod signals;
 mod sim;
 mod stanza;
 mod state;

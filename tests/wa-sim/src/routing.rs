@@ -164,8 +164,16 @@ pub fn receipt(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, rcpt: &No
         sim.acked(phone, device, &ids, Some(&to), jid_attr(rcpt, "participant").as_ref());
     }
     let mut st = sim.state();
+    // `read-self` (read receipts turned off) stays within the reader's own devices.
+    let own_only = attr(rcpt, "type").as_deref() == Some("read-self");
     // In a group the receipt goes to the message's author.
-    let target = if to.server == Server::Group { jid_attr(rcpt, "participant") } else { Some(to.clone()) };
+    let target = if own_only {
+        Some(Jid::pn(phone))
+    } else if to.server == Server::Group {
+        jid_attr(rcpt, "participant")
+    } else {
+        Some(to.clone())
+    };
     let Some(target) = target else { return };
     let Some(target_phone) = st.phone_of(&target) else { return };
     let lid_domain = target.server == Server::Lid;

@@ -473,7 +473,9 @@ impl Sim {
                     self.acked(phone, device, &[id], to.as_ref(), participant.as_ref());
                 }
             }
-            "ib" | "presence" | "chatstate" => {}
+            "chatstate" => crate::signals::chatstate(self, phone, device, &node),
+            "presence" => crate::signals::presence(self, phone, device, &node),
+            "ib" => {}
             "notification" | "call" => conn.send(crate::routing::server_ack(&node)),
             other => log::debug!("wa-sim: ignoring <{other}> from {phone}:{device}"),
         }

@@ -191,6 +191,10 @@ pub struct State {
     pub next_lid: u64,
     pub next_group: u64,
     pub media: HashMap<String, Vec<u8>>,
+    /// Who follows whose presence: account → the devices subscribed to it.
+    pub presence_followers: HashMap<String, std::collections::BTreeSet<(String, u16)>>,
+    /// The last presence each account showed (`available` or `unavailable`).
+    pub presence: HashMap<String, String>,
 }
 
 impl State {

@@ -92,3 +92,33 @@ async fn a_message_for_an_offline_device_waits_for_its_next_login() -> anyhow::R
     bob.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_and_presence_reach_the_other_account_while_it_is_online() -> anyhow::Result<()> {
+    use whatsapp_rust::features::{ChatStateType, PresenceStatus};
+    use whatsapp_rust::wacore::types::presence::ChatPresence;
+    let sim = wa_sim::WaSim::start().await?;
+    sim.create_account(ALICE, "Alice")?;
+    sim.create_account(BOB, "Bob")?;
+    let alice = common::link(&sim, ALICE).await?;
+    let bob = common::link(&sim, BOB).await?;
+
+    alice.client.chatstate().send(&Jid::pn(BOB), ChatStateType::Composing).await?;
+    bob.wait_for(
+        15,
+        |e| matches!(e, Event::ChatPresence(p) if p.source.sender.user == ALICE && p.state == ChatPresence::Composing),
+    )
+    .await?;
+    alice.client.chatstate().send(&Jid::pn(BOB), ChatStateType::Paused).await?;
+    bob.wait_for(15, |e| matches!(e, Event::ChatPresence(p) if p.state == ChatPresence::Paused)).await?;
+
+    bob.client.presence().subscribe(Jid::pn(ALICE)).await?;
+    alice.client.presence().set(PresenceStatus::Available).await?;
+    bob.wait_for(15, |e| matches!(e, Event::Presence(p) if p.from.user == ALICE && !p.unavailable)).await?;
+    alice.client.presence().set(PresenceStatus::Unavailable).await?;
+    bob.wait_for(15, |e| matches!(e, Event::Presence(p) if p.from.user == ALICE && p.unavailable)).await?;
+
+    alice.stop().await;
+    bob.stop().await;
+    Ok(())
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 use whatsapp_rust::Jid;
+use whatsapp_rust::features::{ChatStateType, PresenceStatus};
 use whatsapp_rust::send::{EditOptions, RevokeType, SendOptions};
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
@@ -24,7 +25,7 @@ use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
     AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, LoginEvent, LoginMethod, LoginStream, Media,
-    Network, NetworkError, NetworkEvent, NetworkMessageId, Outgoing, Target,
+    Network, NetworkError, NetworkEvent, NetworkMessageId, Outgoing, Target, Typing,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -440,6 +441,42 @@ impl Network for WhatsAppNetwork {
             }
         }
         Ok(())
+    }
+
+    async fn send_typing(&self, account: &AccountId, chat: &ChatId, typing: Typing) -> Result<(), NetworkError> {
+        let session = self.session(account)?;
+        let state = match typing {
+            Typing::Composing => ChatStateType::Composing,
+            Typing::Recording => ChatStateType::Recording,
+            Typing::Paused => ChatStateType::Paused,
+        };
+        session.client.chatstate().send(&chat_jid(chat)?, state).await.map_err(refused)
+    }
+
+    async fn mark_read(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        messages: &[(NetworkMessageId, PhoneNumber)],
+    ) -> Result<(), NetworkError> {
+        let session = self.session(account)?;
+        let to = chat_jid(chat)?;
+        // A direct chat's receipt goes to the chat; a group's names each message's sender.
+        let mut by_sender: HashMap<Option<&PhoneNumber>, Vec<&str>> = HashMap::new();
+        for (id, sender) in messages {
+            by_sender.entry(chat.is_group().then_some(sender)).or_default().push(id);
+        }
+        for (sender, ids) in by_sender {
+            let sender = sender.map(person);
+            session.client.mark_as_read(&to, sender.as_ref(), &ids).await.map_err(refused)?;
+        }
+        Ok(())
+    }
+
+    async fn send_presence(&self, account: &AccountId, available: bool) -> Result<(), NetworkError> {
+        let session = self.session(account)?;
+        let status = if available { PresenceStatus::Available } else { PresenceStatus::Unavailable };
+        session.client.presence().set(status).await.map_err(refused)
     }
 
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>> {
