@@ -261,8 +261,8 @@ pub async fn bridged_after(
     .await
 }
 
-/// The received messages of a chat its device has not marked read, oldest first, at most
-/// `limit`: each WhatsApp id with its sender.
+/// The received messages of a chat its device has not marked read, oldest first (to the
+/// second), at most `limit`: each WhatsApp id with its sender.
 pub async fn unread(
     db: &Db,
     account_id: &str,

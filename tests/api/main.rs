@@ -20,5 +20,6 @@ mod openapi;
 mod reliability;
 mod replicas;
 mod restart;
+mod signals;
 mod tokens;
 mod webhooks;

@@ -562,3 +562,45 @@ fn got_location(
         ..Default::default()
     })
 }
+
+#[tokio::test]
+async fn the_contact_sees_its_messages_read_the_device_typing_and_online() {
+    use whatsapp_rust::types::events::Event;
+    use whatsapp_rust::types::presence::ReceiptType;
+    use whatsapp_rust::wacore::types::presence::ChatPresence;
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let post = |path: &str| linked.app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/{path}"), &linked.token);
+
+    let mut ids = Vec::new();
+    for text in ["one", "two"] {
+        let message = wa::Message { conversation: Some(text.into()), ..Default::default() };
+        ids.push(contact.client.send_message(contact_device_chat(), message).await.unwrap().message_id);
+    }
+    delivery_of(&linked, &ids[1]).await;
+    delivery_of(&linked, &ids[0]).await;
+    assert_eq!(expect(post(&format!("chats/{CONTACT}/read")), StatusCode::OK).await, json!({ "read": 2 }));
+    let mut unread: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+    while !unread.is_empty() {
+        let receipt = contact
+            .wait_for("a read receipt", |e| matches!(e, Event::Receipt(r) if r.r#type == ReceiptType::Read))
+            .await;
+        let Event::Receipt(receipt) = &*receipt else { unreachable!() };
+        assert_eq!(receipt.source.sender.user.as_str(), DEVICE, "{receipt:?}");
+        for id in &receipt.message_ids {
+            unread.remove(id.as_str());
+        }
+    }
+
+    expect(post(&format!("chats/{CONTACT}/typing")).json(&json!({ "state": "composing" })), StatusCode::OK).await;
+    let typing = contact.wait_for("typing", |e| matches!(e, Event::ChatPresence(_))).await;
+    let Event::ChatPresence(typing) = &*typing else { unreachable!() };
+    assert_eq!((typing.source.sender.user.as_str(), typing.state), (DEVICE, ChatPresence::Composing));
+
+    contact.client.presence().subscribe(whatsapp_rust::Jid::pn(DEVICE)).await.unwrap();
+    expect(post("presence").json(&json!({ "available": true })), StatusCode::OK).await;
+    let online = contact.wait_for("presence", |e| matches!(e, Event::Presence(p) if !p.unavailable)).await;
+    let Event::Presence(online) = &*online else { unreachable!() };
+    assert_eq!(online.from.user.as_str(), DEVICE);
+    linked.app.quiet().await;
+}
