@@ -37,6 +37,8 @@ const STRUCTURED: &str = "fi.mxgate.structured";
 const ADDRESS: &str = "fi.mxgate.address";
 /// An image or video the recipient may open once.
 pub const VIEW_ONCE: &str = "fi.mxgate.view_once";
+/// A message sent on from another chat; WhatsApp marks it "Forwarded".
+const FORWARDED: &str = "fi.mxgate.forwarded";
 /// The type of a file of contact cards.
 pub const VCARD: &str = "text/vcard";
 
@@ -203,6 +205,30 @@ pub fn is_vcard(mime_type: &str) -> bool {
     matches!(mime_type.split(';').next().unwrap_or_default().trim(), VCARD | "text/x-vcard")
 }
 
+/// The message `content` (an event of `event_type`) to send again in another chat, marked
+/// forwarded: what tied it to its chat (a reply, a thread) is left behind. Refused for
+/// what is not a message: an edit, a reaction, a deleted message.
+pub fn forwarded(event_type: &str, content: &Value) -> Result<MatrixEvent, BridgeError> {
+    let event_type = match event_type {
+        "m.room.message" => "m.room.message",
+        "m.sticker" => "m.sticker",
+        POLL_START => POLL_START,
+        other => return Err(BridgeError::Invalid(format!("a {other} event is not a message to forward"))),
+    };
+    if content.as_object().is_none_or(|fields| fields.is_empty()) {
+        return Err(BridgeError::Invalid("the message was deleted".into()));
+    }
+    if content["m.relates_to"]["rel_type"] == "m.replace" {
+        return Err(BridgeError::Invalid("an edit is not a message to forward; forward the message".into()));
+    }
+    let mut content = content.clone();
+    if let Some(fields) = content.as_object_mut() {
+        fields.remove("m.relates_to");
+        fields.insert(FORWARDED.into(), json!(true));
+    }
+    Ok(MatrixEvent { event_type, content })
+}
+
 /// A reaction (`m.annotation`) with `emoji` to the Matrix event `target`.
 pub fn reaction(target: &str, emoji: &str) -> MatrixEvent {
     MatrixEvent {
@@ -247,6 +273,8 @@ pub struct MatrixMessage {
     pub reply_to: Option<String>,
     /// A location or a poll (contact cards are a file until it is downloaded).
     pub structured: Option<Structured>,
+    /// Sent on from another chat.
+    pub forwarded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,8 +356,9 @@ pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeE
     }
     let body = content["body"].as_str().map(str::to_owned);
     let reply_to = content["m.relates_to"]["m.in_reply_to"]["event_id"].as_str().map(str::to_owned);
+    let forwarded = content[FORWARDED] == true;
     if let Some(structured) = parse_structured(event_type, content)? {
-        return Ok(MatrixMessage { text: None, file: None, reply_to, structured: Some(structured) });
+        return Ok(MatrixMessage { text: None, file: None, reply_to, structured: Some(structured), forwarded });
     }
     let kind = match (event_type, content["msgtype"].as_str().unwrap_or_default()) {
         ("m.sticker", _) => Some(MediaKind::Sticker),
@@ -341,7 +370,9 @@ pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeE
         (_, "m.file") => Some(MediaKind::Document),
         (_, other) => return Err(BridgeError::Invalid(format!("message type {other} is not bridged"))),
     };
-    let Some(kind) = kind else { return Ok(MatrixMessage { text: body, file: None, reply_to, structured: None }) };
+    let Some(kind) = kind else {
+        return Ok(MatrixMessage { text: body, file: None, reply_to, structured: None, forwarded });
+    };
 
     let url = content["url"].as_str().ok_or_else(|| BridgeError::Invalid("media without url".into()))?;
     let file_name = content["filename"].as_str().map(str::to_owned).or_else(|| body.clone()).unwrap_or_default();
@@ -362,7 +393,8 @@ pub fn parse(event_type: &str, content: &Value) -> Result<MatrixMessage, BridgeE
             .map(Duration::from_millis),
         view_once: content[VIEW_ONCE] == true,
     };
-    Ok(MatrixMessage { text: if caption { body } else { None }, file: Some(file), reply_to, structured: None })
+    let text = if caption { body } else { None };
+    Ok(MatrixMessage { text, file: Some(file), reply_to, structured: None, forwarded })
 }
 
 /// A location (`m.location`) or a poll (MSC3381) as the network sends it: mxgate's own

@@ -313,7 +313,8 @@ async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
                 Some(replied) => store::message_by_event(&core.db, replied).await?.map(|m| m.network_id),
                 None => None,
             };
-            Outgoing::Message(OutgoingMessage { text: parsed.text, media, reply_to, structured })
+            let forwarded = parsed.forwarded;
+            Outgoing::Message(OutgoingMessage { text: parsed.text, media, reply_to, structured, forwarded })
         }
         MatrixOutgoing::Reaction { target, key } => {
             Outgoing::Reaction { target: bridged(core, &target).await?, emoji: key }

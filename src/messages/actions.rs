@@ -4,8 +4,8 @@
 //! so a Matrix client doing the same reaches WhatsApp by the same path, the send queue.
 
 use axum::extract::State;
-use mxgate_bridge::outbox;
 use mxgate_bridge::store::{self as bridge_store, MessageRow};
+use mxgate_bridge::{content, outbox};
 use ruma::{EventId, OwnedUserId, RoomId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::service::{MAX_TEXT, Outcome, linked, queue_and_wait};
+use super::routes::MessageSent;
+use super::service::{MAX_TEXT, Outcome, Recipients, fan_out, linked, queue_and_wait};
 use crate::auth::TokenAuth;
 use crate::devices::service::identity;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -25,7 +26,7 @@ use crate::state::AppState;
 const EDIT_WINDOW_SECS: i64 = 15 * 60;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(react)).routes(routes!(edit, delete))
+    OpenApiRouter::new().routes(routes!(react)).routes(routes!(edit, delete)).routes(routes!(forward))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -42,6 +43,16 @@ pub struct Edit {
     /// The message's new text (or caption).
     #[schema(example = "See you at 8", min_length = 1)]
     pub text: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    /// Comma-separated phone numbers.
+    #[schema(example = "237698765432")]
+    pub contact: Option<String>,
+    /// Comma-separated invite URLs; wins over `contact`.
+    pub group_url: Option<String>,
 }
 
 /// What became of an action: the Matrix event it is, and whether WhatsApp took it.
@@ -143,6 +154,37 @@ async fn delete(
     let target = own_message(&state, &user, &device_id, &event_id).await?;
     let event = EventId::parse(&target.event_id).map_err(|e| ApiError::Internal(e.into()))?;
     redact(&state, &user, &room_of(&target)?, &event).await.map(Json)
+}
+
+/// Forward a message of the device's chats (sent or received) to contacts or groups:
+/// the same text, file, location, cards or poll, shown as "Forwarded", without the reply
+/// it may have quoted. Each recipient gets its own result, as with a send.
+#[utoipa::path(post, path = "/devices/{device_id}/messages/{event_id}/forward", tag = "messages",
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The device's phone number"),
+           ("event_id" = String, Path, pattern = r"^\$[A-Za-z0-9+/_=-]{1,254}$",
+            description = "The message's Matrix event id")),
+    request_body = Forward,
+    responses((status = 200, body = MessageSent), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+async fn forward(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+    Path((device_id, event_id)): MessagePath,
+    Json(body): Json<Forward>,
+) -> ApiResult<Json<MessageSent>> {
+    let user = identity(&token)?;
+    let source = message_of(&state, &user, &device_id, &event_id).await?;
+    let recipients = Recipients::parse(body.contact.as_deref(), body.group_url.as_deref())?;
+    state.limits.sends(&token.id, recipients.valid())?;
+    let original =
+        state.homeserver.client.event(&user, &room_of(&source)?, &event_id).await.map_err(HomeserverError::from)?;
+    let event_type = original["type"].as_str().unwrap_or_default();
+    let event =
+        content::forwarded(event_type, &original["content"]).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let results = fan_out(&state, &token, &user, &device_id, recipients, &event, None).await?;
+    Ok(Json(MessageSent { message: "Message forwarded".into(), results }))
 }
 
 /// The bridged message `event_id` of one of `device_id`'s chats.

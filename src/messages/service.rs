@@ -75,7 +75,7 @@ impl RecipientResult {
     }
 }
 
-enum Recipient {
+pub enum Recipient {
     Contact(PhoneNumber),
     Group(GroupInvite),
 }
@@ -174,8 +174,7 @@ fn check_structured(structured: &Structured) -> ApiResult<()> {
     Ok(())
 }
 
-/// Sends to every recipient; one bad recipient never fails the others. With `key`, each
-/// recipient's event has a transaction id derived from it, so a repeat sends nothing new.
+/// Sends the message to every recipient (see [`fan_out`]).
 pub async fn send(
     state: &AppState,
     token: &TokenRow,
@@ -201,33 +200,8 @@ pub async fn send(
         None => None,
     };
 
-    // `group_url` wins when both lists are given, as the reference API does.
-    let group_urls = request.group_url.as_deref().map(split).unwrap_or_default();
-    let groups = !group_urls.is_empty();
-    let given = if groups { group_urls } else { request.contact.as_deref().map(split).unwrap_or_default() };
-    if given.is_empty() {
-        return Err(ApiError::unprocessable("give `contact` or `group_url` (comma-separated lists)"));
-    }
-    if given.len() > MAX_RECIPIENTS {
-        return Err(ApiError::unprocessable(format!("at most {MAX_RECIPIENTS} recipients per request")));
-    }
-    let parsed: Vec<(String, Result<Recipient, String>)> = given
-        .into_iter()
-        .map(|raw| {
-            let parsed = if groups {
-                raw.parse().map(Recipient::Group).map_err(|e: mxgate_bridge::ids::IdError| e.to_string())
-            } else {
-                raw.parse().map(Recipient::Contact).map_err(|e: mxgate_bridge::ids::IdError| e.to_string())
-            };
-            (raw, parsed)
-        })
-        .collect();
-    if parsed.iter().all(|(_, p)| p.is_err()) {
-        let reasons: Vec<String> = parsed.into_iter().filter_map(|(_, p)| p.err()).collect();
-        return Err(ApiError::unprocessable(format!("no valid recipient: {}", reasons.join("; "))));
-    }
-    let valid = parsed.iter().filter(|(_, p)| p.is_ok()).count();
-    state.limits.sends(&token.id, u32::try_from(valid).expect("at most MAX_RECIPIENTS"))?;
+    let recipients = Recipients::parse(request.contact.as_deref(), request.group_url.as_deref())?;
+    state.limits.sends(&token.id, recipients.valid)?;
 
     let file = match (request.file, &request.media_url) {
         (Some(file), _) => Some(file),
@@ -254,8 +228,66 @@ pub async fn send(
     let reply_to = reply_to.as_ref().map(|r| r.as_str());
     let event = content::message(text.as_deref(), file, request.structured.as_ref(), reply_to);
 
-    let sends = parsed.into_iter().map(|(raw, recipient)| {
-        let (user, event) = (&user, &event);
+    fan_out(state, token, &user, device_id, recipients, &event, key).await
+}
+
+/// The recipients of a send, each as given with what it parsed to.
+pub struct Recipients {
+    parsed: Vec<(String, Result<Recipient, String>)>,
+    valid: u32,
+}
+
+impl Recipients {
+    /// `group_url` wins when both lists are given, as the reference API does. Refused
+    /// when none is valid; an invalid one beside valid ones fails on its own.
+    pub fn parse(contact: Option<&str>, group_url: Option<&str>) -> ApiResult<Self> {
+        let group_urls = group_url.map(split).unwrap_or_default();
+        let groups = !group_urls.is_empty();
+        let given = if groups { group_urls } else { contact.map(split).unwrap_or_default() };
+        if given.is_empty() {
+            return Err(ApiError::unprocessable("give `contact` or `group_url` (comma-separated lists)"));
+        }
+        if given.len() > MAX_RECIPIENTS {
+            return Err(ApiError::unprocessable(format!("at most {MAX_RECIPIENTS} recipients per request")));
+        }
+        let parsed: Vec<(String, Result<Recipient, String>)> = given
+            .into_iter()
+            .map(|raw| {
+                let parsed = if groups {
+                    raw.parse().map(Recipient::Group).map_err(|e: mxgate_bridge::ids::IdError| e.to_string())
+                } else {
+                    raw.parse().map(Recipient::Contact).map_err(|e: mxgate_bridge::ids::IdError| e.to_string())
+                };
+                (raw, parsed)
+            })
+            .collect();
+        if parsed.iter().all(|(_, p)| p.is_err()) {
+            let reasons: Vec<String> = parsed.into_iter().filter_map(|(_, p)| p.err()).collect();
+            return Err(ApiError::unprocessable(format!("no valid recipient: {}", reasons.join("; "))));
+        }
+        let valid = parsed.iter().filter(|(_, p)| p.is_ok()).count();
+        Ok(Self { parsed, valid: u32::try_from(valid).expect("at most MAX_RECIPIENTS") })
+    }
+
+    /// How many will be sent to, for the rate limit.
+    pub fn valid(&self) -> u32 {
+        self.valid
+    }
+}
+
+/// Sends `event` to every recipient's portal; one bad recipient never fails the others.
+/// With `key`, each recipient's event has a transaction id derived from it, so a repeat
+/// sends nothing new.
+pub async fn fan_out(
+    state: &AppState,
+    token: &TokenRow,
+    user: &OwnedUserId,
+    device_id: &str,
+    recipients: Recipients,
+    event: &MatrixEvent,
+    key: Option<&IdempotencyKey>,
+) -> ApiResult<Vec<RecipientResult>> {
+    let sends = recipients.parsed.into_iter().map(|(raw, recipient)| {
         let txn = key.map_or_else(|| uuid::Uuid::new_v4().to_string(), |key| key.transaction_id(&token.id, &raw));
         async move {
             match recipient {
@@ -268,7 +300,7 @@ pub async fn send(
     // With the homeserver down for every recipient nothing was sent: the whole request is
     // refused, rather than each recipient failing. No ping beforehand: it would cost the
     // homeserver a request per send to learn what the send itself tells.
-    if results.iter().filter(|r| r.is_err()).count() == valid {
+    if results.iter().filter(|r| r.is_err()).count() == recipients.valid as usize {
         let (_, unreachable) = results.into_iter().find_map(Result::err).expect("at least one recipient is valid");
         return Err(crate::matrix::HomeserverError::from(unreachable).into());
     }

@@ -186,10 +186,13 @@ async fn a_contacts_location_cards_poll_and_view_once_picture_reach_the_webhook_
         expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
     }
     let got: Vec<Value> = receiver.wait_for(4).await.iter().map(|d| d.json()).collect();
-    assert_eq!((got[0]["type"].clone(), got[0]["location"].clone()), (json!("m.location"), location));
-    assert_eq!((got[1]["type"].clone(), got[1]["contact_cards"].clone()), (json!("m.file"), cards));
+    assert_eq!((got[0]["type"].clone(), got[0]["location"].clone()), (json!("m.location"), location.clone()));
+    assert_eq!((got[1]["type"].clone(), got[1]["contact_cards"].clone()), (json!("m.file"), cards.clone()));
     assert_eq!(got[1]["media"]["info"]["mime_type"], "text/vcard");
-    assert_eq!((got[2]["type"].clone(), got[2]["poll"].clone()), (json!("org.matrix.msc3381.poll.start"), poll));
+    assert_eq!(
+        (got[2]["type"].clone(), got[2]["poll"].clone()),
+        (json!("org.matrix.msc3381.poll.start"), poll.clone())
+    );
     assert_eq!((got[3]["type"].clone(), got[3]["view_once"].clone()), (json!("m.image"), json!(true)));
     for payload in &got {
         assert_eq!(payload["event"], "message", "{payload}");
@@ -198,7 +201,7 @@ async fn a_contacts_location_cards_poll_and_view_once_picture_reach_the_webhook_
     // The identity answers from a Matrix client with its own poll and location.
     let client = app.matrix_client(&token).await;
     let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
-    let poll = json!({
+    let matrix_poll = json!({
         "org.matrix.msc3381.poll.start": {
             "question": { "org.matrix.msc1767.text": "Mon at 9?" },
             "kind": "org.matrix.msc3381.poll.disclosed",
@@ -207,7 +210,7 @@ async fn a_contacts_location_cards_poll_and_view_once_picture_reach_the_webhook_
         },
         "org.matrix.msc1767.text": "Mon at 9?\n1. yes\n2. no",
     });
-    room.send_raw("org.matrix.msc3381.poll.start", poll).await.unwrap();
+    room.send_raw("org.matrix.msc3381.poll.start", matrix_poll).await.unwrap();
     let here = json!({ "msgtype": "m.location", "body": "Here", "geo_uri": "geo:4.05,9.76" });
     room.send_raw("m.room.message", here).await.unwrap();
     crate::common::eventually("both at the network", || async { (outbox(&app).await.len() == 2).then_some(()) }).await;
@@ -215,4 +218,39 @@ async fn a_contacts_location_cards_poll_and_view_once_picture_reach_the_webhook_
     let sent = outbox(&app).await;
     assert_eq!(sent[0]["poll"], json!({ "question": "Mon at 9?", "options": ["yes", "no"], "multiple": false }));
     assert_eq!(sent[1]["location"], json!({ "latitude": 4.05, "longitude": 9.76, "name": null, "address": null }));
+
+    // What the contact sent, forwarded to another contact and to a group.
+    let group = expect(
+        app.request(Method::POST, "/sim/groups").json(&json!({ "name": "Team", "members": [CONTACT] })),
+        StatusCode::OK,
+    )
+    .await;
+    let forward = |event: &Value, body: Value| {
+        let path = format!("/api/v1/devices/{DEVICE}/messages/{}/forward", event.as_str().unwrap());
+        app.bearer(Method::POST, &path, &token).json(&body)
+    };
+    let to_both = json!({ "group_url": group["invite_url"] });
+    for payload in &got {
+        let answer = expect(forward(&payload["id"], to_both.clone()), StatusCode::OK).await;
+        assert_eq!(answer["results"][0]["status"], "sent", "{answer}");
+    }
+    let answer = expect(forward(&got[3]["id"], json!({ "contact": "237698700499" })), StatusCode::OK).await;
+    assert_eq!(answer["results"][0]["status"], "sent", "{answer}");
+    expect_error(forward(&got[0]["id"], json!({})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    expect_error(forward(&json!("$nothing:mxgate.test"), to_both.clone()), StatusCode::NOT_FOUND, "not_found").await;
+    app.quiet().await;
+
+    let sent = outbox(&app).await;
+    let forwarded = &sent[2..];
+    assert_eq!(forwarded.len(), 5, "{forwarded:?}");
+    assert!(forwarded.iter().all(|m| m["forwarded"] == true), "{forwarded:?}");
+    assert_eq!(forwarded[0]["location"], location);
+    assert_eq!(forwarded[1]["contact_cards"], cards);
+    assert_eq!(forwarded[2]["poll"], poll);
+    assert_eq!(STANDARD.decode(forwarded[3]["media"]["base64"].as_str().unwrap()).unwrap(), png);
+    assert_eq!(forwarded[3]["media"]["view_once"], true);
+    assert_eq!(
+        (forwarded[4]["to"].clone(), forwarded[4]["forwarded"].clone()),
+        (json!("237698700499@s.whatsapp.net"), json!(true))
+    );
 }

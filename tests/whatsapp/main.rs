@@ -547,6 +547,20 @@ async fn every_kind_reaches_the_contact_as_whatsapp_shows_it_and_the_contacts_co
     assert_eq!(card["contact_cards"], json!([{ "display_name": "Ada", "vcard": ada }]));
     let poll = delivery_of(&linked, &sent_back[2]).await;
     assert_eq!(poll["poll"], json!({ "question": "Which day?", "options": ["Mon", "Tue"], "multiple": true }));
+
+    // The contact's location, forwarded back to it, shows as forwarded.
+    let path = format!("/api/v1/devices/{DEVICE}/messages/{}/forward", location["id"].as_str().unwrap());
+    let forwarded = expect(
+        linked.app.bearer(Method::POST, &path, &linked.token).json(&json!({ "contact": CONTACT })),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(forwarded["results"][0]["status"], "sent", "{forwarded}");
+    let got = contact.next_message().await;
+    let location = got.message.location_message.as_option().expect("the location again");
+    assert_eq!((location.degrees_latitude, location.degrees_longitude), (Some(-33.8568), Some(151.2153)));
+    let context = location.context_info.as_option().expect("a forward's context");
+    assert_eq!((context.is_forwarded, context.forwarding_score), (Some(true), Some(1)));
     linked.app.quiet().await;
 }
 

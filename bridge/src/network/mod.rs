@@ -196,6 +196,8 @@ pub struct OutgoingMessage {
     pub reply_to: Option<NetworkMessageId>,
     /// A location, contact cards or a poll, which `media` never goes with.
     pub structured: Option<Structured>,
+    /// Sent on from another chat.
+    pub forwarded: bool,
 }
 
 /// A message a device acts on: its id, and whether the device itself sent it.

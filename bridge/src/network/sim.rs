@@ -102,6 +102,8 @@ pub struct OutboxEntry {
     pub location: Option<Location>,
     pub contact_cards: Option<Vec<ContactCard>>,
     pub poll: Option<Poll>,
+    /// Sent on from another chat.
+    pub forwarded: bool,
 }
 
 /// What a device showed beside its messages: typing, reading, being online.
@@ -451,6 +453,7 @@ impl Network for SimNetwork {
             location,
             contact_cards,
             poll,
+            forwarded: message.forwarded,
         };
         outbox.push(entry);
         Ok(())

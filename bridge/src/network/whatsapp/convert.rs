@@ -274,11 +274,15 @@ pub fn outgoing(
     upload: Option<&Uploaded>,
     quote: Option<Quote<'_>>,
 ) -> Result<wa::Message, NetworkError> {
-    let context = quote.map(|quote| {
+    let mut context = quote.map(|quote| {
         // Without the quoted content WhatsApp still links the reply; the preview is empty.
         let unknown = wa::Message { conversation: Some(String::new()), ..Default::default() };
         build_quote_context(quote.id, quote.sender, quote.message.unwrap_or(&unknown))
     });
+    if message.forwarded {
+        let forwarded = context.get_or_insert_with(wa::ContextInfo::default);
+        (forwarded.is_forwarded, forwarded.forwarding_score) = (Some(true), Some(1));
+    }
     if let Some(structured) = &message.structured {
         return Ok(structured_message(structured, context));
     }
@@ -552,6 +556,7 @@ mod tests {
             media: parsed.file.map(|file| file.into_media(data.to_vec())),
             reply_to: reply_to.map(str::to_owned),
             structured: parsed.structured,
+            forwarded: parsed.forwarded,
         };
         let upload = message.media.as_ref().map(|_| uploaded());
         outgoing(&message, upload.as_ref(), quote).expect("the message converts")
