@@ -42,6 +42,12 @@ impl Message {
 #[openapi(
     info(title = "mxgate", description = "A REST API for WhatsApp whose plumbing is Matrix."),
     modifiers(&SecuritySchemes),
+    components(schemas(
+        webhooks::catalogue::payloads::MessagePayload,
+        webhooks::catalogue::payloads::StatusPayload,
+        webhooks::catalogue::payloads::ActionPayload,
+        webhooks::catalogue::payloads::DevicePayload,
+    )),
     tags(
         (name = "credentials", description = "Client credentials (Basic auth, super admin)"),
         (name = "tokens", description = "mt_ tokens (Basic auth)"),

@@ -97,7 +97,7 @@ impl FromRequestParts<Arc<Core>> for FromHomeserver {
 }
 
 /// The part of a pushed event the bridge acts on, parsed once; events that do not fit
-/// (e.g. ephemeral ones) are ignored.
+/// are ignored.
 #[derive(Debug, serde::Deserialize)]
 struct PushedEvent {
     room_id: ruma::OwnedRoomId,
@@ -113,6 +113,9 @@ struct PushedEvent {
 struct Transaction {
     #[serde(default)]
     events: Vec<Value>,
+    /// Typing and receipts (MSC2409, `receive_ephemeral` in the registration).
+    #[serde(default)]
+    ephemeral: Vec<Value>,
 }
 
 /// Handles each event once. Messages for the network are only queued here (see
@@ -142,6 +145,7 @@ async fn transaction(
     if let Err(error) = store::mark_transaction(&core.db, "bridge", &key).await {
         return unavailable(&error.into());
     }
+    crate::signals::pushed(&core, &body.ephemeral).await;
     Json(json!({})).into_response()
 }
 

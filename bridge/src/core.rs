@@ -75,6 +75,8 @@ pub struct Core {
     pub outbox: Outbox,
     /// Which devices this process runs.
     pub leases: Leases,
+    /// The portals whose owner is typing in a Matrix client now, as last pushed.
+    pub typing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Core {
@@ -101,6 +103,7 @@ impl Core {
             device_changes,
             outbox: Outbox::default(),
             leases,
+            typing: Default::default(),
             config,
             provisioning,
         }

@@ -24,6 +24,7 @@ mod puppet;
 pub mod qr;
 mod queue;
 pub mod secret;
+mod signals;
 pub mod store;
 pub mod wake;
 

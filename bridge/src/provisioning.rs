@@ -323,7 +323,7 @@ struct MarkRead {
 }
 
 /// The most messages one call marks read: WhatsApp's own cap on one receipt.
-const READ_AT_ONCE: i64 = 256;
+pub(crate) const READ_AT_ONCE: i64 = 256;
 
 /// Marks a received message, or every unread one of a chat, read on the network.
 async fn read(
@@ -345,16 +345,10 @@ async fn read(
             let sender = message.sender.ok_or_else(|| invalid("a reaction, edit or deletion is not read"))?;
             vec![(message.network_id, sender)]
         }
-        None => store::unread(&core.db, account.as_str(), &chat, READ_AT_ONCE).await?,
+        None => store::unread(&core.db, account.as_str(), &chat, None, READ_AT_ONCE).await?,
     };
-    let parsed: Vec<(String, PhoneNumber)> =
-        messages.into_iter().map(|(id, sender)| sender.parse().map(|sender| (id, sender))).collect::<Result<_, _>>()?;
-    if !parsed.is_empty() {
-        core.network.mark_read(&account, &body.chat_id, &parsed).await?;
-    }
-    let ids: Vec<String> = parsed.into_iter().map(|(id, _)| id).collect();
-    store::mark_read(&core.db, account.as_str(), &chat, &ids).await?;
-    Ok(Json(json!({ "read": ids.len() })))
+    let read = crate::signals::mark_read(&core, &account, &body.chat_id, messages).await?;
+    Ok(Json(json!({ "read": read })))
 }
 
 #[derive(Deserialize)]

@@ -202,8 +202,8 @@ pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error
 pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, sender,
-                                      created_at, read_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                      created_at, bridged_ms, read_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&row.event_id)
     .bind(&row.room_id)
@@ -213,6 +213,7 @@ pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow)
     .bind(&row.direction)
     .bind(&row.sender)
     .bind(now())
+    .bind(crate::db::now_ms())
     // Only a received message waits to be read.
     .bind((row.direction != "in" || row.sender.is_none()).then(now))
     .execute(conn)
@@ -220,7 +221,16 @@ pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow)
     .map(drop)
 }
 
-/// A message the bridge brought into Matrix from the network, and whose it is.
+/// When the message behind `event_id` was bridged, in unix milliseconds (none for a
+/// message bridged before that was kept).
+pub async fn message_bridged_ms(db: &Db, event_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let bridged: Option<Option<i64>> = sqlx::query_scalar("SELECT bridged_ms FROM bridge_messages WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(bridged.flatten())
+}
+
 /// When the message behind `event_id` was bridged (unix seconds).
 pub async fn message_created_at(db: &Db, event_id: &str) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar("SELECT created_at FROM bridge_messages WHERE event_id = $1")
@@ -229,6 +239,7 @@ pub async fn message_created_at(db: &Db, event_id: &str) -> Result<Option<i64>, 
         .await
 }
 
+/// A message the bridge brought into Matrix from the network, and whose it is.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BridgedMessage {
     pub event_id: String,
@@ -261,21 +272,25 @@ pub async fn bridged_after(
     .await
 }
 
-/// The received messages of a chat its device has not marked read, oldest first (to the
-/// second), at most `limit`: each WhatsApp id with its sender.
+/// The received messages of a chat its device has not marked read (bridged no later than
+/// `until`, unix milliseconds, when given), oldest first, at most `limit`: each WhatsApp
+/// id with its sender.
 pub async fn unread(
     db: &Db,
     account_id: &str,
     chat_id: &str,
+    until: Option<i64>,
     limit: i64,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT network_id, sender FROM bridge_messages
          WHERE account_id = $1 AND chat_id = $2 AND direction = 'in' AND read_at IS NULL AND sender IS NOT NULL
-         ORDER BY created_at, event_id LIMIT $3",
+           AND bridged_ms <= COALESCE($3, bridged_ms)
+         ORDER BY bridged_ms, event_id LIMIT $4",
     )
     .bind(account_id)
     .bind(chat_id)
+    .bind(until)
     .bind(limit)
     .fetch_all(&db.pool)
     .await

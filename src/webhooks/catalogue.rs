@@ -132,3 +132,130 @@ mod tests {
         }
     }
 }
+
+/// The payloads of the catalogue, as webhooks and the event feed carry them. They exist
+/// for the OpenAPI document (`components.schemas`): the payloads are built where each
+/// event happens, field for field as here.
+pub mod payloads {
+    #![allow(dead_code)]
+
+    use mxgate_bridge::network::{ContactCard, Location, Poll};
+    use utoipa::ToSchema;
+
+    use super::EventType;
+
+    /// `message` and `message.edited`: a contact or group member wrote.
+    #[derive(ToSchema)]
+    pub struct MessagePayload {
+        /// The message's Matrix event id: what actions, replies and forwards take.
+        #[schema(example = "$Xh3…")]
+        id: String,
+        event: EventType,
+        /// The Matrix `msgtype` (`m.text`, `m.image`, `m.video`, `m.audio`, `m.file`,
+        /// `m.location`), `m.sticker`, or `org.matrix.msc3381.poll.start`.
+        #[schema(example = "m.text")]
+        r#type: String,
+        /// The sender's puppet, `@whatsapp_<phone>:<server>`.
+        #[schema(example = "@whatsapp_237698765432:mxgate.local")]
+        from: String,
+        /// The token's Matrix identity.
+        to: String,
+        /// The text, or a file's caption (empty without one).
+        message: String,
+        device_id: String,
+        /// The chat's JID: `<phone>@s.whatsapp.net` or `<id>@g.us`.
+        chat_id: String,
+        is_contact: bool,
+        media: MediaPayload,
+        /// The Matrix event this one replies to.
+        reply_to: Option<String>,
+        /// WhatsApp's id of the message.
+        message_id: Option<String>,
+        /// Milliseconds since the epoch, the homeserver's.
+        timestamp: i64,
+        /// For `message.edited`, the event whose text this replaces.
+        replaces: Option<String>,
+        /// For a location.
+        location: Option<Location>,
+        /// For contact cards (the `.vcf` is in `media` too).
+        contact_cards: Option<Vec<ContactCard>>,
+        /// For a poll.
+        poll: Option<Poll>,
+        /// `true` for an image or video the contact sent to be opened once.
+        view_once: Option<bool>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct MediaPayload {
+        /// The file, base64; `null` for a text.
+        content: Option<String>,
+        info: MediaInfo,
+    }
+
+    #[derive(ToSchema)]
+    pub struct MediaInfo {
+        size: u64,
+        mime_type: String,
+        width: u32,
+        height: u32,
+        blur_hash: String,
+    }
+
+    /// `message.status`: a contact's phone got (`delivered`) or opened (`read`) a message
+    /// the device sent; or a send that answered `pending` ended (`sent`, `failed`).
+    #[derive(ToSchema)]
+    pub struct StatusPayload {
+        /// The receipt's event id, or `send-status:<event id>` for a send's outcome.
+        id: String,
+        event: EventType,
+        r#type: String,
+        #[schema(example = "read")]
+        status: String,
+        /// The message the status is about.
+        event_id: String,
+        message_id: Option<String>,
+        /// Who received or read it.
+        from: Option<String>,
+        to: String,
+        device_id: String,
+        chat_id: String,
+        is_contact: bool,
+        timestamp: i64,
+        /// Why a send failed.
+        error: Option<String>,
+    }
+
+    /// `message.reaction` (`reaction` empty when taken back) and `message.deleted`.
+    #[derive(ToSchema)]
+    pub struct ActionPayload {
+        id: String,
+        event: EventType,
+        r#type: String,
+        /// The emoji, for `message.reaction`.
+        #[schema(example = "👍")]
+        reaction: Option<String>,
+        /// The message reacted to, or deleted.
+        event_id: String,
+        message_id: Option<String>,
+        from: String,
+        to: String,
+        device_id: String,
+        chat_id: String,
+        is_contact: bool,
+        timestamp: i64,
+    }
+
+    /// `device.state` (and `device.logged_out`, which has no `state` nor `error`).
+    #[derive(ToSchema)]
+    pub struct DevicePayload {
+        event: EventType,
+        r#type: String,
+        #[schema(example = "wa")]
+        platform: String,
+        device_id: String,
+        /// `connecting`, `connected`, `error` or `logged_out`.
+        state: Option<String>,
+        error: Option<String>,
+        timestamp: i64,
+    }
+}

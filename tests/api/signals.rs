@@ -101,3 +101,47 @@ async fn a_device_marks_a_chat_or_one_message_read_types_and_shows_itself_online
         ]
     );
 }
+
+#[tokio::test]
+async fn typing_and_reading_in_a_matrix_client_reach_the_network() {
+    use matrix_sdk::ruma::api::client::receipt::create_receipt::v3::ReceiptType;
+    use matrix_sdk::ruma::events::receipt::ReceiptThread;
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let ids = [inject(&app, "one").await, inject(&app, "two").await, inject(&app, "three").await];
+    let delivered: Vec<Value> = receiver.wait_for(3).await.iter().map(|d| d.json()).collect();
+    let event_of =
+        |id: &str| delivered.iter().find(|p| p["message_id"] == id).unwrap()["id"].as_str().unwrap().to_owned();
+
+    let client = app.matrix_client(&token).await;
+    let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
+    room.typing_notice(true).await.unwrap();
+    crate::common::eventually("typing at the network", || async { (signals(&app).await.len() == 1).then_some(()) })
+        .await;
+    room.typing_notice(false).await.unwrap();
+    crate::common::eventually("stopped at the network", || async { (signals(&app).await.len() == 2).then_some(()) })
+        .await;
+    // Reading the second message reads the first too; the third stays unread.
+    let second = event_of(&ids[1]).parse().unwrap();
+    room.send_single_receipt(ReceiptType::Read, ReceiptThread::Unthreaded, second).await.unwrap();
+    crate::common::eventually("read at the network", || async { (signals(&app).await.len() == 3).then_some(()) }).await;
+    app.quiet().await;
+
+    let chat = format!("{CONTACT}@s.whatsapp.net");
+    let mut read: Vec<&String> = ids[..2].iter().collect();
+    read.sort();
+    let read: Vec<Value> = read.iter().map(|id| json!({ "message_id": id, "sender": CONTACT })).collect();
+    assert_eq!(
+        signals(&app).await,
+        [
+            json!({ "kind": "typing", "to": chat, "state": "composing" }),
+            json!({ "kind": "typing", "to": chat, "state": "paused" }),
+            json!({ "kind": "read", "to": chat, "messages": read }),
+        ]
+    );
+    let post = app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/chats/{CONTACT}/read"), &token);
+    assert_eq!(expect(post, StatusCode::OK).await, json!({ "read": 1 }), "only the third was left");
+}
