@@ -150,6 +150,9 @@ pub struct Incoming {
     pub from: String,
     /// Set for a group message: the group's JID.
     pub group_jid: Option<String>,
+    /// The account wrote it, on its phone (in the chat with `from`, or in `group_jid`).
+    #[serde(default)]
+    pub from_me: bool,
     pub text: Option<String>,
     pub media: Option<InjectedMedia>,
     /// Network id of the message this one quotes.
@@ -215,7 +218,8 @@ pub struct Injection {
     responses((status = 200, body = Injection), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn incoming(State(state): State<AppState>, Json(incoming): Json<Incoming>) -> ApiResult<Json<Injection>> {
     let (device, from, group) = (phone(&incoming.device_id)?, phone(&incoming.from)?, incoming.group_jid.clone());
-    let injected = Injected { device, from, group, body: incoming.body()? };
+    let from_me = incoming.from_me;
+    let injected = Injected { device, from, group, from_me, body: incoming.body()? };
     let message_id = sim(&state)?.inject(injected).await.map_err(network_error)?;
     Ok(Json(Injection { message_id }))
 }

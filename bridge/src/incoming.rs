@@ -207,22 +207,24 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
         // A reaction, edit or deletion without a bridged target returned above.
         (_, None) => return Ok(()),
     };
-    // A reaction, edit or deletion is nothing to mark read.
-    let to_read = matches!(message.body, IncomingBody::Message { .. });
+    // A reaction, edit or deletion is nothing to mark read, nor what the account wrote.
+    let to_read = matches!(message.body, IncomingBody::Message { .. }) && !message.from_me;
     let row = MessageRow {
         event_id: event_id.to_string(),
         room_id: room.to_string(),
         account_id: account.to_owned(),
         chat_id: chat_key,
         network_id: message.id,
-        direction: "in".into(),
+        direction: if message.from_me { "out" } else { "in" }.into(),
         sender: to_read.then(|| message.sender.to_string()),
     };
     store::insert_message(&core.db, &row).await?;
     Ok(())
 }
 
-/// The sender's puppet, in the chat's portal (both made on first use).
+/// Who speaks in Matrix for the message's sender, and the chat's portal (both made on
+/// first use): the sender's puppet, or the portal's owner for what the account itself
+/// wrote on another device (the bridge may act as the owner: double puppeting).
 async fn sender_in_portal(core: &Core, message: &IncomingMessage) -> Result<(OwnedUserId, OwnedRoomId), BridgeError> {
     let account = message.account.as_str();
     let chat_key = message.chat.to_string();
@@ -230,12 +232,17 @@ async fn sender_in_portal(core: &Core, message: &IncomingMessage) -> Result<(Own
         return Err(BridgeError::Invalid(format!("no connected login for {account}")));
     };
     let owner = ruma::UserId::parse(&login.owner).map_err(|e| BridgeError::Invalid(e.to_string()))?;
+    // The contact whose puppet the chat shows: the sender, or the other side of a direct
+    // chat the account wrote in.
+    let other = match (&message.chat, message.from_me) {
+        (ChatId::Direct(phone), true) => phone,
+        _ => &message.sender,
+    };
     // Profiles come from the network the first time a sender or chat is seen.
-    let known = store::puppet_name(&core.db, message.sender.as_str()).await?.is_some();
-    let resolved =
-        if known { None } else { core.network.resolve_contact(&message.account, &message.sender).await.ok() };
-    let mut contact = resolved.unwrap_or(Contact { phone: message.sender.clone(), name: None, avatar: None });
-    if let Some(push_name) = &message.sender_name {
+    let known = store::puppet_name(&core.db, other.as_str()).await?.is_some();
+    let resolved = if known { None } else { core.network.resolve_contact(&message.account, other).await.ok() };
+    let mut contact = resolved.unwrap_or(Contact { phone: other.clone(), name: None, avatar: None });
+    if let Some(push_name) = message.sender_name.as_ref().filter(|_| !message.from_me) {
         contact.name = Some(push_name.clone());
     }
     let puppet = ensure_puppet(core, &contact).await?;
@@ -250,6 +257,9 @@ async fn sender_in_portal(core: &Core, message: &IncomingMessage) -> Result<(Own
         },
     };
     let room = room_id(&portal)?;
+    if message.from_me {
+        return Ok((owner, room));
+    }
     if message.chat.is_group() {
         ensure_member(core, &room, &puppet).await?;
     }
@@ -299,7 +309,7 @@ async fn bridge_receipt(core: &Core, receipt: &Receipt) -> Result<(), BridgeErro
 
 /// Which account and chat an event came from, for consumers such as the API.
 fn add_source(content: &mut Value, message: &IncomingMessage) {
-    content["fi.mxgate.source"] = json!({
+    content[crate::SOURCE_FIELD] = json!({
         "device_id": message.account,
         "chat": message.chat.to_string(),
         "network_message_id": message.id,

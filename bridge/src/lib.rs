@@ -36,6 +36,10 @@ use tokio::sync::mpsc;
 pub use crate::appservice::{HsTokenError, TRANSACTION_BODY_LIMIT, check_hs_token, transaction_key};
 use crate::config::{BridgeConfig, ProvisioningConfig, ServerConfig};
 pub use crate::content::MESSAGE_STATUS;
+
+/// Where a bridged event names its network source (device, chat, message id): events
+/// with it came from the network, whoever sent them in Matrix.
+pub const SOURCE_FIELD: &str = "fi.mxgate.source";
 use crate::core::Core;
 pub use crate::core::{BridgeError, DeviceChange};
 use crate::db::Db;

@@ -82,6 +82,10 @@ pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId)
     if login.owner != sender.as_str() {
         return Ok(());
     }
+    // What the account wrote on its phone came from the network: it is there already.
+    if event["content"][crate::SOURCE_FIELD].is_object() {
+        return Ok(());
+    }
     let mut content = event["content"].clone();
     // Room versions before 11 carry a redaction's target beside its content.
     if event["type"] == "m.room.redaction" && content["redacts"].is_null() {

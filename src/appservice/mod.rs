@@ -108,11 +108,20 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
             };
             let Some(login) = bridge_store::login(&state.db, &portal.account_id).await? else { return Ok(()) };
             tracing::debug!(room = %room, event = %event["event_id"], sender = %event["sender"], "portal message");
-            // Only what the network said is delivered: the identity's own sends are not echoed.
+            let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
+            // Only what the network said is delivered: the identity's own sends are not
+            // echoed, but what the account wrote on its phone (bridged as the identity, with
+            // its network source) is news.
             if event["sender"].as_str() == Some(login.owner.as_str()) {
+                let from_phone = event["content"][mxgate_bridge::SOURCE_FIELD].is_object();
+                if from_phone && matches!(kind, "m.room.message" | "m.sticker" | POLL_START) {
+                    let mut payload = webhook_payload(state, event, &portal, &login.owner).await;
+                    payload["from_me"] = true.into();
+                    let event = Event { identity: &login.owner, event_id, kind: EventType::MessageSent, payload };
+                    delivery::enqueue(&state.db, event).await?;
+                }
                 return Ok(());
             }
-            let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
             let (kind, payload) = match kind {
                 MESSAGE_STATUS => (EventType::MessageStatus, status_payload(event, &portal, &login.owner)),
                 "m.reaction" => {
@@ -193,7 +202,7 @@ async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store:
         "media": media,
         "chat_id": portal.chat_id,
         "reply_to": relation["m.in_reply_to"]["event_id"],
-        "message_id": event["content"]["fi.mxgate.source"]["network_message_id"],
+        "message_id": event["content"][mxgate_bridge::SOURCE_FIELD]["network_message_id"],
         "timestamp": event["origin_server_ts"],
         "replaces": if edited { relation["event_id"].clone() } else { Value::Null },
     });

@@ -17,6 +17,10 @@ pub enum EventType {
     /// A contact edited a message: `message`'s payload with the new text and `replaces`.
     #[serde(rename = "message.edited")]
     MessageEdited,
+    /// The account wrote a message on its phone or another linked device: `message`'s
+    /// payload with `from_me: true`, `from` the token's identity.
+    #[serde(rename = "message.sent")]
+    MessageSent,
     /// A send's outcome (`sent`, `failed`) after it answered `pending`, or a contact's
     /// receipt (`delivered`, `read`).
     #[serde(rename = "message.status")]
@@ -47,6 +51,7 @@ impl EventType {
         match self {
             Self::Message => "message",
             Self::MessageEdited => "message.edited",
+            Self::MessageSent => "message.sent",
             Self::MessageStatus => "message.status",
             Self::MessageReaction => "message.reaction",
             Self::MessageDeleted => "message.deleted",
@@ -144,7 +149,8 @@ pub mod payloads {
 
     use super::EventType;
 
-    /// `message` and `message.edited`: a contact or group member wrote.
+    /// `message`, `message.edited` and `message.sent`: a contact, a group member or the
+    /// account itself (on its phone) wrote.
     #[derive(ToSchema)]
     pub struct MessagePayload {
         /// The message's Matrix event id: what actions, replies and forwards take.
@@ -183,6 +189,8 @@ pub mod payloads {
         poll: Option<Poll>,
         /// `true` for an image or video the contact sent to be opened once.
         view_once: Option<bool>,
+        /// `true` for `message.sent`: the account wrote it on its phone or another device.
+        from_me: Option<bool>,
     }
 
     #[derive(ToSchema)]

@@ -393,3 +393,35 @@ async fn a_webhook_gets_only_the_event_types_it_chose_and_every_payload_names_it
     logged.sort();
     assert_eq!(logged, ["device.state", "message", "message.edited", "message.status"], "{feed}");
 }
+
+#[tokio::test]
+async fn what_the_account_writes_on_its_phone_is_the_identitys_in_matrix_and_a_message_sent_event() {
+    let linked = linked_with_webhook().await;
+    let (app, token) = (&linked.app, &linked.token);
+    let sent_hook = WebhookReceiver::start().await;
+    let hook = json!({ "url": sent_hook.url, "events": ["message.sent"] });
+    expect(app.bearer(Method::POST, "/api/v1/webhooks", token).json(&hook), StatusCode::CREATED).await;
+
+    let mine =
+        inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "from_me": true, "text": "from my phone" })).await;
+    let theirs = inject(app, json!({ "device_id": DEVICE, "from": CONTACT, "text": "got it" })).await;
+    let sent = sent_hook.wait_for(1).await[0].json();
+    let got = linked.receiver.wait_for(1).await[0].json();
+    app.quiet().await;
+
+    assert_eq!((sent["event"].clone(), sent["from_me"].clone()), (json!("message.sent"), json!(true)), "{sent}");
+    assert_eq!((sent["message"].clone(), sent["message_id"].clone()), (json!("from my phone"), json!(mine)));
+    assert_eq!(sent["from"], linked.identity, "the identity wrote it, in Matrix too");
+    assert_eq!(sent["chat_id"], format!("{CONTACT}@s.whatsapp.net"));
+    assert_eq!((got["event"].clone(), got["message_id"].clone()), (json!("message"), json!(theirs)));
+    assert_eq!(linked.receiver.received().len(), 1, "a webhook that did not choose message.sent does not get it");
+    assert_eq!(sent_hook.received().len(), 1);
+
+    // It is the device's own message: it can be edited, and it is nothing to mark read.
+    let path = format!("/api/v1/devices/{DEVICE}/messages/{}", sent["id"].as_str().unwrap());
+    let edited =
+        expect(app.bearer(Method::PUT, &path, token).json(&json!({ "text": "from my phone!" })), StatusCode::OK).await;
+    assert_eq!(edited["status"], "sent", "{edited}");
+    let read = app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/chats/{CONTACT}/read"), token);
+    assert_eq!(expect(read, StatusCode::OK).await, json!({ "read": 1 }), "only the contact's message");
+}

@@ -618,3 +618,27 @@ async fn the_contact_sees_its_messages_read_the_device_typing_and_online() {
     assert_eq!(online.from.user.as_str(), DEVICE);
     linked.app.quiet().await;
 }
+
+#[tokio::test]
+async fn what_the_account_writes_on_another_device_reaches_a_message_sent_webhook() {
+    let linked = linked(TestApp::with).await;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let sent_hook = WebhookReceiver::start().await;
+    let hook = json!({ "url": sent_hook.url, "events": ["message.sent"] });
+    expect(linked.app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&hook), StatusCode::CREATED).await;
+
+    // The account's phone is simulated; another linked client of the account writes.
+    let own_other_device = Phone::new(&linked.sim, DEVICE, "Device Owner").await;
+    let message = wa::Message { conversation: Some("sent from my laptop".into()), ..Default::default() };
+    let id = own_other_device.client.send_message(contact.jid(), message).await.unwrap().message_id;
+    assert_eq!(text_of(&contact.next_message().await.message), Some("sent from my laptop"));
+    let sent = sent_hook.wait_for(1).await[0].json();
+    linked.app.quiet().await;
+    assert_eq!(
+        (sent["event"].clone(), sent["from_me"].clone(), sent["message"].clone(), sent["message_id"].clone()),
+        (json!("message.sent"), json!(true), json!("sent from my laptop"), json!(id)),
+        "{sent}"
+    );
+    assert_eq!(sent["chat_id"], format!("{CONTACT}@s.whatsapp.net"));
+    assert!(linked.receiver.received().iter().all(|r| r.json()["message_id"] != id), "not a contact's message");
+}

@@ -264,10 +264,14 @@ impl IncomingBody {
 pub struct IncomingMessage {
     pub account: AccountId,
     pub chat: ChatId,
+    /// The account itself when [`IncomingMessage::from_me`].
     pub sender: PhoneNumber,
     pub sender_name: Option<String>,
     pub id: NetworkMessageId,
     pub body: IncomingBody,
+    /// Written by the account itself, on its phone or another linked device.
+    #[serde(default)]
+    pub from_me: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]

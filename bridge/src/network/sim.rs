@@ -154,6 +154,8 @@ pub struct CreatedGroup {
 /// A message (or reaction, edit, deletion) to inject as if a contact sent it.
 #[derive(Debug, Clone)]
 pub struct Injected {
+    /// Written by the account on its phone, in the chat with `from`.
+    pub from_me: bool,
     pub device: AccountId,
     pub from: PhoneNumber,
     pub group: Option<String>,
@@ -223,13 +225,19 @@ impl SimNetwork {
     pub async fn inject(&self, message: Injected) -> Result<NetworkMessageId, NetworkError> {
         let chat = self.chat_of(&message.device, &message.from, message.group)?;
         let id = random_message_id();
+        // What the account wrote on its phone comes from the account, in the chat with `from`.
+        let (sender, sender_name) = match message.from_me {
+            true => (message.device.clone(), None),
+            false => (message.from.clone(), Some(format!("Contact {}", message.from))),
+        };
         let incoming = IncomingMessage {
             account: message.device,
             chat,
-            sender_name: Some(format!("Contact {}", message.from)),
-            sender: message.from,
+            sender_name,
+            sender,
             id: id.clone(),
             body: message.body,
+            from_me: message.from_me,
         };
         self.inbox.commit(std::slice::from_ref(&incoming)).await.map_err(|e| NetworkError::Refused(e.to_string()))?;
         Ok(id)

@@ -67,13 +67,25 @@ async fn converted(
     push_name: &str,
     id: &str,
 ) -> Option<IncomingMessage> {
-    // The account's own messages (sent from the phone) are not bridged back as the contact's.
-    if source.is_from_me {
-        return None;
-    }
     let Some(sender) = phone_of(&source.sender, source.sender_alt.as_ref()) else {
         tracing::debug!(device = %account, "message from an address without a number skipped");
         return None;
+    };
+    // What the account wrote on its phone (or another linked device) is in the chat with
+    // the recipient; the sender is the account itself.
+    let chat = match (source.is_from_me, source.is_group) {
+        (_, true) => ChatId::Group(source.chat.to_string()),
+        (false, false) => ChatId::Direct(sender.clone()),
+        (true, false) => {
+            let recipient = [Some(&source.chat), source.recipient.as_ref(), source.recipient_alt.as_ref()];
+            let Some(recipient) =
+                recipient.into_iter().flatten().filter(|j| j.is_pn()).find_map(|j| j.user.parse().ok())
+            else {
+                tracing::debug!(device = %account, "own message to an address without a number skipped");
+                return None;
+            };
+            ChatId::Direct(recipient)
+        }
     };
     let Some(converted) = convert::incoming(message) else {
         tracing::debug!(device = %account, message = %id, "message kind not bridged");
@@ -96,11 +108,12 @@ async fn converted(
     };
     Some(IncomingMessage {
         account: account.clone(),
-        chat: chat_of(&source.chat, source.is_group, &sender),
+        chat,
         sender,
-        sender_name: Some(push_name.to_owned()).filter(|n| !n.is_empty()),
+        sender_name: Some(push_name.to_owned()).filter(|n| !n.is_empty() && !source.is_from_me),
         id: id.to_owned(),
         body,
+        from_me: source.is_from_me,
     })
 }
 
