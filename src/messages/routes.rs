@@ -56,24 +56,11 @@ pub struct MessageJson {
     #[serde(default)]
     pub view_once: bool,
     /// A place on the map; a message of its own.
-    pub location: Option<LocationJson>,
+    pub location: Option<Location>,
     /// One or several contact cards (vCard 3.0); a message of its own.
     pub contact_cards: Option<Vec<ContactCardJson>>,
     /// A poll; a message of its own.
-    pub poll: Option<PollJson>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LocationJson {
-    #[schema(example = 4.0511)]
-    pub latitude: f64,
-    #[schema(example = 9.7679)]
-    pub longitude: f64,
-    #[schema(example = "Douala Grand Mall")]
-    pub name: Option<String>,
-    #[schema(example = "Boulevard de la Liberté, Douala")]
-    pub address: Option<String>,
+    pub poll: Option<Poll>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,35 +73,15 @@ pub struct ContactCardJson {
     pub vcard: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PollJson {
-    #[schema(example = "Lunch?")]
-    pub question: String,
-    /// 2 to 12 distinct options.
-    #[schema(example = json!(["Ndolé", "Eru"]))]
-    pub options: Vec<String>,
-    /// Whether a voter may pick several options.
-    #[serde(default)]
-    pub multiple: bool,
-}
-
 impl MessageJson {
     /// The location, contact cards or poll the message is, when it is one.
     fn structured(&mut self) -> ApiResult<Option<Structured>> {
         let given = (self.location.take(), self.contact_cards.take(), self.poll.take());
         Ok(Some(match given {
             (None, None, None) => return Ok(None),
-            (Some(l), None, None) => Structured::Location(Location {
-                latitude: l.latitude,
-                longitude: l.longitude,
-                name: l.name,
-                address: l.address,
-            }),
+            (Some(location), None, None) => Structured::Location(location),
             (None, Some(cards), None) => Structured::ContactCards { cards: contact_cards(&cards)? },
-            (None, None, Some(p)) => {
-                Structured::Poll(Poll { question: p.question, options: p.options, multiple: p.multiple })
-            }
+            (None, None, Some(poll)) => Structured::Poll(poll),
             _ => return Err(ApiError::unprocessable("give one of location, contact_cards, poll")),
         }))
     }

@@ -144,6 +144,7 @@ impl Media {
 
 /// A place on the map, as a message.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Location {
     /// Degrees, -90 to 90.
     #[schema(example = 4.0511)]
@@ -170,11 +171,14 @@ pub struct ContactCard {
 
 /// A poll: its question and options; with `multiple`, a voter may pick several.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Poll {
     #[schema(example = "Lunch?")]
     pub question: String,
+    /// 2 to 12 distinct options.
     #[schema(example = json!(["Ndolé", "Eru"]))]
     pub options: Vec<String>,
+    /// Whether a voter may pick several options.
     #[serde(default)]
     pub multiple: bool,
 }
