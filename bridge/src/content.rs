@@ -206,7 +206,8 @@ pub fn is_vcard(mime_type: &str) -> bool {
 }
 
 /// The message `content` (an event of `event_type`) to send again in another chat, marked
-/// forwarded: what tied it to its chat (a reply, a thread) is left behind. Refused for
+/// forwarded: what tied it to its chat (a reply, a thread) and to its network message is
+/// left behind. Refused for
 /// what is not a message: an edit, a reaction, a deleted message.
 pub fn forwarded(event_type: &str, content: &Value) -> Result<MatrixEvent, BridgeError> {
     let event_type = match event_type {
@@ -223,7 +224,9 @@ pub fn forwarded(event_type: &str, content: &Value) -> Result<MatrixEvent, Bridg
     }
     let mut content = content.clone();
     if let Some(fields) = content.as_object_mut() {
+        // The original's network source stays with it: the copy is a new message.
         fields.remove("m.relates_to");
+        fields.remove(crate::SOURCE_FIELD);
         fields.insert(FORWARDED.into(), json!(true));
     }
     Ok(MatrixEvent { event_type, content })
@@ -471,6 +474,20 @@ mod tests {
         assert!(!has_float(&event.content), "{}", event.content);
         let parsed = parse(event.event_type, &event.content).unwrap();
         assert_eq!(parsed.structured, Some(Structured::Location(location)));
+    }
+
+    #[test]
+    fn a_forward_is_a_new_message_without_the_originals_reply_or_source() {
+        let original = json!({
+            "msgtype": "m.text", "body": "hi",
+            "m.relates_to": { "m.in_reply_to": { "event_id": "$q" } },
+            "fi.mxgate.source": { "device_id": "237600000001", "network_message_id": "3EB0" },
+        });
+        let copy = forwarded("m.room.message", &original).unwrap();
+        assert_eq!(copy.content, json!({ "msgtype": "m.text", "body": "hi", "fi.mxgate.forwarded": true }));
+        assert!(parse(copy.event_type, &copy.content).unwrap().forwarded);
+        assert!(forwarded("m.room.message", &json!({})).is_err(), "a deleted message");
+        assert!(forwarded("m.reaction", &original).is_err());
     }
 
     #[test]

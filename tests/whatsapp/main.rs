@@ -448,7 +448,7 @@ async fn reactions_edits_and_deletions_made_through_the_api_and_in_matrix_reach_
 }
 
 #[tokio::test]
-async fn every_kind_reaches_the_contact_as_whatsapp_shows_it_and_the_contacts_come_back() {
+async fn every_kind_and_signal_reaches_the_contact_as_whatsapp_shows_it_and_the_contacts_come_back() {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use whatsapp_rust::wacore::proto_helpers::MessageExt;
@@ -561,29 +561,15 @@ async fn every_kind_reaches_the_contact_as_whatsapp_shows_it_and_the_contacts_co
     assert_eq!((location.degrees_latitude, location.degrees_longitude), (Some(-33.8568), Some(151.2153)));
     let context = location.context_info.as_option().expect("a forward's context");
     assert_eq!((context.is_forwarded, context.forwarding_score), (Some(true), Some(1)));
-    linked.app.quiet().await;
+    signals_reach_the_contact(&linked, &contact).await;
+    the_accounts_other_device_writes(&linked, &contact).await;
 }
 
-fn got_location(
-    latitude: f64,
-    longitude: f64,
-    name: &str,
-) -> whatsapp_rust::waproto::buffa::MessageField<wa::message::LocationMessage> {
-    whatsapp_rust::waproto::buffa::MessageField::some(wa::message::LocationMessage {
-        degrees_latitude: Some(latitude),
-        degrees_longitude: Some(longitude),
-        name: Some(name.into()),
-        ..Default::default()
-    })
-}
-
-#[tokio::test]
-async fn the_contact_sees_its_messages_read_the_device_typing_and_online() {
+/// Marking read, typing and presence reach the contact's client.
+async fn signals_reach_the_contact(linked: &Linked, contact: &Phone) {
     use whatsapp_rust::types::events::Event;
     use whatsapp_rust::types::presence::ReceiptType;
     use whatsapp_rust::wacore::types::presence::ChatPresence;
-    let linked = linked(TestApp::with).await;
-    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
     let post = |path: &str| linked.app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/{path}"), &linked.token);
 
     let mut ids = Vec::new();
@@ -591,9 +577,10 @@ async fn the_contact_sees_its_messages_read_the_device_typing_and_online() {
         let message = wa::Message { conversation: Some(text.into()), ..Default::default() };
         ids.push(contact.client.send_message(contact_device_chat(), message).await.unwrap().message_id);
     }
-    delivery_of(&linked, &ids[1]).await;
-    delivery_of(&linked, &ids[0]).await;
-    assert_eq!(expect(post(&format!("chats/{CONTACT}/read")), StatusCode::OK).await, json!({ "read": 2 }));
+    delivery_of(linked, &ids[1]).await;
+    delivery_of(linked, &ids[0]).await;
+    // The location, card and poll the contact sent before are unread too.
+    assert_eq!(expect(post(&format!("chats/{CONTACT}/read")), StatusCode::OK).await, json!({ "read": 5 }));
     let mut unread: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
     while !unread.is_empty() {
         let receipt = contact
@@ -619,10 +606,8 @@ async fn the_contact_sees_its_messages_read_the_device_typing_and_online() {
     linked.app.quiet().await;
 }
 
-#[tokio::test]
-async fn what_the_account_writes_on_another_device_reaches_a_message_sent_webhook() {
-    let linked = linked(TestApp::with).await;
-    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+/// What the account writes on another linked device reaches a `message.sent` webhook.
+async fn the_accounts_other_device_writes(linked: &Linked, contact: &Phone) {
     let sent_hook = WebhookReceiver::start().await;
     let hook = json!({ "url": sent_hook.url, "events": ["message.sent"] });
     expect(linked.app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&hook), StatusCode::CREATED).await;
@@ -641,4 +626,17 @@ async fn what_the_account_writes_on_another_device_reaches_a_message_sent_webhoo
     );
     assert_eq!(sent["chat_id"], format!("{CONTACT}@s.whatsapp.net"));
     assert!(linked.receiver.received().iter().all(|r| r.json()["message_id"] != id), "not a contact's message");
+}
+
+fn got_location(
+    latitude: f64,
+    longitude: f64,
+    name: &str,
+) -> whatsapp_rust::waproto::buffa::MessageField<wa::message::LocationMessage> {
+    whatsapp_rust::waproto::buffa::MessageField::some(wa::message::LocationMessage {
+        degrees_latitude: Some(latitude),
+        degrees_longitude: Some(longitude),
+        name: Some(name.into()),
+        ..Default::default()
+    })
 }
