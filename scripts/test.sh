@@ -31,10 +31,23 @@ MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --lib -- lease::
 # build instead of compiling the test binaries again (two rebuilds, about 9 minutes on 2 cores).
 # The schemathesis pass checks the HTTP contract, which is the same on both stores; its
 # minute runs on SQLite only (the api stories exercise every query here).
-MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test api --test outage --test wa_store_conformance \
-  -- --skip fuzz::
 # On the whatsapp connector, the stories about the store: the cluster (processes sharing a store
 # need PostgreSQL; they run here only) and the durable queues. Its other stories are about the
-# protocol, and their SQL is the one the api stories run here; they run on SQLite above, which
-# keeps make test within its 30 minutes on 2 cores.
-MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test whatsapp -- cluster:: reliability:: --skip paced_batch
+# protocol, and their SQL is the one the api stories run here; they run on SQLite above.
+# The two runs wait on Synapse, sockets and leases far more than on the CPU (a test run uses
+# well under one of the 2 cores), so they go side by side, each with its own Synapse and
+# databases, which keeps make test within its 30 minutes; their output follows, in order.
+api_log=$(mktemp)
+wa_log=$(mktemp)
+trap 'rm -f "$api_log" "$wa_log"' EXIT
+(MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test api --test outage --test wa_store_conformance \
+  -- --skip fuzz::) >"$api_log" 2>&1 &
+api=$!
+(MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test whatsapp -- cluster:: reliability:: \
+  --skip paced_batch) >"$wa_log" 2>&1 &
+wa=$!
+status=0
+wait "$api" || status=$?
+wait "$wa" || status=$?
+cat "$api_log" "$wa_log"
+exit "$status"
