@@ -47,6 +47,7 @@ impl Message {
         webhooks::catalogue::payloads::StatusPayload,
         webhooks::catalogue::payloads::ActionPayload,
         webhooks::catalogue::payloads::DevicePayload,
+        webhooks::catalogue::payloads::CallPayload,
     )),
     tags(
         (name = "credentials", description = "Client credentials (Basic auth, super admin)"),

@@ -36,11 +36,14 @@ async fn start_bridge(
     let mut sim = None;
     let network: Arc<dyn Network> = match config.network {
         NetworkKind::Sim => {
-            let network = Arc::new(SimNetwork::new(Duration::from_millis(config.sim_qr_interval_ms), inbox.clone()));
+            let qr_interval = Duration::from_millis(config.sim_qr_interval_ms);
+            let network = Arc::new(SimNetwork::new(qr_interval, config.reject_calls, inbox.clone()));
             sim = Some(network.clone());
             network
         }
-        NetworkKind::Whatsapp => Arc::new(WhatsAppNetwork::new(db.clone(), config.whatsapp.clone(), inbox.clone())),
+        NetworkKind::Whatsapp => {
+            Arc::new(WhatsAppNetwork::new(db.clone(), config.whatsapp.clone(), config.reject_calls, inbox.clone()))
+        }
     };
     let bridge = Bridge::start(config, provisioning, server, db.clone(), network, inbox).await?;
     tracing::info!(addr = %listener.local_addr()?, "bridge listening");

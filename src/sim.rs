@@ -140,7 +140,24 @@ pub struct InjectedDeletion {
     pub target: String,
 }
 
-/// A message (`text`, `media`, `reply_to`), or exactly one of `reaction`, `edit`, `delete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedVote {
+    /// Network id of the poll voted on.
+    pub target: String,
+    /// The options now chosen, by name; none takes the vote back.
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectedCall {
+    #[serde(default)]
+    pub video: bool,
+}
+
+/// A message (`text`, `media`, `reply_to`), or exactly one of `reaction`, `edit`,
+/// `delete`, `poll_vote`, `call`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Incoming {
@@ -163,6 +180,8 @@ pub struct Incoming {
     pub reaction: Option<InjectedReaction>,
     pub edit: Option<InjectedEdit>,
     pub delete: Option<InjectedDeletion>,
+    pub poll_vote: Option<InjectedVote>,
+    pub call: Option<InjectedCall>,
 }
 
 impl Incoming {
@@ -175,9 +194,25 @@ impl Incoming {
             _ => return Err(ApiError::unprocessable("give at most one of location, contact_cards, poll")),
         };
         let message = self.text.is_some() || self.media.is_some() || self.reply_to.is_some() || structured.is_some();
-        let given = [message, self.reaction.is_some(), self.edit.is_some(), self.delete.is_some()];
+        let given = [
+            message,
+            self.reaction.is_some(),
+            self.edit.is_some(),
+            self.delete.is_some(),
+            self.poll_vote.is_some(),
+            self.call.is_some(),
+        ];
         if given.iter().filter(|g| **g).count() != 1 {
-            return Err(ApiError::unprocessable("give text and/or media, or one of reaction, edit, delete"));
+            return Err(ApiError::unprocessable(
+                "give text and/or media, or one of reaction, edit, delete, poll_vote, call",
+            ));
+        }
+        if let Some(vote) = self.poll_vote {
+            return Ok(IncomingBody::PollVote { target: vote.target, options: vote.options });
+        }
+        if let Some(call) = self.call {
+            // Whether it is turned down is the device's setting, not the caller's.
+            return Ok(IncomingBody::Call { video: call.video, rejected: false });
         }
         if let Some(reaction) = self.reaction {
             return Ok(IncomingBody::Reaction { target: reaction.target, emoji: reaction.emoji });

@@ -166,9 +166,7 @@ async fn handle_event(core: &Arc<Core>, event: &PushedEvent, raw: &Value) -> Res
         {
             commands::accept_invite(core, sender, room).await
         }
-        "m.sticker" | "m.reaction" | "m.room.redaction" | content::POLL_START => {
-            outbox::enqueue(core, raw, sender, room).await
-        }
+        kind if content::SENT_EVENT_TYPES.contains(&kind) => outbox::enqueue(core, raw, sender, room).await,
         "m.room.message" => match store::management_room_owner(&core.db, room.as_str()).await? {
             Some(owner) if owner == sender.as_str() => {
                 // A command is not run twice: its effects (a login, a reply) are not idempotent.

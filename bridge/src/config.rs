@@ -89,6 +89,11 @@ pub struct BridgeConfig {
     #[arg(long, env = "MXGATE_MESSAGE_STATUS_EVENTS", default_value_t = false)]
     pub message_status_events: bool,
 
+    /// Turn down every WhatsApp call a device is offered, as it rings (Evolution API's
+    /// `reject_call`). Either way the call is told in its chat and to webhooks (`call`).
+    #[arg(long, env = "MXGATE_REJECT_CALLS", default_value_t = false)]
+    pub reject_calls: bool,
+
     /// How long each simulated QR code lives, in milliseconds.
     #[arg(long, env = "MXGATE_SIM_QR_INTERVAL_MS", default_value_t = 20_000)]
     pub sim_qr_interval_ms: u64,

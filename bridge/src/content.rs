@@ -25,6 +25,16 @@ pub struct MatrixEvent {
 
 /// MSC3381: the event type of a poll.
 pub const POLL_START: &str = "org.matrix.msc3381.poll.start";
+/// What the bridge sends on to the network from a portal (with `m.room.message`, which
+/// may also be a command in a management room).
+pub const SENT_EVENT_TYPES: [&str; 5] = ["m.sticker", "m.reaction", "m.room.redaction", POLL_START, POLL_RESPONSE];
+/// MSC3381: the event type of a vote on a poll.
+pub const POLL_RESPONSE: &str = "org.matrix.msc3381.poll.response";
+/// A vote's options by name, beside MSC3381's answer ids: what the network said, so a
+/// reader need not fetch the poll to know what was chosen.
+pub const POLL_CHOICE: &str = "fi.mxgate.poll_choice";
+/// A call the account was offered: `{"video", "rejected"}` on the notice that tells it.
+pub const CALL: &str = "fi.mxgate.call";
 /// MSC1767: plain text, where extensible events carry it.
 const EXTENSIBLE_TEXT: &str = "org.matrix.msc1767.text";
 /// MSC3488: a location's details.
@@ -253,6 +263,49 @@ pub fn edit(target: &str, text: &str) -> MatrixEvent {
     }
 }
 
+/// A vote on the poll `target` (its start event, `poll`): `options` by name, each
+/// matched to the poll's answer id. A name the poll does not offer is left out.
+pub fn poll_response(target: &str, poll: &Value, options: &[String]) -> MatrixEvent {
+    let answers = poll_answers(poll);
+    let ids: Vec<&str> = options
+        .iter()
+        .filter_map(|name| answers.iter().find(|(_, answer)| answer == name).map(|(id, _)| id.as_str()))
+        .collect();
+    MatrixEvent {
+        event_type: POLL_RESPONSE,
+        content: json!({
+            "m.relates_to": { "rel_type": "m.reference", "event_id": target },
+            POLL_RESPONSE: { "answers": ids },
+            POLL_CHOICE: options,
+        }),
+    }
+}
+
+/// A poll start event's answers: (id, text) in the poll's order.
+pub fn poll_answers(poll: &Value) -> Vec<(String, String)> {
+    let answers = poll["content"][POLL_START]["answers"].as_array().map(Vec::as_slice).unwrap_or_default();
+    answers
+        .iter()
+        .filter_map(|a| {
+            let text = a[EXTENSIBLE_TEXT].as_str().or_else(|| a["body"].as_str())?;
+            Some((a["id"].as_str()?.to_owned(), text.to_owned()))
+        })
+        .collect()
+}
+
+/// A notice that the sender called: WhatsApp calls are not bridged, only told.
+pub fn call_notice(video: bool, rejected: bool) -> MatrixEvent {
+    let kind = if video { "video" } else { "voice" };
+    let body = match rejected {
+        true => format!("Missed {kind} call (rejected by mxgate; calls are not bridged)"),
+        false => format!("Incoming {kind} call; answer it on the phone (calls are not bridged)"),
+    };
+    MatrixEvent {
+        event_type: "m.room.message",
+        content: json!({ "msgtype": "m.notice", "body": body, CALL: { "video": video, "rejected": rejected } }),
+    }
+}
+
 /// The bot's report that `reader` received or read the sent Matrix event `event_id`
 /// (WhatsApp's `network_id`).
 pub fn status(event_id: &str, network_id: &str, kind: ReceiptKind, reader: &UserId) -> MatrixEvent {
@@ -327,6 +380,11 @@ pub enum MatrixOutgoing {
     Redaction {
         target: String,
     },
+    /// An MSC3381 vote on the poll `target`: the answer ids now chosen.
+    PollVote {
+        target: String,
+        answers: Vec<String>,
+    },
 }
 
 /// Reads an event the send queue holds (its `redacts`, for a redaction, in the content).
@@ -343,6 +401,13 @@ pub fn parse_outgoing(event_type: &str, content: &Value) -> Result<MatrixOutgoin
             Ok(MatrixOutgoing::Reaction { target: target()?, key: key.to_owned() })
         }
         "m.room.redaction" => Ok(MatrixOutgoing::Redaction { target: target()? }),
+        POLL_RESPONSE | "m.poll.response" => {
+            // MSC3381's unstable form, or the stable one Matrix 1.7 clients may send.
+            let answers = content[POLL_RESPONSE]["answers"].as_array().or_else(|| content["m.selections"].as_array());
+            let answers = answers.map(Vec::as_slice).unwrap_or_default();
+            let answers = answers.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
+            Ok(MatrixOutgoing::PollVote { target: target()?, answers })
+        }
         _ if relation["rel_type"] == "m.replace" => {
             let text = content["m.new_content"]["body"].as_str();
             let text = text.ok_or_else(|| BridgeError::Invalid("an edit without new text".into()))?;

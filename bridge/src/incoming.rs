@@ -204,7 +204,13 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
                 other => other?,
             }
         }
-        // A reaction, edit or deletion without a bridged target returned above.
+        (IncomingBody::PollVote { options, .. }, Some(target)) => {
+            // The poll's answer ids are in its start event, which the homeserver keeps.
+            let poll = core.matrix.event(&puppet, &room, target).await?;
+            send(content::poll_response(target, &poll, options)).await?
+        }
+        (IncomingBody::Call { video, rejected }, _) => send(content::call_notice(*video, *rejected)).await?,
+        // A reaction, edit, deletion or vote without a bridged target returned above.
         (_, None) => return Ok(()),
     };
     // A reaction, edit or deletion is nothing to mark read, nor what the account wrote.

@@ -40,6 +40,10 @@ pub use crate::content::MESSAGE_STATUS;
 /// Where a bridged event names its network source (device, chat, message id): events
 /// with it came from the network, whoever sent them in Matrix.
 pub const SOURCE_FIELD: &str = "fi.mxgate.source";
+
+/// On a redaction: the message is deleted from Matrix only (WhatsApp's "delete for me"
+/// as mxgate keeps it), so the send queue does not revoke it on the network.
+pub const LOCAL_ONLY_FIELD: &str = "fi.mxgate.local_only";
 use crate::core::Core;
 pub use crate::core::{BridgeError, DeviceChange};
 use crate::db::Db;

@@ -252,13 +252,26 @@ impl MatrixClient {
         event: &str,
         txn_id: &str,
     ) -> Result<OwnedEventId, MatrixError> {
+        self.redact_with(sender, room, event, txn_id, json!({})).await
+    }
+
+    /// [`MatrixClient::redact`] with `content` (a `reason`, or mxgate's own fields) in
+    /// the redaction event.
+    pub async fn redact_with(
+        &self,
+        sender: &UserId,
+        room: &RoomId,
+        event: &str,
+        txn_id: &str,
+        content: Value,
+    ) -> Result<OwnedEventId, MatrixError> {
         let path = format!(
             "/_matrix/client/v3/rooms/{}/redact/{}/{}",
             segment(room.as_str()),
             segment(event),
             segment(txn_id)
         );
-        let answer = self.call(Method::PUT, &path, Auth::Appservice, Some(sender), Some(json!({}))).await?;
+        let answer = self.call(Method::PUT, &path, Auth::Appservice, Some(sender), Some(content)).await?;
         parse_field(&answer, "event_id", |s| s.parse().ok())
     }
 

@@ -83,7 +83,8 @@ pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId)
         return Ok(());
     }
     // What the account wrote on its phone came from the network: it is there already.
-    if event["content"][crate::SOURCE_FIELD].is_object() {
+    // A deletion for the identity alone stays in Matrix.
+    if event["content"][crate::SOURCE_FIELD].is_object() || event["content"][crate::LOCAL_ONLY_FIELD] == true {
         return Ok(());
     }
     let mut content = event["content"].clone();
@@ -329,6 +330,17 @@ async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
             Some(reacted) => Outgoing::Reaction { target: bridged(core, &reacted).await?, emoji: String::new() },
             None => Outgoing::Delete { target: own(core, &target).await?.id },
         },
+        MatrixOutgoing::PollVote { target, answers } => {
+            // WhatsApp votes name the options; MSC3381 gives the poll's answer ids.
+            let room = RoomId::parse(&row.room_id).map_err(|e| BridgeError::Invalid(e.to_string()))?;
+            let poll = core.matrix.event(&sender, &room, &target).await?;
+            let offered = content::poll_answers(&poll);
+            let options = answers
+                .iter()
+                .filter_map(|id| offered.iter().find(|(offered, _)| offered == id).map(|(_, name)| name.clone()))
+                .collect();
+            Outgoing::PollVote { target: bridged(core, &target).await?, options }
+        }
     };
     let (account, chat) = (row.account_id.parse()?, row.chat_id.parse()?);
     let id: &NetworkMessageId = &row.network_id;

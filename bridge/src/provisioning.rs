@@ -385,9 +385,10 @@ async fn queue_send(
     Caller(user): Caller,
     Json(body): Json<QueueSend>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let sent = ["m.room.message", "m.sticker", "m.reaction", "m.room.redaction", crate::content::POLL_START];
-    if !sent.contains(&body.kind.as_str()) {
-        return Err(invalid(format!("only {} events are sent", sent.join(", "))));
+    let sent = body.kind == "m.room.message" || crate::content::SENT_EVENT_TYPES.contains(&body.kind.as_str());
+    if !sent {
+        let types = crate::content::SENT_EVENT_TYPES.join(", ");
+        return Err(invalid(format!("only m.room.message, {types} events are sent")));
     }
     let event = json!({ "event_id": body.event_id, "type": body.kind, "content": body.content });
     outbox::enqueue(&core, &event, &user, &body.room_id).await?;

@@ -6,7 +6,7 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use mxgate_bridge::content::POLL_START;
+use mxgate_bridge::content::{CALL, POLL_CHOICE, POLL_RESPONSE, POLL_START};
 use mxgate_bridge::network::Structured;
 use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, store as bridge_store};
 use ruma::{RoomId, UserId};
@@ -100,7 +100,8 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
             }
         }
         Some(
-            kind @ ("m.room.message" | "m.sticker" | "m.reaction" | "m.room.redaction" | POLL_START | MESSAGE_STATUS),
+            kind @ ("m.room.message" | "m.sticker" | "m.reaction" | "m.room.redaction" | POLL_START | POLL_RESPONSE
+            | MESSAGE_STATUS),
         ) => {
             let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else {
                 tracing::debug!(room = %room, event = %event["event_id"], "message outside a portal");
@@ -128,6 +129,10 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                     (EventType::MessageReaction, reaction_payload(state, event, &portal, &login.owner).await?)
                 }
                 "m.room.redaction" => redaction_payload(state, event, &portal, &login.owner).await?,
+                POLL_RESPONSE => (EventType::PollVote, vote_payload(state, event, &portal, &login.owner).await?),
+                _ if event["content"][CALL].is_object() => {
+                    (EventType::Call, call_payload(event, &portal, &login.owner))
+                }
                 _ => {
                     let payload = webhook_payload(state, event, &portal, &login.owner).await;
                     let edit = payload["replaces"].is_string();
@@ -284,6 +289,31 @@ async fn redaction_payload(
     payload["event_id"] = redacts.into();
     payload["message_id"] = network_id(state, redacts).await?;
     Ok((EventType::MessageDeleted, payload))
+}
+
+/// A `poll.vote` payload: `options` the names chosen, `event_id` the poll.
+async fn vote_payload(
+    state: &AppState,
+    event: &Value,
+    portal: &bridge_store::PortalRow,
+    owner: &str,
+) -> Result<Value, sqlx::Error> {
+    let poll = event["content"]["m.relates_to"]["event_id"].as_str().unwrap_or_default();
+    let mut payload = about_a_message(event, portal, owner, EventType::PollVote);
+    payload["options"] = event["content"][POLL_CHOICE].clone();
+    payload["event_id"] = poll.into();
+    payload["message_id"] = network_id(state, poll).await?;
+    Ok(payload)
+}
+
+/// A `call` payload, from the notice the bridge posted for it.
+fn call_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
+    let call = &event["content"][CALL];
+    let mut payload = about_a_message(event, portal, owner, EventType::Call);
+    payload["call_id"] = event["content"][mxgate_bridge::SOURCE_FIELD]["network_message_id"].clone();
+    payload["video"] = call["video"].clone();
+    payload["rejected"] = call["rejected"].clone();
+    payload
 }
 
 /// A `message.status` payload: a contact received or read a message the device sent.

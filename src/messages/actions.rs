@@ -9,7 +9,7 @@ use mxgate_bridge::{content, outbox};
 use ruma::{EventId, OwnedUserId, RoomId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -18,7 +18,7 @@ use super::service::{MAX_TEXT, Outcome, Recipients, fan_out, linked, queue_and_w
 use crate::auth::TokenAuth;
 use crate::devices::service::identity;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::matrix::HomeserverError;
 use crate::state::AppState;
 
@@ -59,7 +59,8 @@ pub struct Forward {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActionDone {
     /// `sent` (WhatsApp accepted it), `failed`, or `pending` (no answer in time; a
-    /// `message.status` webhook follows).
+    /// `message.status` webhook follows); `deleted` for a deletion `for=me`, which
+    /// WhatsApp is not told of.
     #[schema(example = "sent")]
     pub status: &'static str,
     /// The action's own Matrix event (the reaction, the edit, the redaction).
@@ -138,22 +139,62 @@ async fn edit(
     send(&state, &user, &room_of(&target)?, "m.room.message", content).await.map(Json)
 }
 
-/// Delete a message the device sent, for everyone.
+/// Whom a deletion is for.
+#[derive(Debug, Default, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteFor {
+    /// Revoked on WhatsApp ("deleted for everyone"): only a message the device sent.
+    #[default]
+    Everyone,
+    /// Gone from the device's Matrix history (the portal, history, Matrix clients); the
+    /// chat on WhatsApp and its contacts keep it. Any message of the device's chats.
+    Me,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// `everyone` (default) or `me`.
+    #[serde(default, rename = "for")]
+    #[param(rename = "for", inline)]
+    pub scope: DeleteFor,
+}
+
+/// Delete a message: for everyone (a message the device sent), or with `?for=me` from
+/// the device's Matrix history only.
 #[utoipa::path(delete, path = "/devices/{device_id}/messages/{event_id}", tag = "messages", security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number"),
            ("event_id" = String, Path, pattern = r"^\$[A-Za-z0-9+/_=-]{1,254}$",
-            description = "The message's Matrix event id")),
-    responses((status = 200, body = ActionDone), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+            description = "The message's Matrix event id"),
+           DeleteQuery),
+    responses((status = 200, body = ActionDone), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 async fn delete(
     State(state): State<AppState>,
     TokenAuth(token): TokenAuth,
     Path((device_id, event_id)): MessagePath,
+    Query(query): Query<DeleteQuery>,
 ) -> ApiResult<Json<ActionDone>> {
     let user = identity(&token)?;
-    let target = own_message(&state, &user, &device_id, &event_id).await?;
-    let event = EventId::parse(&target.event_id).map_err(|e| ApiError::Internal(e.into()))?;
-    redact(&state, &user, &room_of(&target)?, &event).await.map(Json)
+    let target = match query.scope {
+        DeleteFor::Everyone => own_message(&state, &user, &device_id, &event_id).await?,
+        DeleteFor::Me => message_of(&state, &user, &device_id, &event_id).await?,
+    };
+    let (room, event) =
+        (room_of(&target)?, EventId::parse(&target.event_id).map_err(|e| ApiError::Internal(e.into()))?);
+    if let DeleteFor::Me = query.scope {
+        // The send queue skips this redaction: nothing goes to WhatsApp.
+        let content = json!({ "reason": "deleted for me", mxgate_bridge::LOCAL_ONLY_FIELD: true });
+        let txn = uuid::Uuid::new_v4().to_string();
+        let client = &state.homeserver.client;
+        let redaction =
+            client.redact_with(&user, &room, event.as_str(), &txn, content).await.map_err(HomeserverError::from)?;
+        let done = ActionDone { status: "deleted", event_id: redaction.to_string(), message_id: None, error: None };
+        return Ok(Json(done));
+    }
+    redact(&state, &user, &room, &event).await.map(Json)
 }
 
 /// Forward a message of the device's chats (sent or received) to contacts or groups:

@@ -32,6 +32,14 @@ pub enum EventType {
     /// A contact deleted a message for everyone (or a group admin deleted one).
     #[serde(rename = "message.deleted")]
     MessageDeleted,
+    /// A contact voted on a poll (`options`: the names now chosen; empty takes the vote
+    /// back). `event_id` is the poll's id.
+    #[serde(rename = "poll.vote")]
+    PollVote,
+    /// A contact called the device (`video`; `rejected` when `MXGATE_REJECT_CALLS` turned
+    /// it down). Calls are not bridged, only told.
+    #[serde(rename = "call")]
+    Call,
     /// The device's connection changed: `connecting`, `connected`, `error` (with the
     /// reason; retried) or `logged_out`.
     #[serde(rename = "device.state")]
@@ -55,6 +63,8 @@ impl EventType {
             Self::MessageStatus => "message.status",
             Self::MessageReaction => "message.reaction",
             Self::MessageDeleted => "message.deleted",
+            Self::PollVote => "poll.vote",
+            Self::Call => "call",
             Self::DeviceState => "device.state",
             Self::DeviceLoggedOut => "device.logged_out",
         }
@@ -130,8 +140,17 @@ mod tests {
 
     #[test]
     fn names_match_serde() {
-        for t in [DEFAULT.as_slice(), &[EventType::MessageReaction, EventType::MessageDeleted, EventType::DeviceState]]
-            .concat()
+        for t in [
+            DEFAULT.as_slice(),
+            &[
+                EventType::MessageReaction,
+                EventType::MessageDeleted,
+                EventType::PollVote,
+                EventType::Call,
+                EventType::DeviceState,
+            ],
+        ]
+        .concat()
         {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
@@ -233,7 +252,8 @@ pub mod payloads {
         error: Option<String>,
     }
 
-    /// `message.reaction` (`reaction` empty when taken back) and `message.deleted`.
+    /// `message.reaction` (`reaction` empty when taken back), `message.deleted` and
+    /// `poll.vote`.
     #[derive(ToSchema)]
     pub struct ActionPayload {
         id: String,
@@ -242,9 +262,33 @@ pub mod payloads {
         /// The emoji, for `message.reaction`.
         #[schema(example = "👍")]
         reaction: Option<String>,
-        /// The message reacted to, or deleted.
+        /// For `poll.vote`: the options the voter now chooses, by name (none: the vote
+        /// taken back). Each vote replaces the voter's last.
+        options: Option<Vec<String>>,
+        /// The message reacted to, deleted, or voted on.
         event_id: String,
         message_id: Option<String>,
+        from: String,
+        to: String,
+        device_id: String,
+        chat_id: String,
+        is_contact: bool,
+        timestamp: i64,
+    }
+
+    /// `call`: a contact called the device. Calls are not bridged; the chat shows a notice.
+    #[derive(ToSchema)]
+    pub struct CallPayload {
+        /// The notice's Matrix event id.
+        id: String,
+        event: EventType,
+        r#type: String,
+        /// WhatsApp's id of the call.
+        call_id: String,
+        video: bool,
+        /// Turned down by mxgate (`MXGATE_REJECT_CALLS`).
+        rejected: bool,
+        /// The caller's puppet.
         from: String,
         to: String,
         device_id: String,

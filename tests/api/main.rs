@@ -17,6 +17,7 @@ mod limits;
 mod matrix_login;
 mod messages;
 mod openapi;
+mod polls_calls;
 mod reliability;
 mod replicas;
 mod restart;

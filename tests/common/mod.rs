@@ -142,6 +142,8 @@ pub struct Options {
     pub lease_secs: u64,
     /// `MXGATE_MESSAGE_STATUS_EVENTS`: each send's outcome also posted into its room.
     pub message_status_events: bool,
+    /// `MXGATE_REJECT_CALLS`: calls are turned down as they ring.
+    pub reject_calls: bool,
     /// How long a send request waits for WhatsApp before it answers `pending`.
     pub send_timeout_secs: u64,
     /// The homeserver: the run's Synapse on SQLite ([`synapse`]) unless another is given
@@ -177,6 +179,7 @@ impl Default for Options {
             max_logins_per_identity: 100,
             lease_secs: 15,
             message_status_events: false,
+            reject_calls: false,
             send_timeout_secs: 30,
             synapse: None,
         }
@@ -356,6 +359,7 @@ impl TestApp {
             network: if options.whatsapp.is_some() { NetworkKind::Whatsapp } else { NetworkKind::Sim },
             max_logins_per_identity: options.max_logins_per_identity,
             message_status_events: options.message_status_events,
+            reject_calls: options.reject_calls,
             sim_qr_interval_ms: 1000,
             whatsapp: WhatsAppConfig {
                 url: options.whatsapp.as_ref().map(|s| s.ws_url.clone()),

@@ -50,6 +50,7 @@ pub fn environment(api: &ApiConfig, bridge: &BridgeConfig) -> Vec<(&'static str,
         ("MXGATE_WHATSAPP_CONNECT_TIMEOUT_MS", bridge.whatsapp.connect_timeout_ms.to_string()),
         ("MXGATE_SIM_QR_INTERVAL_MS", bridge.sim_qr_interval_ms.to_string()),
         ("MXGATE_MESSAGE_STATUS_EVENTS", bridge.message_status_events.to_string()),
+        ("MXGATE_REJECT_CALLS", bridge.reject_calls.to_string()),
         // whatsapp-rust logs each reconnect attempt as an error; a story provokes them on purpose.
         ("MXGATE_LOG", std::env::var("MXGATE_TEST_LOG").unwrap_or_else(|_| "error,whatsapp_rust=off".into())),
     ];

@@ -452,7 +452,7 @@ async fn every_kind_and_signal_reaches_the_contact_as_whatsapp_shows_it_and_the_
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use whatsapp_rust::wacore::proto_helpers::MessageExt;
-    let linked = linked(TestApp::with).await;
+    let linked = linked(async |options| TestApp::with(Options { reject_calls: true, ..options }).await).await;
     let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
     let ada = "BEGIN:VCARD\nVERSION:3.0\nFN:Ada\nTEL;type=CELL;waid=237677700001:+237677700001\nEND:VCARD";
     let bob = ada.replace("Ada", "Bob");
@@ -563,6 +563,115 @@ async fn every_kind_and_signal_reaches_the_contact_as_whatsapp_shows_it_and_the_
     assert_eq!((context.is_forwarded, context.forwarding_score), (Some(true), Some(1)));
     signals_reach_the_contact(&linked, &contact).await;
     the_accounts_other_device_writes(&linked, &contact).await;
+    votes_cross_both_ways_and_a_call_is_turned_down(&linked, &contact).await;
+}
+
+/// The contact votes on the device's poll; the identity votes on the contact's in a Matrix
+/// client, and the contact opens the vote with its poll's secret; the contact's call is
+/// turned down (the story's mxgate has `MXGATE_REJECT_CALLS`).
+async fn votes_cross_both_ways_and_a_call_is_turned_down(linked: &Linked, contact: &Phone) {
+    use whatsapp_rust::Jid;
+    use whatsapp_rust::types::events::Event;
+    use whatsapp_rust::wacore::poll::{PollVoteCiphertext, compute_option_hash};
+    use whatsapp_rust::wacore::stanza::call::{OfferParams, build_offer};
+    use whatsapp_rust::wacore::types::call::CallAction;
+    let hooked = WebhookReceiver::start().await;
+    let hook = json!({ "url": hooked.url, "events": ["message", "poll.vote", "call"] });
+    expect(linked.app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&hook), StatusCode::CREATED).await;
+    let payload = |event: &'static str, id: String| {
+        let hooked = &hooked;
+        eventually(event, move || {
+            let id = id.clone();
+            async move {
+                let about = |p: &Value| p["message_id"] == id.as_str() || p["call_id"] == id.as_str();
+                hooked.received().into_iter().map(|r| r.json()).find(|p| p["event"] == event && about(p))
+            }
+        })
+    };
+
+    let poll = json!({ "question": "Dinner?", "options": ["Ndolé", "Eru", "Koki"], "multiple": true });
+    let sent = send(linked, json!({ "contact": CONTACT, "poll": poll })).await;
+    let got = contact
+        .wait_for(
+            "the poll",
+            |e| matches!(e, Event::Messages(b) if b.first().is_some_and(|m| m.message.poll_creation_message.is_set())),
+        )
+        .await;
+    let Event::Messages(batch) = &*got else { unreachable!() };
+    let batch = batch.first().unwrap();
+    let secret = batch.message.message_context_info.as_option().unwrap().message_secret.clone().unwrap();
+    let chosen = ["Eru".to_owned(), "Koki".to_owned()];
+    contact
+        .client
+        .polls()
+        .vote(contact_device_chat(), &batch.info.id, &Jid::pn(DEVICE), &secret, &chosen)
+        .await
+        .unwrap();
+    let vote = payload("poll.vote", batch.info.id.to_string()).await;
+    assert_eq!((&vote["event_id"], &vote["options"]), (&sent["results"][0]["event_id"], &json!(chosen)));
+
+    let options = ["Mon".to_owned(), "Tue".to_owned()];
+    let (created, secret) =
+        contact.client.polls().create(contact_device_chat(), "Which day?", &options, 1).await.unwrap();
+    let theirs = payload("message", created.message_id.clone()).await;
+    let client = linked.app.matrix_client(&linked.token).await;
+    let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
+    let event_id = matrix_sdk::ruma::EventId::parse(theirs["id"].as_str().unwrap()).unwrap();
+    let start = room.event(&event_id, None).await.unwrap().raw().deserialize_as::<Value>().unwrap();
+    let answers = start["content"]["org.matrix.msc3381.poll.start"]["answers"].as_array().unwrap().clone();
+    let tue = answers.iter().find(|a| a["org.matrix.msc1767.text"] == "Tue").unwrap()["id"].clone();
+    let response = json!({
+        "m.relates_to": { "rel_type": "m.reference", "event_id": theirs["id"] },
+        "org.matrix.msc3381.poll.response": { "answers": [tue] },
+    });
+    room.send_raw("org.matrix.msc3381.poll.response", response).await.unwrap();
+    let got = contact
+        .wait_for(
+            "the vote",
+            |e| matches!(e, Event::Messages(b) if b.first().is_some_and(|m| m.message.poll_update_message.is_set())),
+        )
+        .await;
+    let Event::Messages(batch) = &*got else { unreachable!() };
+    let update = batch.first().unwrap().message.poll_update_message.as_option().unwrap();
+    assert_eq!(update.poll_creation_message_key.as_option().unwrap().id.as_deref(), Some(created.message_id.as_str()));
+    let vote = update.vote.as_option().unwrap();
+    let ciphertext = PollVoteCiphertext {
+        enc_payload: vote.enc_payload.as_deref().unwrap(),
+        enc_iv: vote.enc_iv.as_deref().unwrap(),
+    };
+    let hashes = contact
+        .client
+        .polls()
+        .decrypt_vote(ciphertext, &secret, &created.message_id, &contact.jid(), &Jid::pn(DEVICE))
+        .await
+        .unwrap();
+    assert_eq!(hashes, [compute_option_hash("Tue").to_vec()]);
+
+    let offer = build_offer(&OfferParams {
+        call_id: "CALL0001",
+        to: &Jid::pn(DEVICE),
+        call_creator: &contact.jid(),
+        device_keys: &[],
+        privacy_token: None,
+        capability: None,
+        device_identity: None,
+        id: Some("call-stanza-1"),
+        multi_device: false,
+        video: true,
+        audio_rates: &["16000"],
+    });
+    contact.client.send_node(offer).await.unwrap();
+    let rejected = contact
+        .wait_for(
+            "the call turned down",
+            |e| matches!(e, Event::IncomingCall(c) if matches!(c.action, CallAction::Reject { .. })),
+        )
+        .await;
+    let Event::IncomingCall(rejected) = &*rejected else { unreachable!() };
+    assert_eq!(rejected.action.call_id(), "CALL0001");
+    let call = payload("call", "CALL0001".into()).await;
+    assert_eq!((&call["video"], &call["rejected"]), (&json!(true), &json!(true)), "{call}");
+    linked.app.quiet().await;
 }
 
 /// Marking read, typing and presence reach the contact's client.

@@ -229,6 +229,12 @@ pub enum Outgoing {
     Delete {
         target: NetworkMessageId,
     },
+    /// The device's vote on the poll `target`: the options it now chooses (none takes
+    /// the vote back).
+    PollVote {
+        target: Target,
+        options: Vec<String>,
+    },
 }
 
 /// What a contact did in a chat.
@@ -250,14 +256,23 @@ pub enum IncomingBody {
     Edit { target: NetworkMessageId, text: String },
     /// `target` was deleted for everyone.
     Delete { target: NetworkMessageId },
+    /// A vote on the poll `target`: the options the sender now chooses (none takes the
+    /// vote back). WhatsApp sends the whole choice each time, as MSC3381 does.
+    PollVote { target: NetworkMessageId, options: Vec<String> },
+    /// The sender called the account; `rejected` when the connector turned it down
+    /// (`reject_calls`).
+    Call { video: bool, rejected: bool },
 }
 
 impl IncomingBody {
     /// The message a reaction, edit or deletion acts on.
     pub fn target(&self) -> Option<&NetworkMessageId> {
         match self {
-            Self::Message { .. } => None,
-            Self::Reaction { target, .. } | Self::Edit { target, .. } | Self::Delete { target } => Some(target),
+            Self::Message { .. } | Self::Call { .. } => None,
+            Self::Reaction { target, .. }
+            | Self::Edit { target, .. }
+            | Self::Delete { target }
+            | Self::PollVote { target, .. } => Some(target),
         }
     }
 }

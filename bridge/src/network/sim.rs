@@ -29,6 +29,8 @@ const QR_CODES_PER_LOGIN: usize = 6;
 
 pub struct SimNetwork {
     qr_interval: Duration,
+    /// `MXGATE_REJECT_CALLS`: a call offered to a device is turned down at once.
+    reject_calls: bool,
     state: Mutex<State>,
     events: EventChannel,
     inbox: Inbox,
@@ -89,9 +91,9 @@ pub struct OutboxEntry {
     pub message_id: NetworkMessageId,
     /// The recipient's JID (`<phone>@s.whatsapp.net` or `<id>@g.us`).
     pub to: String,
-    /// `message`, `reaction`, `edit` or `delete`.
+    /// `message`, `reaction`, `edit`, `delete` or `poll_vote`.
     pub action: &'static str,
-    /// The message a reaction, edit or deletion acts on.
+    /// The message a reaction, edit, deletion or vote acts on.
     pub target: Option<NetworkMessageId>,
     /// A reaction's emoji; empty takes it back.
     pub emoji: Option<String>,
@@ -102,6 +104,8 @@ pub struct OutboxEntry {
     pub location: Option<Location>,
     pub contact_cards: Option<Vec<ContactCard>>,
     pub poll: Option<Poll>,
+    /// A vote's chosen options (none takes it back).
+    pub options: Option<Vec<String>>,
     /// Sent on from another chat.
     pub forwarded: bool,
 }
@@ -121,6 +125,11 @@ pub enum Signal {
     },
     Presence {
         available: bool,
+    },
+    /// The device turned down a call (`MXGATE_REJECT_CALLS`).
+    CallRejected {
+        call_id: NetworkMessageId,
+        caller: String,
     },
 }
 
@@ -163,9 +172,10 @@ pub struct Injected {
 }
 
 impl SimNetwork {
-    pub fn new(qr_interval: Duration, inbox: Inbox) -> Self {
+    pub fn new(qr_interval: Duration, reject_calls: bool, inbox: Inbox) -> Self {
         tracing::warn!("using the SIMULATED WhatsApp network (sim); no real account is reachable");
-        Self { qr_interval, state: Mutex::new(State::default()), events: EventChannel::default(), inbox }
+        let (state, events) = (Mutex::new(State::default()), EventChannel::default());
+        Self { qr_interval, reject_calls, state, events, inbox }
     }
 
     fn locked(&self) -> std::sync::MutexGuard<'_, State> {
@@ -225,6 +235,15 @@ impl SimNetwork {
     pub async fn inject(&self, message: Injected) -> Result<NetworkMessageId, NetworkError> {
         let chat = self.chat_of(&message.device, &message.from, message.group)?;
         let id = random_message_id();
+        let mut body = message.body;
+        // The device turns the call down as it rings, as the whatsapp connector does.
+        if let IncomingBody::Call { rejected, .. } = &mut body
+            && self.reject_calls
+        {
+            *rejected = true;
+            let signal = Signal::CallRejected { call_id: id.clone(), caller: message.from.to_string() };
+            self.signal(&message.device, signal)?;
+        }
         // What the account wrote on its phone comes from the account, in the chat with `from`.
         let (sender, sender_name) = match message.from_me {
             true => (message.device.clone(), None),
@@ -236,7 +255,7 @@ impl SimNetwork {
             sender_name,
             sender,
             id: id.clone(),
-            body: message.body,
+            body,
             from_me: message.from_me,
         };
         self.inbox.commit(std::slice::from_ref(&incoming)).await.map_err(|e| NetworkError::Refused(e.to_string()))?;
@@ -423,8 +442,13 @@ impl Network for SimNetwork {
             return Ok(());
         }
         use base64::Engine;
+        let mut options = None;
         let (action, target, emoji, mut message) = match message {
             Outgoing::Message(message) => ("message", None, None, message),
+            Outgoing::PollVote { target, options: chosen } => {
+                options = Some(chosen);
+                ("poll_vote", Some(target.id), None, OutgoingMessage::default())
+            }
             Outgoing::Reaction { target, emoji } => {
                 ("reaction", Some(target.id), Some(emoji), OutgoingMessage::default())
             }
@@ -461,6 +485,7 @@ impl Network for SimNetwork {
             location,
             contact_cards,
             poll,
+            options,
             forwarded: message.forwarded,
         };
         outbox.push(entry);

@@ -1,12 +1,14 @@
-//! `<chatstate>` and `<presence>`: what a device shows besides messages. Like the
-//! real server, the simulator relays them only to devices online now (a typing
-//! indicator delivered later would be a lie) and never queues them.
+//! `<chatstate>`, `<presence>` and `<call>` signalling: what a device shows besides
+//! messages. The simulator relays them only to devices online now (a typing
+//! indicator delivered later would be a lie) and never queues them; the real server
+//! replays a call offer to a device that comes online while it rings, marked
+//! `offline`, which no story needs.
 
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeContent, Server};
 
 use crate::sim::Sim;
-use crate::stanza::{attr, jid_attr};
+use crate::stanza::{attr, jid_attr, now_secs};
 use crate::state::State;
 
 /// Sends `node` to `phone`'s `device` if it is online and has had its backlog;
@@ -81,5 +83,32 @@ pub fn presence(sim: &Sim, phone: &str, device: u16, node: &Node) {
             }
         }
         other => log::debug!("wa-sim: ignoring <presence type={other}> from {phone}:{device}"),
+    }
+}
+
+/// `<call to=peer><offer|reject|terminate …/></call>` from a device: every device of
+/// the peer online now gets the action `from` the sender's device, as the real server
+/// routes call signalling (the media never passes through it). The caller was acked.
+pub fn call(sim: &Sim, phone: &str, device: u16, node: &Node) {
+    let Some(to) = jid_attr(node, "to") else { return };
+    let mut st = sim.state();
+    let Some(peer) = st.phone_of(&to) else { return };
+    let Some(account) = st.accounts.get(phone) else { return };
+    let from = Jid::pn_device(account.phone_number.as_str(), device);
+    let kids = match &node.content {
+        Some(NodeContent::Nodes(kids)) => kids.clone(),
+        _ => Vec::new(),
+    };
+    let relayed = NodeBuilder::new("call")
+        .attr("from", from)
+        .attr("id", attr(node, "id").unwrap_or_default())
+        .attr("t", now_secs().to_string())
+        .children(kids)
+        .build();
+    for target_device in st.device_ids(&peer) {
+        if peer == phone && target_device == device {
+            continue;
+        }
+        relay_live(sim, &mut st, &peer, target_device, relayed.clone());
     }
 }

@@ -476,7 +476,11 @@ impl Sim {
             "chatstate" => crate::signals::chatstate(self, phone, device, &node),
             "presence" => crate::signals::presence(self, phone, device, &node),
             "ib" => {}
-            "notification" | "call" => conn.send(crate::routing::server_ack(&node)),
+            "call" => {
+                conn.send(crate::routing::server_ack(&node));
+                crate::signals::call(self, phone, device, &node);
+            }
+            "notification" => conn.send(crate::routing::server_ack(&node)),
             other => log::debug!("wa-sim: ignoring <{other}> from {phone}:{device}"),
         }
     }

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use whatsapp_rust::download::{Downloadable, MediaType};
 use whatsapp_rust::upload::UploadResponse;
+use whatsapp_rust::wacore::poll::{PollVoteCiphertext, compute_option_hash};
 use whatsapp_rust::wacore::proto_helpers::{MessageExt, build_quote_context};
 use whatsapp_rust::waproto::buffa::MessageField;
 use whatsapp_rust::waproto::whatsapp::{self as wa, message::protocol_message::Type as ProtocolType};
 
+use super::store::StoredPoll;
 use crate::network::{
     ContactCard, IncomingBody, Location, Media, MediaKind, NetworkError, OutgoingMessage, Poll, Structured,
 };
@@ -56,8 +58,8 @@ impl MediaSource {
 }
 
 /// What `message` says, once out of its ephemeral, view-once, device-sent or edit
-/// wrappers; `None` for what the bridge does not show (key distribution, poll votes,
-/// calls…).
+/// wrappers; `None` for what the bridge does not show (key distribution, or a poll
+/// vote, which opens only with its poll: [`vote_of`]).
 pub fn incoming(message: &wa::Message) -> Option<Incoming> {
     let view_once = message.is_view_once();
     let message = message.get_base_message();
@@ -92,6 +94,28 @@ pub fn incoming(message: &wa::Message) -> Option<Incoming> {
     let text = caption.filter(|caption| !caption.is_empty());
     let body = IncomingBody::Message { text, media: Some(media), reply_to, structured: None };
     Some(Incoming { body, download: Some(source) })
+}
+
+/// The poll `message` creates, with the secret its votes are encrypted with, made by
+/// `creator` (a non-AD JID): what a vote on it needs later.
+pub fn poll_of(message: &wa::Message, creator: String) -> Option<StoredPoll> {
+    let Some(Structured::Poll(poll)) = structured_of(message.get_base_message()) else { return None };
+    let secret = message.message_context_info.as_option()?.message_secret.clone()?;
+    Some(StoredPoll { creator, secret, options: poll.options })
+}
+
+/// A vote in `message`: the poll it is on (its message id) and the encrypted choice.
+pub fn vote_of(message: &wa::Message) -> Option<(&str, PollVoteCiphertext<'_>)> {
+    let update = message.get_base_message().poll_update_message.as_option()?;
+    let poll_id = update.poll_creation_message_key.as_option()?.id.as_deref()?;
+    let vote = update.vote.as_option()?;
+    Some((poll_id, PollVoteCiphertext { enc_payload: vote.enc_payload.as_deref()?, enc_iv: vote.enc_iv.as_deref()? }))
+}
+
+/// The options of `poll` whose hashes a decrypted vote holds, in the poll's order.
+pub fn chosen(poll: &StoredPoll, hashes: &[Vec<u8>]) -> Vec<String> {
+    let chose = |option: &&String| hashes.iter().any(|hash| hash.as_slice() == compute_option_hash(option));
+    poll.options.iter().filter(chose).cloned().collect()
 }
 
 /// A location (a live one as where it started), contact cards or a poll.

@@ -8,6 +8,9 @@ use whatsapp_rust::types::events::{InboundMessage, Receipt as WaReceipt};
 use whatsapp_rust::types::message::MessageSource;
 use whatsapp_rust::types::presence::ReceiptType;
 use whatsapp_rust::upload::UploadOptions;
+use whatsapp_rust::wacore::poll::PollVoteCiphertext;
+use whatsapp_rust::wacore::store::error::StoreError;
+use whatsapp_rust::wacore::types::call::{CallAction, IncomingCall};
 use whatsapp_rust::waproto::whatsapp as wa;
 use whatsapp_rust::{Client, InboundDurabilityHook, Jid, Server};
 
@@ -34,7 +37,7 @@ fn chat_of(chat: &Jid, is_group: bool, sender: &PhoneNumber) -> ChatId {
 /// Commits every batch whatsapp-rust decrypted to the inbox before whatsapp-rust acks
 /// it to WhatsApp: until the commit succeeds the server keeps the messages and
 /// redelivers them on the next connect, so none is lost between the two.
-pub struct CommitToInbox(pub Inbox);
+pub struct CommitToInbox(pub Inbox, pub SqlStore);
 
 #[async_trait::async_trait]
 impl InboundDurabilityHook for CommitToInbox {
@@ -45,7 +48,7 @@ impl InboundDurabilityHook for CommitToInbox {
         };
         let mut messages = Vec::with_capacity(batch.len());
         for inbound in batch {
-            messages.extend(bridged(&client, &account, inbound).await);
+            messages.extend(bridged(&client, &self.1, &account, inbound).await?);
         }
         self.0.commit(&messages).await?;
         Ok(())
@@ -53,23 +56,29 @@ impl InboundDurabilityHook for CommitToInbox {
 }
 
 /// What the bridge makes of one received message, its file downloaded; `None` for what
-/// it does not show.
-async fn bridged(client: &Client, account: &AccountId, inbound: &InboundMessage) -> Option<IncomingMessage> {
+/// it does not show. Fails only when the store does: the batch then stays unacked.
+async fn bridged(
+    client: &Client,
+    store: &SqlStore,
+    account: &AccountId,
+    inbound: &InboundMessage,
+) -> Result<Option<IncomingMessage>, StoreError> {
     let info = &inbound.info;
-    converted(client, account, &inbound.message, &info.source, &info.push_name, &info.id).await
+    converted(client, store, account, &inbound.message, &info.source, &info.push_name, &info.id).await
 }
 
 async fn converted(
     client: &Client,
+    store: &SqlStore,
     account: &AccountId,
     message: &wa::Message,
     source: &MessageSource,
     push_name: &str,
     id: &str,
-) -> Option<IncomingMessage> {
+) -> Result<Option<IncomingMessage>, StoreError> {
     let Some(sender) = phone_of(&source.sender, source.sender_alt.as_ref()) else {
         tracing::debug!(device = %account, "message from an address without a number skipped");
-        return None;
+        return Ok(None);
     };
     // What the account wrote on its phone (or another linked device) is in the chat with
     // the recipient; the sender is the account itself.
@@ -82,16 +91,67 @@ async fn converted(
                 recipient.into_iter().flatten().filter(|j| j.is_pn()).find_map(|j| j.user.parse().ok())
             else {
                 tracing::debug!(device = %account, "own message to an address without a number skipped");
-                return None;
+                return Ok(None);
             };
             ChatId::Direct(recipient)
         }
     };
-    let Some(converted) = convert::incoming(message) else {
-        tracing::debug!(device = %account, message = %id, "message kind not bridged");
-        return None;
+    let author = source.sender.to_non_ad();
+    if let Some(poll) = convert::poll_of(message, author.to_string()) {
+        store.remember_poll(id, &poll).await?;
+    }
+    let body = match convert::vote_of(message) {
+        Some((poll_id, ciphertext)) => match vote(client, store, poll_id, ciphertext, &author).await? {
+            Some(body) => body,
+            None => return Ok(None),
+        },
+        None => match convert::incoming(message) {
+            Some(converted) => download(client, account, id, converted).await,
+            None => {
+                tracing::debug!(device = %account, message = %id, "message kind not bridged");
+                return Ok(None);
+            }
+        },
     };
-    let body = match &converted.download {
+    Ok(Some(IncomingMessage {
+        account: account.clone(),
+        chat,
+        sender,
+        sender_name: Some(push_name.to_owned()).filter(|n| !n.is_empty() && !source.is_from_me),
+        id: id.to_owned(),
+        body,
+        from_me: source.is_from_me,
+    }))
+}
+
+/// `voter`'s vote on the poll `poll_id`, opened with the poll's secret; `None` for a
+/// poll the device never saw (sent before it was linked) or a vote that does not open.
+async fn vote(
+    client: &Client,
+    store: &SqlStore,
+    poll_id: &str,
+    ciphertext: PollVoteCiphertext<'_>,
+    voter: &Jid,
+) -> Result<Option<IncomingBody>, StoreError> {
+    let Some(poll) = store.poll(poll_id).await? else {
+        tracing::debug!(poll = poll_id, "a vote on a poll this device never saw");
+        return Ok(None);
+    };
+    let Ok(creator) = poll.creator.parse::<Jid>() else { return Ok(None) };
+    match client.polls().decrypt_vote(ciphertext, &poll.secret, poll_id, &creator, voter).await {
+        Ok(hashes) => {
+            Ok(Some(IncomingBody::PollVote { target: poll_id.to_owned(), options: convert::chosen(&poll, &hashes) }))
+        }
+        Err(error) => {
+            tracing::warn!(poll = poll_id, error = %error, "a vote that does not open with its poll's secret");
+            Ok(None)
+        }
+    }
+}
+
+/// `converted`'s body, its file downloaded; a file WhatsApp no longer has leaves a note.
+async fn download(client: &Client, account: &AccountId, id: &str, converted: convert::Incoming) -> IncomingBody {
+    match &converted.download {
         None => converted.body,
         Some(file) => match client.download(file.downloadable()).await {
             Ok(data) => converted.downloaded(data),
@@ -105,16 +165,7 @@ async fn converted(
                 }
             }
         },
-    };
-    Some(IncomingMessage {
-        account: account.clone(),
-        chat,
-        sender,
-        sender_name: Some(push_name.to_owned()).filter(|n| !n.is_empty() && !source.is_from_me),
-        id: id.to_owned(),
-        body,
-        from_me: source.is_from_me,
-    })
+    }
 }
 
 /// Commits what whatsapp-rust buffered for the inbox but never saw committed: a process
@@ -142,7 +193,13 @@ pub(super) async fn commit_buffered(store: &SqlStore, inbox: &Inbox, client: &Cl
         let is_from_me = sender.is_pn() && sender.user.as_str() == account.as_str();
         let source =
             MessageSource { is_group: chat.server == Server::Group, chat, sender, is_from_me, ..Default::default() };
-        messages.extend(converted(client, account, &message, &source, "", &row.id).await);
+        match converted(client, store, account, &message, &source, "", &row.id).await {
+            Ok(message) => messages.extend(message),
+            Err(error) => {
+                tracing::warn!(device = %account, error = %error, "buffered messages not read; next login retries");
+                return;
+            }
+        }
     }
     if rows.is_empty() {
         return;
@@ -159,6 +216,40 @@ pub(super) async fn commit_buffered(store: &SqlStore, inbox: &Inbox, client: &Cl
 }
 
 impl Inner {
+    pub(super) fn store(&self, session: &Session) -> SqlStore {
+        SqlStore::new(self.db.clone(), &session.store_key)
+    }
+
+    /// A call offered to the device: turned down as it rings when `reject_calls`, and
+    /// told in its chat through the inbox, as a message would be. Group calls and the
+    /// rest of a call's signalling are not bridged.
+    pub(super) async fn called(&self, session: &Session, call: &IncomingCall) {
+        let CallAction::Offer { call_id, is_video, caller_pn, group_jid: None, .. } = &call.action else { return };
+        let Some(caller) = phone_of(&call.from, caller_pn.as_ref()) else { return };
+        let rejected = self.reject_calls
+            && match session.client.voip().reject(call).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(device = %session.account, error = %error, "a call could not be turned down");
+                    false
+                }
+            };
+        let told = IncomingMessage {
+            account: session.account.clone(),
+            chat: ChatId::Direct(caller.clone()),
+            sender: caller,
+            sender_name: call.notify.clone(),
+            id: call_id.clone(),
+            body: IncomingBody::Call { video: *is_video, rejected },
+            from_me: false,
+        };
+        // Not acked to WhatsApp after the commit, as messages are: a call is an event
+        // of the moment, and one lost in a crash is not replayed by the server either.
+        if let Err(error) = self.inbox.commit(std::slice::from_ref(&told)).await {
+            tracing::warn!(device = %session.account, error = %error, "a call was not recorded");
+        }
+    }
+
     /// Keeps a received message for quoting; the inbox has it already (see [`CommitToInbox`]).
     pub(super) fn received(&self, session: &Session, inbound: &InboundMessage) {
         // A quote names the person, not the device they wrote from.

@@ -45,15 +45,18 @@ struct Inner {
     db: Db,
     inbox: Inbox,
     config: WhatsAppConfig,
+    /// `MXGATE_REJECT_CALLS`: turn down every call as it rings.
+    reject_calls: bool,
     sessions: std::sync::Mutex<HashMap<AccountId, Arc<Session>>>,
     events: EventChannel,
     http: reqwest::Client,
 }
 
 impl WhatsAppNetwork {
-    pub fn new(db: Db, config: WhatsAppConfig, inbox: Inbox) -> Self {
+    pub fn new(db: Db, config: WhatsAppConfig, reject_calls: bool, inbox: Inbox) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        let inner = Inner { db, inbox, config, sessions: Default::default(), events: EventChannel::default(), http };
+        let (sessions, events) = (Default::default(), EventChannel::default());
+        let inner = Inner { db, inbox, config, reject_calls, sessions, events, http };
         Self { inner: Arc::new(inner) }
     }
 
@@ -202,6 +205,7 @@ impl Inner {
                     }
                 }
                 Event::Receipt(receipt) => self.receipt(&session, receipt),
+                Event::IncomingCall(call) => self.called(&session, call).await,
                 Event::PushNameUpdate(update) => self.renamed(&update.jid, Some(update.new_push_name.clone())),
                 // The name the account's owner saved for the contact on the phone wins over push names.
                 Event::ContactUpdate(update) => {
@@ -418,9 +422,20 @@ impl Network for WhatsAppNetwork {
         match message {
             Outgoing::Message(message) => {
                 let message = Arc::new(self.inner.outgoing(&session, chat, &message).await?);
+                // Kept before the send: a vote may come back before the send returns.
+                if let Some(poll) = convert::poll_of(&message, person(account).to_string()) {
+                    self.inner.store(&session).remember_poll(id, &poll).await.map_err(storage)?;
+                }
                 let options = SendOptions::default().with_message_id(id.clone());
                 client.send_message_with_options(to, message.as_ref().clone(), options).await.map_err(refused)?;
                 session.remember(id, person(account), message);
+            }
+            // Under an id of the library's: a vote sent twice is still the voter's one choice.
+            Outgoing::PollVote { target, options } => {
+                let poll = self.inner.store(&session).poll(&target.id).await.map_err(storage)?;
+                let poll = poll.ok_or_else(|| refused("the poll was sent before this device was linked"))?;
+                let creator: Jid = poll.creator.parse().map_err(refused)?;
+                client.polls().vote(to, &target.id, &creator, &poll.secret, &options).await.map_err(refused)?;
             }
             Outgoing::Reaction { target, emoji } => {
                 let key = reaction_key(&session, chat, &to, &target);

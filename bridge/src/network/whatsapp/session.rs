@@ -53,7 +53,7 @@ pub async fn start(
     let mut builder = Bot::builder()
         .with_backend(SqlStore::new(db.clone(), store_key))
         .with_event_handler(Forward(tx))
-        .with_inbound_durability_hook(CommitToInbox(inbox))
+        .with_inbound_durability_hook(CommitToInbox(inbox, SqlStore::new(db.clone(), store_key)))
         // mxgate bridges what arrives from now on; the phone's history stays on the phone.
         .skip_history_sync();
     if let Some(url) = &config.url {

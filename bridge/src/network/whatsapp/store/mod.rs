@@ -9,9 +9,11 @@
 mod app_sync;
 mod device;
 mod msg_secrets;
+mod polls;
 mod protocol;
 mod signal;
 
+pub use polls::StoredPoll;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryAs};
 use sqlx::{Any, AssertSqlSafe, FromRow};
@@ -26,7 +28,7 @@ type AnyQuery = Query<'static, Any, AnyArguments>;
 type AnyQueryAs<O> = QueryAs<'static, Any, O, AnyArguments>;
 
 /// Every table holding a device's rows; `delete_device` empties them all.
-const TABLES: [&str; 18] = [
+const TABLES: [&str; 19] = [
     "wa_devices",
     "wa_identities",
     "wa_sessions",
@@ -45,6 +47,7 @@ const TABLES: [&str; 18] = [
     "wa_sent_messages",
     "wa_pending_inbound",
     "wa_msg_secrets",
+    "wa_polls",
 ];
 
 /// How many values one `IN (…)` list binds, well under SQLite's parameter limit.
