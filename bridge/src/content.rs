@@ -401,10 +401,8 @@ pub fn parse_outgoing(event_type: &str, content: &Value) -> Result<MatrixOutgoin
             Ok(MatrixOutgoing::Reaction { target: target()?, key: key.to_owned() })
         }
         "m.room.redaction" => Ok(MatrixOutgoing::Redaction { target: target()? }),
-        POLL_RESPONSE | "m.poll.response" => {
-            // MSC3381's unstable form, or the stable one Matrix 1.7 clients may send.
-            let answers = content[POLL_RESPONSE]["answers"].as_array().or_else(|| content["m.selections"].as_array());
-            let answers = answers.map(Vec::as_slice).unwrap_or_default();
+        POLL_RESPONSE => {
+            let answers = content[POLL_RESPONSE]["answers"].as_array().map(Vec::as_slice).unwrap_or_default();
             let answers = answers.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect();
             Ok(MatrixOutgoing::PollVote { target: target()?, answers })
         }
@@ -553,6 +551,21 @@ mod tests {
         assert!(parse(copy.event_type, &copy.content).unwrap().forwarded);
         assert!(forwarded("m.room.message", &json!({})).is_err(), "a deleted message");
         assert!(forwarded("m.reaction", &original).is_err());
+    }
+
+    #[test]
+    fn a_vote_names_the_polls_answer_ids_and_a_clients_vote_reads_back() {
+        let poll = Poll { question: "Day?".into(), options: vec!["Mon".into(), "Tue".into()], multiple: true };
+        let start = message(None, None, Some(&Structured::Poll(poll)), None);
+        let start = json!({ "type": start.event_type, "content": start.content });
+        let chosen = ["Tue".to_owned(), "Sun".to_owned()];
+        let vote = poll_response("$poll", &start, &chosen);
+        assert_eq!(vote.event_type, POLL_RESPONSE);
+        // "Sun" is not an answer of the poll: only its name is kept.
+        assert_eq!(vote.content[POLL_RESPONSE], json!({ "answers": ["1"] }));
+        assert_eq!(vote.content[POLL_CHOICE], json!(chosen));
+        let read = parse_outgoing(POLL_RESPONSE, &vote.content).unwrap();
+        assert!(matches!(read, MatrixOutgoing::PollVote { target, answers } if target == "$poll" && answers == ["1"]));
     }
 
     #[test]

@@ -122,3 +122,44 @@ async fn typing_and_presence_reach_the_other_account_while_it_is_online() -> any
     bob.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_call_offer_rings_the_callee_and_its_rejection_reaches_the_caller() -> anyhow::Result<()> {
+    use whatsapp_rust::wacore::stanza::call::{OfferParams, build_offer};
+    use whatsapp_rust::wacore::types::call::CallAction;
+    let sim = wa_sim::WaSim::start().await?;
+    sim.create_account(ALICE, "Alice")?;
+    sim.create_account(BOB, "Bob")?;
+    let alice = common::link(&sim, ALICE).await?;
+    let bob = common::link(&sim, BOB).await?;
+
+    let offer = build_offer(&OfferParams {
+        call_id: "CALL-A1",
+        to: &Jid::pn(BOB),
+        call_creator: &Jid::pn(ALICE),
+        device_keys: &[],
+        privacy_token: None,
+        capability: None,
+        device_identity: None,
+        id: Some("call-1"),
+        multi_device: false,
+        video: false,
+        audio_rates: &["16000"],
+    });
+    alice.client.send_node(offer).await?;
+    let ringing = bob
+        .wait_for(15, |e| matches!(e, Event::IncomingCall(c) if matches!(c.action, CallAction::Offer { .. })))
+        .await?;
+    let Event::IncomingCall(ringing) = &*ringing else { unreachable!() };
+    assert_eq!((ringing.action.call_id(), ringing.from.user.as_str()), ("CALL-A1", ALICE));
+    bob.client.voip().reject(ringing).await?;
+    alice
+        .wait_for(15, |e| {
+            matches!(e, Event::IncomingCall(c) if matches!(c.action, CallAction::Reject { .. }) && c.from.user == BOB)
+        })
+        .await?;
+
+    alice.stop().await;
+    bob.stop().await;
+    Ok(())
+}

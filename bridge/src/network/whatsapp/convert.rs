@@ -777,6 +777,46 @@ mod tests {
     }
 
     #[test]
+    fn a_vote_opens_with_its_polls_secret_and_names_the_options_chosen() {
+        use whatsapp_rust::wacore::poll::encrypt_poll_vote_with_secret;
+        let poll =
+            Poll { question: "Day?".into(), options: vec!["Mon".into(), "Tue".into(), "Wed".into()], multiple: true };
+        let creation = structured_message(&Structured::Poll(poll), None);
+        let stored = poll_of(&creation, "237600000001@s.whatsapp.net".into()).expect("a poll with its secret");
+        assert_eq!(stored.options, ["Mon", "Tue", "Wed"]);
+        let (voter, poll_id) = ("237698700001@s.whatsapp.net", "3EB0POLL");
+        let hashes = ["Wed", "Mon"].map(|o| compute_option_hash(o).to_vec());
+        let (enc_payload, iv) =
+            encrypt_poll_vote_with_secret(&hashes, &stored.secret, poll_id, &stored.creator, voter).unwrap();
+        let vote = wa::Message {
+            poll_update_message: MessageField::some(wa::message::PollUpdateMessage {
+                poll_creation_message_key: MessageField::some(wa::MessageKey {
+                    id: Some(poll_id.into()),
+                    ..Default::default()
+                }),
+                vote: MessageField::some(wa::message::PollEncValue {
+                    enc_payload: Some(enc_payload),
+                    enc_iv: Some(iv.to_vec()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(incoming(&vote), None, "a vote opens only with its poll");
+        let (id, ciphertext) = vote_of(&vote).expect("a vote");
+        assert_eq!(id, poll_id);
+        let opened = whatsapp_rust::wacore::poll::decrypt_poll_vote_with_secret(
+            ciphertext,
+            &stored.secret,
+            poll_id,
+            &stored.creator,
+            voter,
+        )
+        .unwrap();
+        assert_eq!(chosen(&stored, &opened), ["Mon", "Wed"], "in the poll's order");
+    }
+
+    #[test]
     fn a_location_contact_cards_and_a_poll_cross_both_ways() {
         let location = wa::Message {
             location_message: MessageField::some(wa::message::LocationMessage {
