@@ -135,6 +135,11 @@ pub struct ApiConfig {
     /// How long delivered (and failed) deliveries, and the event log, are kept (e.g. `7d`).
     #[arg(long, env = "MXGATE_WEBHOOK_RETENTION", default_value = "7d")]
     pub webhook_retention: Span,
+
+    /// A file in a webhook payload: `inline` (base64 in `media.content`, beside
+    /// `media.url`) or `url` (only `media.url`, the download route; smaller deliveries).
+    #[arg(long, env = "MXGATE_WEBHOOK_MEDIA", value_enum, default_value = "inline")]
+    pub webhook_media: crate::webhooks::payload::MediaMode,
 }
 
 impl ApiConfig {

@@ -5,6 +5,7 @@
 pub mod appservice;
 pub mod auth;
 pub mod bridge_client;
+pub mod chats;
 pub mod config;
 pub mod credentials;
 pub use mxgate_bridge::db;

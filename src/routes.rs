@@ -23,7 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{appservice, credentials, devices, events, health, matrix, messages, sim, tokens, webhooks};
+use crate::{appservice, chats, credentials, devices, events, health, matrix, messages, sim, tokens, webhooks};
 
 /// A response that only says what happened.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,6 +57,7 @@ impl Message {
         (name = "matrix", description = "Opening a token's identity in a Matrix client (Bearer)"),
         (name = "devices", description = "Linking WhatsApp accounts by QR code (Bearer)"),
         (name = "messages", description = "Sending from a linked device (Bearer)"),
+        (name = "chats", description = "Reading a device's chats, history and files back from Matrix (Bearer)"),
         (name = "appservice", description = "The homeserver's pushes to the API (hs_token)"),
         (name = "sim", description = "The simulator's control surface, only with --network sim"),
         (name = "operations", description = "Health (status for anyone, detail for the operator) and metrics (the operator)"),
@@ -108,6 +109,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(matrix::routes::router())
         .merge(devices::routes::router())
         .merge(messages::actions::router())
+        .merge(chats::routes::router())
         .merge(messages::signals::router())
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(

@@ -225,6 +225,23 @@ impl MatrixClient {
         self.call(Method::GET, &path, Auth::Appservice, Some(user), None).await
     }
 
+    /// The content of `room`'s state event `event_type`/`state_key`, as `user` sees it.
+    pub async fn state_event(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Value, MatrixError> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/state/{}/{}",
+            segment(room.as_str()),
+            segment(event_type),
+            segment(state_key)
+        );
+        self.call(Method::GET, &path, Auth::Appservice, Some(user), None).await
+    }
+
     /// Sends a room event; `txn_id` makes a retried send a no-op on the homeserver.
     pub async fn send_event(
         &self,
@@ -305,13 +322,66 @@ impl MatrixClient {
 
     /// Downloads a file from the media repository (authenticated media).
     pub async fn download(&self, acting: &UserId, uri: &str) -> Result<Vec<u8>, MatrixError> {
+        let response = self.media(acting, uri, None).await?;
+        Ok(response.bytes().await.map_err(|e| MatrixError::Unreachable(e.to_string()))?.to_vec())
+    }
+
+    /// A page of `room`'s timeline as `user` sees it (the client API's `/messages`):
+    /// from the pagination token `from` (the newest end when `None`), backwards or
+    /// forwards, holding at most `limit` events that pass `filter` (a `RoomEventFilter`).
+    pub async fn messages(
+        &self,
+        user: &UserId,
+        room: &RoomId,
+        from: Option<&str>,
+        backwards: bool,
+        limit: u32,
+        filter: &Value,
+    ) -> Result<Value, MatrixError> {
+        let mut path = format!(
+            "/_matrix/client/v3/rooms/{}/messages?dir={}",
+            segment(room.as_str()),
+            if backwards { "b" } else { "f" }
+        );
+        path.push_str(&format!("&limit={limit}&filter={}", segment(&filter.to_string())));
+        if let Some(from) = from {
+            path.push_str(&format!("&from={}", segment(from)));
+        }
+        self.call(Method::GET, &path, Auth::Appservice, Some(user), None).await
+    }
+
+    /// The homeserver's server-side search as `user` (`criteria` is the body of
+    /// `/search`), from `next_batch` when paging on.
+    pub async fn search(&self, user: &UserId, criteria: Value, next_batch: Option<&str>) -> Result<Value, MatrixError> {
+        let mut path = "/_matrix/client/v3/search".to_owned();
+        if let Some(batch) = next_batch {
+            path.push_str(&format!("?next_batch={}", segment(batch)));
+        }
+        self.call(Method::POST, &path, Auth::Appservice, Some(user), Some(criteria)).await
+    }
+
+    /// The homeserver's answer for the file `uri` (or its thumbnail of `width`×`height`),
+    /// as `acting`, for the caller to stream: its status is 200.
+    pub async fn media(
+        &self,
+        acting: &UserId,
+        uri: &str,
+        thumbnail: Option<(u32, u32)>,
+    ) -> Result<reqwest::Response, MatrixError> {
         let (server, media) = uri
             .strip_prefix("mxc://")
             .and_then(|rest| rest.split_once('/'))
             .ok_or_else(|| MatrixError::Malformed(format!("not an mxc URI: {uri}")))?;
-        let path = format!("/_matrix/client/v1/media/download/{}/{}", segment(server), segment(media));
+        let kind = if thumbnail.is_some() { "thumbnail" } else { "download" };
+        let path = format!("/_matrix/client/v1/media/{kind}/{}/{}", segment(server), segment(media));
         let mut url = self.base.join(&path).map_err(|e| MatrixError::Malformed(e.to_string()))?;
         url.query_pairs_mut().append_pair("user_id", acting.as_str());
+        if let Some((width, height)) = thumbnail {
+            url.query_pairs_mut()
+                .append_pair("width", &width.to_string())
+                .append_pair("height", &height.to_string())
+                .append_pair("method", "scale");
+        }
         let response = self
             .http
             .get(url)
@@ -319,10 +389,10 @@ impl MatrixClient {
             .send()
             .await
             .map_err(|e| MatrixError::Unreachable(e.without_url().to_string()))?;
-        if response.status() != StatusCode::OK {
-            return Err(read(response).await.err().unwrap_or(MatrixError::Malformed("download failed".into())));
+        match response.status() {
+            StatusCode::OK => Ok(response),
+            _ => Err(read(response).await.err().unwrap_or(MatrixError::Malformed("download failed".into()))),
         }
-        Ok(response.bytes().await.map_err(|e| MatrixError::Unreachable(e.to_string()))?.to_vec())
     }
 
     /// Marks `room` as `user`'s direct chat with `other` in `m.direct`, as clients do on accepting a DM.

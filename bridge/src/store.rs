@@ -296,6 +296,57 @@ pub async fn unread(
     .await
 }
 
+/// A portal and when its chat last saw a message (a reaction, an edit…) bridged either
+/// way, in milliseconds; 0 when none was.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChatRow {
+    #[sqlx(flatten)]
+    pub portal: PortalRow,
+    pub last_ms: i64,
+}
+
+/// `account_id`'s chats, the latest active first, after the chat `after` (its `last_ms`
+/// and chat id) when paging on.
+pub async fn chats(
+    db: &Db,
+    account_id: &str,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<ChatRow>, sqlx::Error> {
+    let (after_ms, after_chat) = after.unwrap_or((i64::MAX, ""));
+    // Rows from before `bridged_ms` existed know their second only.
+    sqlx::query_as(
+        "SELECT account_id, chat_id, room_id, is_direct, name, last_ms FROM (
+             SELECT p.account_id, p.chat_id, p.room_id, p.is_direct, p.name,
+                    COALESCE(MAX(COALESCE(m.bridged_ms, m.created_at * 1000)), 0) AS last_ms
+             FROM bridge_portals p
+             LEFT JOIN bridge_messages m ON m.account_id = p.account_id AND m.chat_id = p.chat_id
+             WHERE p.account_id = $1
+             GROUP BY p.account_id, p.chat_id, p.room_id, p.is_direct, p.name
+         ) AS chats
+         WHERE last_ms < $2 OR (last_ms = $2 AND chat_id > $3)
+         ORDER BY last_ms DESC, chat_id LIMIT $4",
+    )
+    .bind(account_id)
+    .bind(after_ms)
+    .bind(after_chat)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await
+}
+
+/// How many received messages of a chat the device has not read.
+pub async fn unread_count(db: &Db, account_id: &str, chat_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bridge_messages
+         WHERE account_id = $1 AND chat_id = $2 AND direction = 'in' AND read_at IS NULL AND sender IS NOT NULL",
+    )
+    .bind(account_id)
+    .bind(chat_id)
+    .fetch_one(&db.pool)
+    .await
+}
+
 /// Records that the device read these messages of a chat.
 pub async fn mark_read(db: &Db, account_id: &str, chat_id: &str, network_ids: &[String]) -> Result<(), sqlx::Error> {
     for network_id in network_ids {

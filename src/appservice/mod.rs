@@ -6,9 +6,7 @@
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use mxgate_bridge::content::{CALL, POLL_CHOICE, POLL_RESPONSE, POLL_START};
-use mxgate_bridge::network::Structured;
-use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, store as bridge_store};
+use mxgate_bridge::store as bridge_store;
 use ruma::{RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -22,6 +20,7 @@ use crate::extract::Json;
 use crate::state::AppState;
 use crate::webhooks::catalogue::EventType;
 use crate::webhooks::delivery::{self, Event};
+use crate::webhooks::payload;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(transaction)).routes(routes!(query_user)).routes(routes!(ping))
@@ -99,10 +98,7 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                 tracing::warn!(room = %room, error = %error, "identity could not accept an invite");
             }
         }
-        Some(
-            kind @ ("m.room.message" | "m.sticker" | "m.reaction" | "m.room.redaction" | POLL_START | POLL_RESPONSE
-            | MESSAGE_STATUS),
-        ) => {
+        Some(kind) if payload::TYPES.contains(&kind) => {
             let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else {
                 tracing::debug!(room = %room, event = %event["event_id"], "message outside a portal");
                 return Ok(());
@@ -113,32 +109,17 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
             // Only what the network said is delivered: the identity's own sends are not
             // echoed, but what the account wrote on its phone (bridged as the identity, with
             // its network source) is news.
-            if event["sender"].as_str() == Some(login.owner.as_str()) {
-                let from_phone = event["content"][mxgate_bridge::SOURCE_FIELD].is_object();
-                if from_phone && matches!(kind, "m.room.message" | "m.sticker" | POLL_START) {
-                    let mut payload = webhook_payload(state, event, &portal, &login.owner).await;
-                    payload["from_me"] = true.into();
-                    let event = Event { identity: &login.owner, event_id, kind: EventType::MessageSent, payload };
-                    delivery::enqueue(&state.db, event).await?;
-                }
+            let own = event["sender"].as_str() == Some(login.owner.as_str());
+            if own && !event["content"][mxgate_bridge::SOURCE_FIELD].is_object() {
                 return Ok(());
             }
-            let (kind, payload) = match kind {
-                MESSAGE_STATUS => (EventType::MessageStatus, status_payload(event, &portal, &login.owner)),
-                "m.reaction" => {
-                    (EventType::MessageReaction, reaction_payload(state, event, &portal, &login.owner).await?)
-                }
-                "m.room.redaction" => redaction_payload(state, event, &portal, &login.owner).await?,
-                POLL_RESPONSE => (EventType::PollVote, vote_payload(state, event, &portal, &login.owner).await?),
-                _ if event["content"][CALL].is_object() => {
-                    (EventType::Call, call_payload(event, &portal, &login.owner))
-                }
-                _ => {
-                    let payload = webhook_payload(state, event, &portal, &login.owner).await;
-                    let edit = payload["replaces"].is_string();
-                    (if edit { EventType::MessageEdited } else { EventType::Message }, payload)
-                }
+            let media = state.config.webhook_media;
+            let Some((kind, payload)) = payload::of_event(state, event, &portal, &login.owner, media).await? else {
+                return Ok(());
             };
+            if own && kind != EventType::MessageSent {
+                return Ok(());
+            }
             let event = Event { identity: &login.owner, event_id, kind, payload };
             delivery::enqueue(&state.db, event).await?;
         }
@@ -150,182 +131,6 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
 fn is_identity(state: &AppState, user: &UserId) -> bool {
     user.server_name() == state.homeserver.server_name()
         && user.localpart().starts_with(&state.config.homeserver.identity_prefix)
-}
-
-/// The incoming-message payload of DESIGN.md, field for field.
-async fn webhook_payload(state: &AppState, event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
-    let relation = &event["content"]["m.relates_to"];
-    // An edit is delivered with its new content and the event it replaces.
-    let edited = relation["rel_type"] == "m.replace";
-    let content = if edited { &event["content"]["m.new_content"] } else { &event["content"] };
-    let event_type = event["type"].as_str().unwrap_or_default();
-    let msgtype = match event_type {
-        "m.sticker" | POLL_START => event_type,
-        _ => content["msgtype"].as_str().unwrap_or("m.text"),
-    };
-    let sender = event["sender"].as_str().unwrap_or_default();
-    let mut media = json!({
-        "content": null,
-        "info": { "size": 0, "mime_type": "", "width": 0, "height": 0, "blur_hash": "" },
-    });
-    if let Some(url) = content["url"].as_str() {
-        let info = &content["info"];
-        media["info"] = json!({
-            "size": info["size"].as_u64().unwrap_or(0),
-            "mime_type": info["mimetype"].as_str().unwrap_or_default(),
-            "width": info["w"].as_u64().unwrap_or(0),
-            "height": info["h"].as_u64().unwrap_or(0),
-            "blur_hash": info["xyz.amorgan.blurhash"].as_str().unwrap_or_default(),
-        });
-        let acting = UserId::parse(owner).ok();
-        match acting {
-            Some(acting) => match state.homeserver.client.download(&acting, url).await {
-                Ok(data) => {
-                    use base64::Engine;
-                    media["content"] = json!(base64::engine::general_purpose::STANDARD.encode(data));
-                }
-                Err(error) => tracing::warn!(url, error = %error, "media not downloaded for a webhook"),
-            },
-            None => tracing::warn!(owner, "device owner is not a valid user id"),
-        }
-    }
-    let is_media = content["url"].is_string();
-    // A file's body is its name unless it has a caption; a sticker's only describes the picture.
-    let message = if is_media && (msgtype == "m.sticker" || content["filename"].as_str() == content["body"].as_str()) {
-        ""
-    } else {
-        content["body"].as_str().unwrap_or_default()
-    };
-    let mut payload = json!({
-        "id": event["event_id"],
-        "is_contact": portal.is_direct,
-        "type": msgtype,
-        "from": sender,
-        "to": owner,
-        "message": message,
-        "device_id": portal.account_id,
-        "media": media,
-        "chat_id": portal.chat_id,
-        "reply_to": relation["m.in_reply_to"]["event_id"],
-        "message_id": event["content"][mxgate_bridge::SOURCE_FIELD]["network_message_id"],
-        "timestamp": event["origin_server_ts"],
-        "replaces": if edited { relation["event_id"].clone() } else { Value::Null },
-    });
-    // What the message is beyond text and a file, read as the bridge reads it.
-    match mxgate_bridge::content::parse(event_type, content) {
-        Ok(parsed) => {
-            match parsed.structured {
-                Some(Structured::Location(location)) => payload["location"] = json!(location),
-                Some(Structured::ContactCards { cards }) => payload["contact_cards"] = json!(cards),
-                Some(Structured::Poll(poll)) => payload["poll"] = json!(poll),
-                None => {}
-            }
-            if parsed.file.is_some_and(|f| f.view_once) {
-                payload["view_once"] = json!(true);
-            }
-        }
-        Err(error) => {
-            tracing::debug!(event = %event["event_id"], error = %error, "a message not read as the bridge would")
-        }
-    }
-    payload
-}
-
-/// The fields every payload about a message in a portal has.
-fn about_a_message(event: &Value, portal: &bridge_store::PortalRow, owner: &str, kind: EventType) -> Value {
-    json!({
-        "id": event["event_id"],
-        "type": kind.as_str(),
-        "from": event["sender"],
-        "to": owner,
-        "device_id": portal.account_id,
-        "is_contact": portal.is_direct,
-        "chat_id": portal.chat_id,
-        "timestamp": event["origin_server_ts"],
-    })
-}
-
-/// WhatsApp's id of the message behind `event_id`, when the bridge knows it.
-async fn network_id(state: &AppState, event_id: &str) -> Result<Value, sqlx::Error> {
-    Ok(bridge_store::message_by_event(&state.db, event_id).await?.map_or(Value::Null, |m| m.network_id.into()))
-}
-
-/// A `message.reaction` payload: `reaction` is the emoji, `event_id` the message it is on.
-async fn reaction_payload(
-    state: &AppState,
-    event: &Value,
-    portal: &bridge_store::PortalRow,
-    owner: &str,
-) -> Result<Value, sqlx::Error> {
-    let relation = &event["content"]["m.relates_to"];
-    let target = relation["event_id"].as_str().unwrap_or_default();
-    let mut payload = about_a_message(event, portal, owner, EventType::MessageReaction);
-    payload["reaction"] = relation["key"].clone();
-    payload["event_id"] = target.into();
-    payload["message_id"] = network_id(state, target).await?;
-    Ok(payload)
-}
-
-/// A redaction by a puppet (or the bot, for a group admin): a reaction taken back, when
-/// the log holds the redacted event as a reaction, else a message deleted.
-async fn redaction_payload(
-    state: &AppState,
-    event: &Value,
-    portal: &bridge_store::PortalRow,
-    owner: &str,
-) -> Result<(EventType, Value), sqlx::Error> {
-    // Room versions from 11 carry `redacts` in the content, earlier ones beside it.
-    let redacts = event["content"]["redacts"].as_str().or_else(|| event["redacts"].as_str()).unwrap_or_default();
-    let logged = crate::events::store::payload(&state.db, owner, redacts).await?;
-    let logged: Value = logged.and_then(|p| serde_json::from_str(&p).ok()).unwrap_or_default();
-    if logged["event"] == EventType::MessageReaction.as_str() {
-        let mut payload = about_a_message(event, portal, owner, EventType::MessageReaction);
-        payload["reaction"] = "".into();
-        payload["event_id"] = logged["event_id"].clone();
-        payload["message_id"] = logged["message_id"].clone();
-        return Ok((EventType::MessageReaction, payload));
-    }
-    let mut payload = about_a_message(event, portal, owner, EventType::MessageDeleted);
-    payload["event_id"] = redacts.into();
-    payload["message_id"] = network_id(state, redacts).await?;
-    Ok((EventType::MessageDeleted, payload))
-}
-
-/// A `poll.vote` payload: `options` the names chosen, `event_id` the poll.
-async fn vote_payload(
-    state: &AppState,
-    event: &Value,
-    portal: &bridge_store::PortalRow,
-    owner: &str,
-) -> Result<Value, sqlx::Error> {
-    let poll = event["content"]["m.relates_to"]["event_id"].as_str().unwrap_or_default();
-    let mut payload = about_a_message(event, portal, owner, EventType::PollVote);
-    payload["options"] = event["content"][POLL_CHOICE].clone();
-    payload["event_id"] = poll.into();
-    payload["message_id"] = network_id(state, poll).await?;
-    Ok(payload)
-}
-
-/// A `call` payload, from the notice the bridge posted for it.
-fn call_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
-    let call = &event["content"][CALL];
-    let mut payload = about_a_message(event, portal, owner, EventType::Call);
-    payload["call_id"] = event["content"][mxgate_bridge::SOURCE_FIELD]["network_message_id"].clone();
-    payload["video"] = call["video"].clone();
-    payload["rejected"] = call["rejected"].clone();
-    payload
-}
-
-/// A `message.status` payload: a contact received or read a message the device sent.
-fn status_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Value {
-    let content = &event["content"];
-    let mut payload = about_a_message(event, portal, owner, EventType::MessageStatus);
-    payload["status"] = content["status"].clone();
-    payload["event_id"] = content["m.relates_to"]["event_id"].clone();
-    payload["message_id"] = content[NETWORK_ID_FIELD].clone();
-    // The receipt is the bot's event; who received or read the message is in its content.
-    payload["from"] = content["reader"].clone();
-    payload
 }
 
 /// Users of the API's namespace exist only when mxgate made them.

@@ -3,7 +3,6 @@
 //! WhatsApp at once, from the process that runs the device, or fails.
 
 use axum::extract::State;
-use mxgate_bridge::ids::{ChatId, PhoneNumber};
 use mxgate_bridge::network::Typing;
 use reqwest::Method;
 use ruma::{EventId, OwnedUserId};
@@ -15,6 +14,7 @@ use utoipa_axum::routes;
 
 use super::service::linked;
 use crate::auth::TokenAuth;
+use crate::chats::parse_chat;
 use crate::devices::service::identity;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
@@ -53,15 +53,6 @@ pub struct ShowPresence {
 pub struct Shown {
     #[schema(example = "Typing shown")]
     pub message: String,
-}
-
-/// A chat as the API takes it: a contact's phone number or a chat JID (`chat_id` of a
-/// webhook payload: `<phone>@s.whatsapp.net` or `<id>@g.us`).
-fn chat(raw: &str) -> ApiResult<ChatId> {
-    if let Ok(phone) = raw.parse::<PhoneNumber>() {
-        return Ok(ChatId::Direct(phone));
-    }
-    raw.parse().map_err(|_| ApiError::unprocessable("chat is a phone number or a chat JID (…@s.whatsapp.net, …@g.us)"))
 }
 
 /// Asks the process that runs `device_id` to show something.
@@ -117,7 +108,7 @@ async fn read_chat(
     Path((device_id, raw)): Path<(String, String)>,
 ) -> ApiResult<Json<Read>> {
     let user = identity(&token)?;
-    let body = json!({ "chat_id": chat(&raw)? });
+    let body = json!({ "chat_id": parse_chat(&raw)? });
     Ok(Json(read_count(&show(&state, &user, &device_id, "read", body).await?)))
 }
 
@@ -139,7 +130,7 @@ async fn typing(
     Json(body): Json<ShowTyping>,
 ) -> ApiResult<Json<Shown>> {
     let user = identity(&token)?;
-    let shown = json!({ "chat_id": chat(&raw)?, "state": body.state });
+    let shown = json!({ "chat_id": parse_chat(&raw)?, "state": body.state });
     show(&state, &user, &device_id, "typing", shown).await?;
     Ok(Json(Shown { message: "Typing shown".into() }))
 }

@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod delivery;
+pub mod payload;
 pub mod queue;
 pub mod routes;
 pub mod service;

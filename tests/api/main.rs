@@ -9,6 +9,7 @@ mod credentials;
 mod devices;
 mod events;
 mod fuzz;
+mod history;
 mod http;
 mod identity_lifecycle;
 mod incoming;

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod gate;
+pub mod history;
 mod phone;
 mod process;
 mod receiver;
@@ -346,6 +347,7 @@ impl TestApp {
             webhook_retry_max_delay: Span(options.webhook_retry_max_delay),
             webhook_retry_horizon: Span(options.webhook_retry_horizon),
             webhook_retention: Span(options.webhook_retention),
+            webhook_media: Default::default(),
         };
         let bridge = BridgeConfig {
             bridge_listen_addr: bridge_addr,
