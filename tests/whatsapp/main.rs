@@ -14,6 +14,7 @@ use wa_sim::WaSim;
 use whatsapp_rust::download::Downloadable;
 use whatsapp_rust::waproto::whatsapp as wa;
 
+use crate::common::history::{Conversation, reads_back};
 use crate::common::{
     Linked, Options, Phone, TestApp, WebhookReceiver, device_state_seen, eventually, expect, expect_error,
     link_device_with, link_on_wa_sim, room_bodies, wa_sim_options,
@@ -748,4 +749,99 @@ fn got_location(
         name: Some(name.into()),
         ..Default::default()
     })
+}
+
+#[tokio::test]
+async fn a_conversation_of_120_messages_reads_back_from_matrix_as_the_webhooks_had_it() {
+    use whatsapp_rust::download::MediaType;
+    use whatsapp_rust::upload::UploadOptions;
+    const OLDER: &str = "237698700203";
+    let linked = linked(TestApp::with).await;
+    linked.sim.create_account(OLDER, "Someone Else").unwrap();
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let hooked = WebhookReceiver::start().await;
+    let hook = json!({ "url": hooked.url, "events": ["message", "message.edited", "message.reaction"] });
+    expect(linked.app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&hook), StatusCode::CREATED).await;
+    send(&linked, json!({ "contact": OLDER, "text": "an older chat" })).await;
+
+    let png = mxgate_bridge::qr::png("a picture").unwrap();
+    let chat = contact_device_chat();
+    let (mut contact_ids, mut device_events, mut last_contact) = (Vec::new(), Vec::new(), String::new());
+    let text = |text: String| wa::Message { conversation: Some(text), ..Default::default() };
+    for n in 0..120 {
+        let message = match n {
+            // The device answers every eighth, quoting the contact's last message.
+            _ if n % 8 == 4 => {
+                let reply = delivery_of(&linked, &last_contact).await["id"].clone();
+                let sent =
+                    send(&linked, json!({ "contact": CONTACT, "text": format!("answer {n}"), "reply_id": reply }))
+                        .await;
+                device_events.push(sent["results"][0]["event_id"].as_str().unwrap().to_owned());
+                continue;
+            }
+            7 => {
+                let upload =
+                    contact.client.upload(png.clone(), MediaType::Image, UploadOptions::default()).await.unwrap();
+                let image = wa::message::ImageMessage {
+                    url: Some(upload.url),
+                    direct_path: Some(upload.direct_path),
+                    media_key: Some(upload.media_key.to_vec()),
+                    file_enc_sha256: Some(upload.file_enc_sha256.to_vec()),
+                    file_sha256: Some(upload.file_sha256.to_vec()),
+                    file_length: Some(upload.file_length),
+                    mimetype: Some("image/png".into()),
+                    ..Default::default()
+                };
+                wa::Message {
+                    image_message: whatsapp_rust::waproto::buffa::MessageField::some(image),
+                    ..Default::default()
+                }
+            }
+            30 | 70 | 90 => {
+                let key = wa::MessageKey {
+                    remote_jid: Some(format!("{DEVICE}@s.whatsapp.net")),
+                    from_me: Some(true),
+                    id: Some(last_contact.clone()),
+                    ..Default::default()
+                };
+                contact.client.send_reaction(chat.clone(), key, "👍").await.unwrap();
+                continue;
+            }
+            50 => {
+                contact
+                    .client
+                    .edit_message(chat.clone(), last_contact.clone(), text("edited words".into()))
+                    .await
+                    .unwrap();
+                continue;
+            }
+            3 => text("message three says zanzibar".into()),
+            119 => text("the last word".into()),
+            _ => text(format!("message {n}")),
+        };
+        last_contact = contact.client.send_message(chat.clone(), message).await.unwrap().message_id;
+        contact_ids.push(last_contact.clone());
+    }
+    hooked.wait_for(contact_ids.len() + 4).await;
+    linked.app.quiet().await;
+    let chat_id = format!("{CONTACT}@s.whatsapp.net");
+    let delivered: Vec<Value> =
+        hooked.in_event_order().into_iter().filter(|p| p["chat_id"] == chat_id.as_str()).collect();
+    let messages: Vec<&str> =
+        delivered.iter().filter(|p| p["event"] == "message").map(|p| p["message_id"].as_str().unwrap()).collect();
+    assert_eq!(messages, contact_ids, "bridged in the order the contact wrote");
+    let by_text =
+        |text: &str| delivered.iter().find(|p| p["message"] == text).unwrap()["id"].as_str().unwrap().to_owned();
+    let image = delivered.iter().find(|p| p["type"] == "m.image").unwrap()["id"].as_str().unwrap().to_owned();
+    let conversation = Conversation {
+        device: DEVICE.into(),
+        chat: chat_id,
+        older_chat: format!("{OLDER}@s.whatsapp.net"),
+        word: ("zanzibar".into(), by_text("message three says zanzibar")),
+        image: (image, png),
+        last_text: "the last word".into(),
+        contact: delivered,
+        device_events,
+    };
+    reads_back(&linked.app, &linked.token, &conversation).await;
 }
