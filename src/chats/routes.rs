@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ChatsQuery {
     /// The `next_cursor` of the page before.
-    #[param(pattern = "^[0-9]{1,18}:.{1,128}$")]
+    #[param(pattern = r"^[0-9]{1,18}:(\+?[0-9]{7,15}|[0-9]{7,15}@s\.whatsapp\.net|[0-9A-Za-z-]+@g\.us)$")]
     pub cursor: Option<String>,
     /// Chats per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -109,7 +109,7 @@ pub struct HistoryQuery {
     /// Messages older than this page token (a page's `before`).
     #[param(min_length = 1, max_length = 512)]
     pub before: Option<String>,
-    /// Messages newer than this page token (a page's `after`).
+    /// Messages newer than this page token (a page's `after`); wins over `before`.
     #[param(min_length = 1, max_length = 512)]
     pub after: Option<String>,
     /// Messages per page, 1 to 100 (default 50).
@@ -151,10 +151,9 @@ async fn history(
     let chat = parse_chat(&chat)?.to_string();
     let limit = limit(query.limit, 50, 100)?;
     let page = match (query.before, query.after) {
-        (None, None) => Page::Newest,
+        (_, Some(after)) => Page::After(after),
         (Some(before), None) => Page::Before(before),
-        (None, Some(after)) => Page::After(after),
-        (Some(_), Some(_)) => return Err(ApiError::unprocessable("give before or after, not both")),
+        (None, None) => Page::Newest,
     };
     let page = service::history(&state, &user, &device_id, &chat, page, limit).await?;
     Ok(Json(History { messages: page.messages, before: page.before, after: page.after }))
@@ -164,10 +163,11 @@ async fn history(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// Words to find (the homeserver's full-text search).
-    #[param(min_length = 1, max_length = 200)]
+    /// Words to find (the homeserver's full-text search); not only spaces.
+    #[param(min_length = 1, max_length = 200, pattern = r"\S")]
     pub q: String,
     /// Only this chat (a phone number or a chat JID).
+    #[param(pattern = r"^(\+?[0-9]{7,15}|[0-9]{7,15}@s\.whatsapp\.net|[0-9A-Za-z-]+@g\.us)$")]
     pub chat_id: Option<String>,
     /// The `next_cursor` of the page before.
     #[param(min_length = 1, max_length = 512)]

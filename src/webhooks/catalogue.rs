@@ -214,8 +214,12 @@ pub mod payloads {
 
     #[derive(ToSchema)]
     pub struct MediaPayload {
-        /// The file, base64; `null` for a text.
+        /// The file, base64; `null` for a text, in history and search, and with
+        /// `MXGATE_WEBHOOK_MEDIA=url`.
         content: Option<String>,
+        /// Where the API serves the file (with the token): `/api/v1/devices/{id}/media/{event_id}`.
+        /// Absent for a text.
+        url: Option<String>,
         info: MediaInfo,
     }
 
