@@ -109,12 +109,7 @@ pub async fn reads_back(app: &TestApp, token: &str, conversation: &Conversation)
     // Refusals.
     expect_error(get("chats?cursor=nonsense".into()), StatusCode::BAD_REQUEST, "bad_request").await;
     expect_error(get("chats?limit=0".into()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    expect_error(
-        get(format!("chats/{chat}/messages?before=a&after=b")),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
+    expect_error(get(format!("chats/{chat}/messages?before=nonsense")), StatusCode::BAD_REQUEST, "bad_request").await;
     expect_error(get("chats/237699999999/messages".into()), StatusCode::NOT_FOUND, "not_found").await;
     expect_error(get("search?q=".into()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     expect_error(get("media/$unknown:mxgate.test".into()), StatusCode::NOT_FOUND, "not_found").await;
