@@ -91,6 +91,11 @@ pub struct ApiConfig {
     #[arg(long, env = "MXGATE_LIMIT_SENDS_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit_sends_per_minute: u32,
 
+    /// Phone numbers one token may check (`contacts/check`) per minute, at most that
+    /// many at once: WhatsApp watches for accounts that probe many numbers.
+    #[arg(long, env = "MXGATE_LIMIT_CHECKS_PER_MINUTE", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_checks_per_minute: u32,
+
     /// Allow webhook URLs that resolve to loopback addresses (development and tests).
     #[arg(long, env = "MXGATE_WEBHOOK_ALLOW_LOOPBACK", default_value_t = false)]
     pub webhook_allow_loopback: bool,

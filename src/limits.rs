@@ -43,6 +43,7 @@ pub struct Limits {
     links: Limiter,
     identities: Limiter,
     sends: Limiter,
+    checks: Limiter,
 }
 
 fn quota(per: u32) -> NonZeroU32 {
@@ -66,6 +67,10 @@ impl Limits {
                 Quota::per_minute(quota(sends)),
                 format!("a token sends at most {sends} messages (one per recipient) a minute"),
             ),
+            checks: Limiter::new(
+                Quota::per_minute(quota(config.limit_checks_per_minute)),
+                format!("a token checks at most {} numbers a minute", config.limit_checks_per_minute),
+            ),
         }
     }
 
@@ -82,5 +87,10 @@ impl Limits {
     /// `recipients` messages from the token `token_id`.
     pub fn sends(&self, token_id: &str, recipients: u32) -> Result<(), ApiError> {
         self.sends.take(token_id, recipients)
+    }
+
+    /// `numbers` phone numbers checked on WhatsApp for the token `token_id`.
+    pub fn checks(&self, token_id: &str, numbers: u32) -> Result<(), ApiError> {
+        self.checks.take(token_id, numbers)
     }
 }

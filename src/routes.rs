@@ -23,7 +23,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{appservice, chats, credentials, devices, events, health, matrix, messages, sim, tokens, webhooks};
+use crate::{
+    appservice, chats, contacts, credentials, devices, events, health, matrix, messages, sim, tokens, webhooks,
+};
 
 /// A response that only says what happened.
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,6 +59,7 @@ impl Message {
         (name = "matrix", description = "Opening a token's identity in a Matrix client (Bearer)"),
         (name = "devices", description = "Linking WhatsApp accounts by QR code (Bearer)"),
         (name = "messages", description = "Sending from a linked device (Bearer)"),
+        (name = "contacts", description = "Who a device can reach on WhatsApp (Bearer)"),
         (name = "chats", description = "Reading a device's chats, history and files back from Matrix (Bearer)"),
         (name = "appservice", description = "The homeserver's pushes to the API (hs_token)"),
         (name = "sim", description = "The simulator's control surface, only with --network sim"),
@@ -110,6 +113,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(devices::routes::router())
         .merge(messages::actions::router())
         .merge(chats::routes::router())
+        .merge(contacts::routes::router())
         .merge(messages::signals::router())
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(scan))
         .routes(routes!(remove_device))
+        .routes(routes!(make_business))
         .routes(routes!(rename_group))
         .routes(routes!(create_group))
         .routes(routes!(incoming))
@@ -64,6 +65,14 @@ async fn scan(State(state): State<AppState>, Json(scan): Json<Scan>) -> ApiResul
 async fn remove_device(State(state): State<AppState>, Json(device): Json<Scan>) -> ApiResult<Json<Message>> {
     sim(&state)?.remove_device(&phone(&device.phone)?).map_err(network_error)?;
     Ok(Json(Message::new("Device removed on the phone")))
+}
+
+/// The number becomes a WhatsApp Business account.
+#[utoipa::path(post, path = "/sim/business", tag = "sim", request_body = Scan,
+    responses((status = 200, body = Message), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn make_business(State(state): State<AppState>, Json(number): Json<Scan>) -> ApiResult<Json<Message>> {
+    sim(&state)?.make_business(phone(&number.phone)?);
+    Ok(Json(Message::new("Now a business account")))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

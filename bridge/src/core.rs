@@ -77,6 +77,8 @@ pub struct Core {
     pub leases: Leases,
     /// The portals whose owner is typing in a Matrix client now, as last pushed.
     pub typing: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Which numbers the devices this process runs found on WhatsApp lately.
+    pub numbers: crate::numbers::CheckedNumbers,
 }
 
 impl Core {
@@ -104,6 +106,7 @@ impl Core {
             outbox: Outbox::default(),
             leases,
             typing: Default::default(),
+            numbers: Default::default(),
             config,
             provisioning,
         }

@@ -17,6 +17,7 @@ mod login;
 pub mod matrix;
 pub mod media;
 pub mod network;
+mod numbers;
 pub mod outbox;
 mod portal;
 pub mod provisioning;

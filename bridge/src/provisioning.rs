@@ -40,6 +40,7 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/_matrix/provision/v3/typing", post(typing))
         .route("/_matrix/provision/v3/read", post(read))
         .route("/_matrix/provision/v3/presence", post(presence))
+        .route("/_matrix/provision/v3/contacts/check", post(check_numbers))
 }
 
 /// A provisioning error in Matrix's shape, `{"errcode", "error"}`.
@@ -365,6 +366,24 @@ async fn presence(
     let account = chosen_login(&core, &user, query.login_id).await?;
     core.network.send_presence(&account, body.available).await?;
     Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct CheckNumbers {
+    phones: Vec<PhoneNumber>,
+}
+
+/// Which of the numbers are on WhatsApp, asked by the device in one query (answers are
+/// kept an hour).
+async fn check_numbers(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+    Json(body): Json<CheckNumbers>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let results = core.numbers.check(core.network.as_ref(), &account, &body.phones).await?;
+    Ok(Json(json!({ "results": results })))
 }
 
 /// An event the caller just put in one of its portals.

@@ -98,7 +98,8 @@ async fn handle_event(state: &AppState, event: &Value) -> Result<(), sqlx::Error
                 tracing::warn!(room = %room, error = %error, "identity could not accept an invite");
             }
         }
-        Some(kind) if payload::TYPES.contains(&kind) => {
+        // Receipts are the bot's status events, beside what payloads are made of.
+        Some(kind) if payload::TYPES.contains(&kind) || kind == mxgate_bridge::MESSAGE_STATUS => {
             let Some(portal) = bridge_store::portal_by_room(&state.db, room.as_str()).await? else {
                 tracing::debug!(room = %room, event = %event["event_id"], "message outside a portal");
                 return Ok(());

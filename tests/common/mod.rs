@@ -321,6 +321,7 @@ impl TestApp {
             limit_links_per_hour: options.limits.0,
             limit_identities_per_hour: options.limits.1,
             limit_sends_per_minute: options.limits.2,
+            limit_checks_per_minute: 100_000,
             webhook_allow_loopback: options.allow_loopback_webhooks,
             webhook_allow_private: false,
             database: DatabaseConfig { database_url },

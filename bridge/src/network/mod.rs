@@ -468,8 +468,26 @@ pub trait Network: Send + Sync + 'static {
     /// Shows the account online (`available`) or not to the contacts that follow it.
     async fn send_presence(&self, account: &AccountId, available: bool) -> Result<(), NetworkError>;
 
+    /// Which of `phones` are on the network, in one query for the batch.
+    async fn check_numbers(
+        &self,
+        account: &AccountId,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<NumberCheck>, NetworkError>;
+
     /// The stream of events for every account; taken once by the bridge.
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>>;
+}
+
+/// What the network says of a phone number.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NumberCheck {
+    pub phone: PhoneNumber,
+    pub on_whatsapp: bool,
+    /// Its chat JID, for a number on the network.
+    pub jid: Option<String>,
+    /// A WhatsApp Business account.
+    pub business: bool,
 }
 
 /// What a chat is shown the device is doing.

@@ -14,12 +14,17 @@ use tokio::sync::mpsc;
 use super::{
     AccountId, ConnectionState, Contact, ContactCard, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage,
     Location, LoginEvent, LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent,
-    NetworkMessageId, Outgoing, OutgoingMessage, Poll, Receipt, ReceiptKind, Structured, Typing, random_message_id,
+    NetworkMessageId, NumberCheck, Outgoing, OutgoingMessage, Poll, Receipt, ReceiptKind, Structured, Typing,
+    random_message_id,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
 /// Numbers with this prefix are "not on WhatsApp".
 const UNREGISTERED_PREFIX: &str = "000";
+
+fn is_unregistered(phone: &PhoneNumber) -> bool {
+    phone.as_str().starts_with(UNREGISTERED_PREFIX)
+}
 
 /// The characters WhatsApp's pairing codes are made of.
 const PAIR_CODE_ALPHABET: &[u8; 32] = b"123456789ABCDEFGHJKLMNPQRSTVWXYZ";
@@ -46,6 +51,8 @@ struct State {
     groups: HashMap<String, Group>,
     outbox: HashMap<AccountId, Vec<OutboxEntry>>,
     signals: HashMap<AccountId, Vec<Signal>>,
+    /// Numbers that are WhatsApp Business accounts.
+    business: HashSet<PhoneNumber>,
 }
 
 struct PendingLogin {
@@ -131,6 +138,10 @@ pub enum Signal {
         call_id: NetworkMessageId,
         caller: String,
     },
+    /// The device asked which of `count` numbers are on the network, in one query.
+    NumbersChecked {
+        count: usize,
+    },
 }
 
 /// A message marked read, and its sender.
@@ -198,6 +209,11 @@ impl SimNetwork {
             login.events
         };
         sender.send(LoginEvent::Success(phone)).await.map_err(|_| NetworkError::NoPendingLogin)
+    }
+
+    /// `phone` is a WhatsApp Business account from now on.
+    pub fn make_business(&self, phone: PhoneNumber) {
+        self.locked().business.insert(phone);
     }
 
     /// The phone removes the linked device (Settings → Linked devices → Log out).
@@ -386,7 +402,7 @@ impl Network for SimNetwork {
         if !self.locked().connected.contains(account) {
             return Err(NetworkError::Disconnected);
         }
-        if phone.as_str().starts_with(UNREGISTERED_PREFIX) {
+        if is_unregistered(phone) {
             return Err(NetworkError::NotOnNetwork(phone.clone()));
         }
         Ok(Contact {
@@ -494,6 +510,27 @@ impl Network for SimNetwork {
 
     async fn send_typing(&self, account: &AccountId, chat: &ChatId, typing: Typing) -> Result<(), NetworkError> {
         self.signal(account, Signal::Typing { to: chat.to_string(), state: typing })
+    }
+
+    async fn check_numbers(
+        &self,
+        account: &AccountId,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<NumberCheck>, NetworkError> {
+        self.signal(account, Signal::NumbersChecked { count: phones.len() })?;
+        let business = self.locked().business.clone();
+        Ok(phones
+            .iter()
+            .map(|phone| {
+                let on_whatsapp = !is_unregistered(phone);
+                NumberCheck {
+                    phone: phone.clone(),
+                    on_whatsapp,
+                    jid: on_whatsapp.then(|| ChatId::Direct(phone.clone()).to_string()),
+                    business: on_whatsapp && business.contains(phone),
+                }
+            })
+            .collect())
     }
 
     async fn mark_read(

@@ -25,7 +25,7 @@ use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
     AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, LoginEvent, LoginMethod, LoginStream, Media,
-    Network, NetworkError, NetworkEvent, NetworkMessageId, Outgoing, Target, Typing,
+    Network, NetworkError, NetworkEvent, NetworkMessageId, NumberCheck, Outgoing, Target, Typing,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -486,6 +486,35 @@ impl Network for WhatsAppNetwork {
             session.client.mark_as_read(&to, sender.as_ref(), &ids).await.map_err(refused)?;
         }
         Ok(())
+    }
+
+    async fn check_numbers(
+        &self,
+        account: &AccountId,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<NumberCheck>, NetworkError> {
+        let session = self.session(account)?;
+        let jids: Vec<Jid> = phones.iter().map(person).collect();
+        let found = session.client.contacts().is_on_whatsapp(&jids).await.map_err(refused)?;
+        Ok(phones
+            .iter()
+            .map(|phone| {
+                // WhatsApp answers by number, and may answer with the LID first.
+                let answer = found.iter().find(|r| {
+                    [Some(&r.jid), r.pn_jid.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .any(|j| j.is_pn() && j.user == phone.as_str())
+                });
+                let on_whatsapp = answer.is_some_and(|r| r.is_registered);
+                NumberCheck {
+                    phone: phone.clone(),
+                    on_whatsapp,
+                    jid: on_whatsapp.then(|| person(phone).to_string()),
+                    business: on_whatsapp && answer.is_some_and(|r| r.is_business),
+                }
+            })
+            .collect())
     }
 
     async fn send_presence(&self, account: &AccountId, available: bool) -> Result<(), NetworkError> {

@@ -1,0 +1,3 @@
+//! The people a device can reach: which numbers are on WhatsApp.
+
+pub mod routes;
