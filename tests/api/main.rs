@@ -5,6 +5,7 @@ mod common;
 
 mod actions;
 mod bot;
+mod contacts;
 mod credentials;
 mod devices;
 mod events;

@@ -137,6 +137,8 @@ pub struct Options {
     /// Per-token (per-credential) rate limits: links an hour, identities an hour, sends a
     /// minute. High by default, so only the stories about them meet them.
     pub limits: (u32, u32, u32),
+    /// Numbers a token may check a minute.
+    pub checks_per_minute: u32,
     /// Logins one identity may have in progress at once.
     pub max_logins_per_identity: usize,
     /// `MXGATE_LEASE_SECS`: how soon a dead process's devices move.
@@ -177,6 +179,7 @@ impl Default for Options {
             environment: Vec::new(),
             bridge_unreachable: false,
             limits: (100_000, 100_000, 100_000),
+            checks_per_minute: 100_000,
             max_logins_per_identity: 100,
             lease_secs: 15,
             message_status_events: false,
@@ -321,7 +324,7 @@ impl TestApp {
             limit_links_per_hour: options.limits.0,
             limit_identities_per_hour: options.limits.1,
             limit_sends_per_minute: options.limits.2,
-            limit_checks_per_minute: 100_000,
+            limit_checks_per_minute: options.checks_per_minute,
             webhook_allow_loopback: options.allow_loopback_webhooks,
             webhook_allow_private: false,
             database: DatabaseConfig { database_url },

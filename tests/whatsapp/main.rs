@@ -845,3 +845,32 @@ async fn a_conversation_of_120_messages_reads_back_from_matrix_as_the_webhooks_h
     };
     reads_back(&linked.app, &linked.token, &conversation).await;
 }
+
+#[tokio::test]
+async fn fifty_numbers_are_checked_in_one_whatsapp_query_and_answered_again_from_what_was_kept() {
+    let linked = linked(TestApp::with).await;
+    let on: Vec<String> = (0..40).map(|n| format!("2376987008{n:02}")).collect();
+    for phone in &on {
+        linked.sim.create_account(phone, "Someone").unwrap();
+    }
+    linked.sim.make_business(&on[10]);
+    linked.sim.make_business(&on[11]);
+    let off: Vec<String> = (0..10).map(|n| format!("2376987009{n:02}")).collect();
+    let phones: Vec<String> = on.iter().chain(&off).cloned().collect();
+    let check = || {
+        let path = format!("/api/v1/devices/{DEVICE}/contacts/check");
+        linked.app.bearer(Method::POST, &path, &linked.token).json(&json!({ "phones": phones }))
+    };
+    let before = linked.sim.contact_queries(DEVICE).len();
+
+    let answer = expect(check(), StatusCode::OK).await;
+    for (result, phone) in answer["results"].as_array().unwrap().iter().zip(&phones) {
+        let registered = on.contains(phone);
+        let jid = registered.then(|| format!("{phone}@s.whatsapp.net"));
+        let business = registered && (*phone == on[10] || *phone == on[11]);
+        assert_eq!(result, &json!({ "phone": phone, "on_whatsapp": registered, "jid": jid, "business": business }));
+    }
+    assert_eq!(linked.sim.contact_queries(DEVICE)[before..], [50], "one usync query for the batch");
+    assert_eq!(expect(check(), StatusCode::OK).await, answer);
+    assert_eq!(linked.sim.contact_queries(DEVICE).len(), before + 1, "answered from what was kept");
+}

@@ -19,7 +19,7 @@ pub fn handle(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, req: &Node
             None
         }
         "encrypt" => Some(encrypt(sim, phone, device, req)),
-        "usync" => Some(usync(sim, req)),
+        "usync" => Some(usync(sim, phone, req)),
         "w:sync:app:state" => Some(app_state(req)),
         "w:g2" => Some(crate::groups::iq(sim, phone, device, req)),
         "w:m" => Some(media_conn(sim, req)),
@@ -180,15 +180,19 @@ fn bundle_for(st: &mut State, jid: &Jid) -> Node {
 
 // ---- usync ----------------------------------------------------------------
 
-fn usync(sim: &Sim, req: &Node) -> Node {
+fn usync(sim: &Sim, asker: &str, req: &Node) -> Node {
     let Some(usync) = child(req, "usync") else {
         return iq_error(req, 400, "bad-request");
     };
     let protocols: Vec<String> =
         child(usync, "query").and_then(Node::children).unwrap_or(&[]).iter().map(|n| n.tag.to_string()).collect();
-    let st = sim.state();
+    let mut st = sim.state();
+    let listed = child(usync, "list").map(|l| children(l, "user").collect::<Vec<_>>()).unwrap_or_default();
+    if protocols.iter().any(|p| p == "contact") {
+        st.contact_queries.entry(asker.to_owned()).or_default().push(listed.len());
+    }
     let mut users = Vec::new();
-    for user in child(usync, "list").map(|l| children(l, "user").collect::<Vec<_>>()).unwrap_or_default() {
+    for user in listed {
         // Either a jid, or a phone number under <contact>.
         let contact = child(user, "contact").and_then(bytes).map(|b| String::from_utf8_lossy(b).to_string());
         let jid = jid_attr(user, "jid")
@@ -243,6 +247,10 @@ fn usync(sim: &Sim, req: &Node) -> Node {
                     kids.push(b.build());
                 }
                 "status" => kids.push(NodeBuilder::new("status").build()),
+                // Present for a business account only, as whatsapp-rust reads it.
+                "business" if phone.as_ref().is_some_and(|p| st.business.contains(p)) => {
+                    kids.push(NodeBuilder::new("business").build())
+                }
                 _ => {}
             }
         }

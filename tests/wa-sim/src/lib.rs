@@ -138,6 +138,17 @@ impl WaSim {
 
     /// The phone of `phone_number` scans a QR code shown by a new device.
     /// Returns the device's JID (`<phone>:<device>@s.whatsapp.net`).
+    /// `phone_number` is a WhatsApp Business account from now on.
+    pub fn make_business(&self, phone_number: &str) {
+        self.sim.make_business(phone_number);
+    }
+
+    /// How many numbers each "who is on WhatsApp" query (usync with the `contact`
+    /// protocol) of `phone_number`'s devices asked about, oldest first.
+    pub fn contact_queries(&self, phone_number: &str) -> Vec<usize> {
+        self.sim.contact_queries(phone_number)
+    }
+
     pub fn scan_qr(&self, phone_number: &str, qr_code: &str) -> anyhow::Result<String> {
         Ok(self.sim.scan_qr(phone_number, qr_code)?.to_string())
     }

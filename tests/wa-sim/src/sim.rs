@@ -129,6 +129,17 @@ impl Sim {
 
     /// The phone of `phone_number` scans `qr`: the waiting device is linked
     /// as a new companion and receives `<pair-success>`.
+    /// `phone_number` is a WhatsApp Business account from now on.
+    pub fn make_business(&self, phone_number: &str) {
+        self.state().business.insert(phone_number.to_owned());
+    }
+
+    /// How many numbers each "who is on WhatsApp" query of `phone_number`'s devices
+    /// asked about, oldest first.
+    pub fn contact_queries(&self, phone_number: &str) -> Vec<usize> {
+        self.state().contact_queries.get(phone_number).cloned().unwrap_or_default()
+    }
+
     pub fn scan_qr(&self, phone_number: &str, qr: &str) -> anyhow::Result<Jid> {
         let qr: QrCode = qr.parse()?;
         let mut st = self.state();

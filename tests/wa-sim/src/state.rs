@@ -195,6 +195,11 @@ pub struct State {
     pub presence_followers: HashMap<String, std::collections::BTreeSet<(String, u16)>>,
     /// The last presence each account showed (`available` or `unavailable`).
     pub presence: HashMap<String, String>,
+    /// WhatsApp Business accounts, by phone number.
+    pub business: std::collections::BTreeSet<String>,
+    /// The "who is on WhatsApp" queries (usync with the `contact` protocol) each account's
+    /// devices made: how many numbers each asked about, in order.
+    pub contact_queries: HashMap<String, Vec<usize>>,
 }
 
 impl State {

@@ -1,0 +1,70 @@
+//! Which numbers are on WhatsApp, asked of the simulated network: one query for a batch,
+//! answers kept, the rate limit per token.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::{Options, TestApp, expect, expect_error, link_device};
+
+const DEVICE: &str = "237600000481";
+
+async fn checks(app: &TestApp) -> Vec<Value> {
+    let shown = expect(app.request(Method::GET, &format!("/sim/signals?device_id={DEVICE}")), StatusCode::OK).await;
+    shown.as_array().unwrap().iter().filter(|s| s["kind"] == "numbers_checked").cloned().collect()
+}
+
+#[tokio::test]
+async fn fifty_numbers_are_checked_in_one_query_and_answered_again_from_what_was_kept() {
+    let app = TestApp::with(Options { checks_per_minute: 110, ..Options::default() }).await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    for business in ["237698700810", "237698700811"] {
+        expect(app.request(Method::POST, "/sim/business").json(&json!({ "phone": business })), StatusCode::OK).await;
+    }
+    // 40 on WhatsApp (2 of them businesses, some written with +), 10 not.
+    let mut phones: Vec<String> = (0..40).map(|n| format!("2376987008{n:02}")).collect();
+    for phone in phones.iter_mut().step_by(7) {
+        phone.insert(0, '+');
+    }
+    phones.extend((0..10).map(|n| format!("0002376987009{n:02}")));
+    let check = |phones: &[String]| {
+        let path = format!("/api/v1/devices/{DEVICE}/contacts/check");
+        app.bearer(Method::POST, &path, &token).json(&json!({ "phones": phones }))
+    };
+
+    let answer = expect(check(&phones), StatusCode::OK).await;
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 50);
+    for (result, phone) in results.iter().zip(&phones) {
+        let digits = phone.trim_start_matches('+');
+        let on = !digits.starts_with("000");
+        let business = matches!(digits, "237698700810" | "237698700811");
+        let jid = on.then(|| format!("{digits}@s.whatsapp.net"));
+        assert_eq!(result, &json!({ "phone": phone, "on_whatsapp": on, "jid": jid, "business": business }));
+    }
+    assert_eq!(checks(&app).await, [json!({ "kind": "numbers_checked", "count": 50 })], "one query for the batch");
+
+    // The same list again costs the network nothing; one new number costs one query of one.
+    assert_eq!(expect(check(&phones), StatusCode::OK).await, answer);
+    let mut more = phones[..0].to_vec();
+    more.push("237698700899".into());
+    let one = expect(check(&more), StatusCode::OK).await;
+    assert_eq!(one["results"][0]["on_whatsapp"], true);
+    assert_eq!(checks(&app).await.iter().map(|c| c["count"].as_u64().unwrap()).collect::<Vec<_>>(), [50, 1]);
+
+    // Refusals change nothing; the token's allowance (110 a minute, 101 used) runs out.
+    let refused =
+        [json!([]), json!(["not a number"]), json!((0..501).map(|n| format!("237698701{n:03}")).collect::<Vec<_>>())];
+    for phones in refused {
+        let path = format!("/api/v1/devices/{DEVICE}/contacts/check");
+        let request = app.bearer(Method::POST, &path, &token).json(&json!({ "phones": phones }));
+        expect_error(request, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    expect_error(check(&phones[..10]), StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let stranger = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    let theirs = app
+        .bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/contacts/check"), &stranger)
+        .json(&json!({ "phones": ["237698700801"] }));
+    expect_error(theirs, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(checks(&app).await.len(), 2);
+}
