@@ -349,19 +349,22 @@ pub async fn unread_count(db: &Db, account_id: &str, chat_id: &str) -> Result<i6
 
 /// Records that the device read these messages of a chat.
 pub async fn mark_read(db: &Db, account_id: &str, chat_id: &str, network_ids: &[String]) -> Result<(), sqlx::Error> {
-    for network_id in network_ids {
-        sqlx::query(
-            "UPDATE bridge_messages SET read_at = $4
-             WHERE account_id = $1 AND chat_id = $2 AND network_id = $3 AND read_at IS NULL",
-        )
-        .bind(account_id)
-        .bind(chat_id)
-        .bind(network_id)
-        .bind(now())
-        .execute(&db.pool)
-        .await?;
+    if network_ids.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // One statement for the batch (at most 256 ids, well within either database's
+    // parameter limit).
+    let listed: Vec<String> = (4..4 + network_ids.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "UPDATE bridge_messages SET read_at = $3
+         WHERE account_id = $1 AND chat_id = $2 AND read_at IS NULL AND network_id IN ({})",
+        listed.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(chat_id).bind(now());
+    for network_id in network_ids {
+        query = query.bind(network_id);
+    }
+    query.execute(&db.pool).await.map(drop)
 }
 
 pub async fn message_by_event(db: &Db, event_id: &str) -> Result<Option<MessageRow>, sqlx::Error> {

@@ -11,11 +11,6 @@ use crate::common::{TestApp, WebhookReceiver, eventually, expect, expect_error, 
 const DEVICE: &str = "237600000411";
 const CONTACT: &str = "237698700411";
 
-async fn outbox(app: &TestApp) -> Vec<Value> {
-    let sent = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
-    sent.as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_api_and_from_matrix() {
     let app = TestApp::start().await;
@@ -40,7 +35,7 @@ async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_
     let theirs = receiver.wait_for(1).await[0].json()["id"].as_str().unwrap().to_owned();
 
     // Refusals change nothing.
-    let before = outbox(&app).await.len();
+    let before = app.sim_outbox(DEVICE).await.len();
     expect_error(
         action(Method::PUT, theirs.clone()).json(&json!({ "text": "mine now" })),
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -69,7 +64,7 @@ async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_
         "validation_failed",
     )
     .await;
-    assert_eq!(outbox(&app).await.len(), before, "nothing was sent");
+    assert_eq!(app.sim_outbox(DEVICE).await.len(), before, "nothing was sent");
 
     let done = |answer: &Value| assert_eq!(answer["status"], "sent", "{answer}");
     done(
@@ -88,15 +83,17 @@ async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_
     let target: matrix_sdk::ruma::OwnedEventId = theirs.parse().unwrap();
     let reaction = room.send(ReactionEventContent::new(Annotation::new(target, "🎉".into()))).await.unwrap();
     eventually("the Matrix client's reaction at the network", || async {
-        (outbox(&app).await.iter().filter(|m| m["action"] == "reaction").count() == 3).then_some(())
+        (app.sim_outbox(DEVICE).await.iter().filter(|m| m["action"] == "reaction").count() == 3).then_some(())
     })
     .await;
     room.redact(&reaction.response.event_id, None, None).await.unwrap();
-    eventually("its taking back at the network", || async { (outbox(&app).await.len() == before + 6).then_some(()) })
-        .await;
+    eventually("its taking back at the network", || async {
+        (app.sim_outbox(DEVICE).await.len() == before + 6).then_some(())
+    })
+    .await;
     app.quiet().await;
 
-    let sent = outbox(&app).await;
+    let sent = app.sim_outbox(DEVICE).await;
     let actions: Vec<(&Value, &Value, &Value, &Value)> =
         sent[before..].iter().map(|m| (&m["action"], &m["target"], &m["emoji"], &m["text"])).collect();
     let none = Value::Null;

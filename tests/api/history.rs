@@ -13,14 +13,6 @@ const DEVICE: &str = "237600000471";
 const CONTACT: &str = "237698700471";
 const OLDER: &str = "237698700472";
 
-async fn inject(app: &TestApp, from: &str, body: Value) -> String {
-    let mut body = body;
-    body["device_id"] = json!(DEVICE);
-    body["from"] = json!(from);
-    let injected = expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
-    injected["message_id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn a_conversation_of_120_messages_reads_back_from_matrix_as_the_webhooks_had_it() {
     let app = TestApp::start().await;
@@ -29,7 +21,7 @@ async fn a_conversation_of_120_messages_reads_back_from_matrix_as_the_webhooks_h
     let receiver = WebhookReceiver::start().await;
     let hook = json!({ "url": receiver.url, "events": ["message", "message.edited", "message.reaction"] });
     expect(app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&hook), StatusCode::CREATED).await;
-    inject(&app, OLDER, json!({ "text": "an older chat" })).await;
+    app.inject(DEVICE, OLDER, json!({ "text": "an older chat" })).await;
     receiver.wait_for(1).await;
 
     let png = mxgate_bridge::qr::png("a picture").unwrap();
@@ -49,19 +41,21 @@ async fn a_conversation_of_120_messages_reads_back_from_matrix_as_the_webhooks_h
                 device_events.push(sent["results"][0]["event_id"].as_str().unwrap().to_owned());
                 continue;
             }
-            7 => inject(
-                &app,
+            7 => app.inject(
+                DEVICE,
                 CONTACT,
                 json!({ "media": { "base64": STANDARD.encode(&png), "mime_type": "image/png", "file_name": "p.png" } }),
             )
             .await,
             30 | 70 | 90 => {
-                inject(&app, CONTACT, json!({ "reaction": { "target": last_contact, "emoji": "👍" } })).await
+                app.inject(DEVICE, CONTACT, json!({ "reaction": { "target": last_contact, "emoji": "👍" } })).await
             }
-            50 => inject(&app, CONTACT, json!({ "edit": { "target": last_contact, "text": "edited words" } })).await,
-            3 => inject(&app, CONTACT, json!({ "text": "message three says zanzibar" })).await,
-            119 => inject(&app, CONTACT, json!({ "text": "the last word" })).await,
-            _ => inject(&app, CONTACT, json!({ "text": format!("message {n}") })).await,
+            50 => {
+                app.inject(DEVICE, CONTACT, json!({ "edit": { "target": last_contact, "text": "edited words" } })).await
+            }
+            3 => app.inject(DEVICE, CONTACT, json!({ "text": "message three says zanzibar" })).await,
+            119 => app.inject(DEVICE, CONTACT, json!({ "text": "the last word" })).await,
+            _ => app.inject(DEVICE, CONTACT, json!({ "text": format!("message {n}") })).await,
         };
         match n {
             30 | 50 | 70 | 90 => {}

@@ -16,11 +16,6 @@ fn vcard(name: &str, phone: &str) -> String {
     format!("BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nTEL;type=CELL;waid={phone}:+{phone}\nEND:VCARD")
 }
 
-async fn outbox(app: &TestApp) -> Vec<Value> {
-    let sent = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
-    sent.as_array().unwrap().clone()
-}
-
 /// Serves `body` as `mime_type` at `/<name>` on a free loopback port, for `media_url`.
 async fn serve_file(name: &str, mime_type: &'static str, body: Vec<u8>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,7 +62,7 @@ async fn every_kind_goes_out_as_the_network_shows_it_and_bad_combinations_change
         let error = expect_error(send(body.clone()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
         assert!(!error["message"].as_str().unwrap().is_empty(), "{body} → {error}");
     }
-    assert_eq!(outbox(&app).await, Vec::<Value>::new(), "nothing refused was sent");
+    assert_eq!(app.sim_outbox(DEVICE).await, Vec::<Value>::new(), "nothing refused was sent");
 
     let png = mxgate_bridge::qr::png("a view-once picture").unwrap();
     let pdf = b"%PDF-1.4 menu".to_vec();
@@ -90,7 +85,7 @@ async fn every_kind_goes_out_as_the_network_shows_it_and_bad_combinations_change
     }
     app.quiet().await;
 
-    let sent = outbox(&app).await;
+    let sent = app.sim_outbox(DEVICE).await;
     assert_eq!(sent.len(), 8, "{sent:?}");
     assert_eq!(
         sent[0]["location"],
@@ -153,7 +148,7 @@ async fn a_multipart_send_takes_kind_and_json_fields_too() {
     .await;
     app.quiet().await;
 
-    let sent = outbox(&app).await;
+    let sent = app.sim_outbox(DEVICE).await;
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(sent[0]["media"]["kind"], "voice");
     assert_eq!(sent[1]["poll"], json!({ "question": "Tea?", "options": ["yes", "no"], "multiple": false }));
@@ -213,9 +208,12 @@ async fn a_contacts_location_cards_poll_and_view_once_picture_reach_the_webhook_
     room.send_raw("org.matrix.msc3381.poll.start", matrix_poll).await.unwrap();
     let here = json!({ "msgtype": "m.location", "body": "Here", "geo_uri": "geo:4.05,9.76" });
     room.send_raw("m.room.message", here).await.unwrap();
-    crate::common::eventually("both at the network", || async { (outbox(&app).await.len() == 2).then_some(()) }).await;
+    crate::common::eventually("both at the network", || async {
+        (app.sim_outbox(DEVICE).await.len() == 2).then_some(())
+    })
+    .await;
     app.quiet().await;
-    let sent = outbox(&app).await;
+    let sent = app.sim_outbox(DEVICE).await;
     assert_eq!(sent[0]["poll"], json!({ "question": "Mon at 9?", "options": ["yes", "no"], "multiple": false }));
     assert_eq!(sent[1]["location"], json!({ "latitude": 4.05, "longitude": 9.76, "name": null, "address": null }));
 
@@ -240,7 +238,7 @@ async fn a_contacts_location_cards_poll_and_view_once_picture_reach_the_webhook_
     expect_error(forward(&json!("$nothing:mxgate.test"), to_both.clone()), StatusCode::NOT_FOUND, "not_found").await;
     app.quiet().await;
 
-    let sent = outbox(&app).await;
+    let sent = app.sim_outbox(DEVICE).await;
     let forwarded = &sent[2..];
     assert_eq!(forwarded.len(), 5, "{forwarded:?}");
     assert!(forwarded.iter().all(|m| m["forwarded"] == true), "{forwarded:?}");

@@ -15,11 +15,6 @@ async fn linked() -> (TestApp, String) {
     (app, token)
 }
 
-async fn outbox(app: &TestApp) -> Vec<Value> {
-    let outbox = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
-    outbox.as_array().unwrap().clone()
-}
-
 fn send_path() -> String {
     format!("/api/v1/devices/{DEVICE}/message")
 }
@@ -40,7 +35,7 @@ async fn each_contact_in_a_list_gets_its_own_result() {
     assert!(results[3]["error"].as_str().unwrap().contains("not a phone number"), "{}", results[3]);
 
     // Recipients are served concurrently, so the network may see them in either order.
-    let outbox = outbox(&app).await;
+    let outbox = app.sim_outbox(DEVICE).await;
     assert_eq!(outbox.len(), 2);
     for (result, to) in results[..2].iter().zip(["237698765432@s.whatsapp.net", "237677777777@s.whatsapp.net"]) {
         let received = outbox.iter().find(|m| m["message_id"] == result["message_id"]).expect("in the outbox");
@@ -66,7 +61,7 @@ async fn a_group_invite_url_is_joined_and_wins_over_contacts() {
     assert_eq!(refused["results"][0]["status"], "failed");
     assert!(refused["results"][0]["error"].as_str().unwrap().contains("invalid"), "{refused}");
 
-    let outbox = outbox(&app).await;
+    let outbox = app.sim_outbox(DEVICE).await;
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0]["to"], group["jid"]);
     assert_eq!(outbox[0]["text"], "Hello family");
@@ -88,7 +83,7 @@ async fn a_reply_with_a_file_carries_the_quote_and_the_bytes() {
     let sent = expect(app.bearer(Method::POST, &send_path(), &token).multipart(form), StatusCode::OK).await;
     assert_eq!(sent["results"][0]["status"], "sent", "{sent}");
 
-    let outbox = outbox(&app).await;
+    let outbox = app.sim_outbox(DEVICE).await;
     let reply = &outbox[1];
     assert_eq!(reply["reply_to"], first["results"][0]["message_id"]);
     assert_eq!(reply["text"], "the picture");
@@ -151,7 +146,7 @@ async fn bad_message_requests_get_clear_errors_and_send_nothing() {
     .await;
     let plain = app.bearer(Method::POST, &send_path(), &token).body("contact=1");
     expect_error(plain, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
-    assert!(outbox(&app).await.is_empty());
+    assert!(app.sim_outbox(DEVICE).await.is_empty());
 }
 
 /// The homeserver retries a transaction it thinks failed; the bridge must not send twice.
@@ -185,7 +180,7 @@ async fn a_replayed_appservice_transaction_sends_nothing_twice() {
     }
     let wrong = app.http.put(format!("{}/_matrix/app/v1/transactions/txn-3", app.bridge_url)).bearer_auth("nope");
     expect(wrong.json(&json!({ "events": [] })), StatusCode::FORBIDDEN).await;
-    let outbox = outbox(&app).await;
+    let outbox = app.sim_outbox(DEVICE).await;
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert_eq!(outbox[0]["text"], "only once");
 }

@@ -9,19 +9,6 @@ use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, expec
 const DEVICE: &str = "237600000451";
 const CONTACT: &str = "237698700451";
 
-async fn outbox(app: &TestApp) -> Vec<Value> {
-    let sent = expect(app.request(Method::GET, &format!("/sim/outbox?device_id={DEVICE}")), StatusCode::OK).await;
-    sent.as_array().unwrap().clone()
-}
-
-async fn inject(app: &TestApp, body: Value) -> String {
-    let mut body = body;
-    body["device_id"] = json!(DEVICE);
-    body["from"] = json!(CONTACT);
-    let injected = expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
-    injected["message_id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays_on_whatsapp() {
     let app = TestApp::start().await;
@@ -43,9 +30,9 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
     )
     .await;
     let poll_event = sent["results"][0]["event_id"].clone();
-    let poll_id = outbox(&app).await[0]["message_id"].as_str().unwrap().to_owned();
+    let poll_id = app.sim_outbox(DEVICE).await[0]["message_id"].as_str().unwrap().to_owned();
     for options in [json!(["Tue", "Wed"]), json!(["Mon"]), json!([])] {
-        inject(&app, json!({ "poll_vote": { "target": poll_id, "options": options } })).await;
+        app.inject(DEVICE, CONTACT, json!({ "poll_vote": { "target": poll_id, "options": options } })).await;
     }
     let votes: Vec<Value> = everything.wait_for(3).await.iter().map(|d| d.json()).collect();
     for (vote, options) in votes.iter().zip([json!(["Tue", "Wed"]), json!(["Mon"]), json!([])]) {
@@ -58,7 +45,8 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
     }
 
     // The contact's poll; the identity votes on it in a Matrix client (by MSC3381 answer id).
-    let theirs = inject(&app, json!({ "poll": { "question": "Lunch?", "options": ["Ndolé", "Eru"] } })).await;
+    let theirs =
+        app.inject(DEVICE, CONTACT, json!({ "poll": { "question": "Lunch?", "options": ["Ndolé", "Eru"] } })).await;
     let message = everything.wait_for(4).await[3].json();
     assert_eq!(message["message_id"], theirs.as_str());
     let client = app.matrix_client(&token).await;
@@ -73,22 +61,22 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
     });
     room.send_raw("org.matrix.msc3381.poll.response", response).await.unwrap();
     eventually("the vote at the network", || async {
-        outbox(&app).await.into_iter().find(|m| m["action"] == "poll_vote")
+        app.sim_outbox(DEVICE).await.into_iter().find(|m| m["action"] == "poll_vote")
     })
     .await;
     app.quiet().await;
-    let vote = outbox(&app).await.into_iter().find(|m| m["action"] == "poll_vote").unwrap();
+    let vote = app.sim_outbox(DEVICE).await.into_iter().find(|m| m["action"] == "poll_vote").unwrap();
     assert_eq!((&vote["target"], &vote["options"]), (&json!(theirs), &json!(["Eru"])));
 
     // A video call: told in the chat and to the webhooks that chose calls, not turned down.
-    let call_id = inject(&app, json!({ "call": { "video": true } })).await;
+    let call_id = app.inject(DEVICE, CONTACT, json!({ "call": { "video": true } })).await;
     let call = calls.wait_for(1).await[0].json();
     assert_eq!(call["event"], "call");
     assert_eq!((&call["call_id"], &call["video"], &call["rejected"]), (&json!(call_id), &json!(true), &json!(false)));
     assert_eq!(call["chat_id"], format!("{CONTACT}@s.whatsapp.net"));
 
     // Deleted for the device alone: gone from Matrix, WhatsApp never told.
-    let text = inject(&app, json!({ "text": "only for your eyes" })).await;
+    let text = app.inject(DEVICE, CONTACT, json!({ "text": "only for your eyes" })).await;
     let received = everything.wait_for(6).await.iter().map(|d| d.json()).find(|p| p["message_id"] == text).unwrap();
     let delete = |id: &Value, scope: &str| {
         let path = format!("/api/v1/devices/{DEVICE}/messages/{}{scope}", id.as_str().unwrap());
@@ -96,7 +84,7 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
     };
     expect_error(delete(&received["id"], ""), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     expect_error(delete(&received["id"], "?for=them"), StatusCode::BAD_REQUEST, "bad_request").await;
-    let before = outbox(&app).await.len();
+    let before = app.sim_outbox(DEVICE).await.len();
     let deleted = expect(delete(&received["id"], "?for=me"), StatusCode::OK).await;
     assert_eq!(deleted["status"], "deleted", "{deleted}");
     let event_id = matrix_sdk::ruma::EventId::parse(received["id"].as_str().unwrap()).unwrap();
@@ -106,7 +94,7 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
     })
     .await;
     app.quiet().await;
-    assert_eq!(outbox(&app).await.len(), before, "nothing went to WhatsApp");
+    assert_eq!(app.sim_outbox(DEVICE).await.len(), before, "nothing went to WhatsApp");
     let got: Vec<Value> = everything.received().iter().map(|d| d.json()).collect();
     assert!(got.iter().all(|p| p["event"] != "message.deleted"), "{got:?}");
     assert_eq!(calls.received().len(), 1, "the call-only webhook got the call alone");
@@ -121,7 +109,7 @@ async fn with_reject_calls_a_call_is_turned_down_as_it_rings() {
     let hook = json!({ "url": receiver.url, "events": ["call"] });
     expect(app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&hook), StatusCode::CREATED).await;
 
-    let call_id = inject(&app, json!({ "call": {} })).await;
+    let call_id = app.inject(DEVICE, CONTACT, json!({ "call": {} })).await;
     let call = receiver.wait_for(1).await[0].json();
     assert_eq!((&call["call_id"], &call["video"], &call["rejected"]), (&json!(call_id), &json!(false), &json!(true)));
     let signals = expect(app.request(Method::GET, &format!("/sim/signals?device_id={DEVICE}")), StatusCode::OK).await;

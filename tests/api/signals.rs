@@ -23,9 +23,7 @@ async fn signals(app: &TestApp) -> Vec<Value> {
 }
 
 async fn inject(app: &TestApp, text: &str) -> String {
-    let body = json!({ "device_id": DEVICE, "from": CONTACT, "text": text });
-    let injected = expect(app.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
-    injected["message_id"].as_str().unwrap().to_owned()
+    app.inject(DEVICE, CONTACT, json!({ "text": text })).await
 }
 
 #[tokio::test]

@@ -488,6 +488,22 @@ impl TestApp {
         client
     }
 
+    /// What the simulated network received from `device`, oldest first.
+    pub async fn sim_outbox(&self, device: &str) -> Vec<Value> {
+        let sent = expect(self.request(Method::GET, &format!("/sim/outbox?device_id={device}")), StatusCode::OK).await;
+        sent.as_array().unwrap().clone()
+    }
+
+    /// A contact `from` sends `body` (a `/sim/incoming` body without its device and
+    /// sender) to `device`; the network's id of what it sent.
+    pub async fn inject(&self, device: &str, from: &str, body: Value) -> String {
+        let mut body = body;
+        body["device_id"] = json!(device);
+        body["from"] = json!(from);
+        let injected = expect(self.request(Method::POST, "/sim/incoming").json(&body), StatusCode::OK).await;
+        injected["message_id"].as_str().unwrap().to_owned()
+    }
+
     /// Gives `token` a webhook to `url`; returns the creation response (with its secret).
     pub async fn add_webhook(&self, token: &str, url: &str) -> Value {
         let request = self.bearer(Method::POST, "/api/v1/webhooks", token).json(&json!({ "url": url }));
