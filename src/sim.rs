@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
 use crate::routes::Message;
 use crate::state::AppState;
 
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(scan))
         .routes(routes!(remove_device))
         .routes(routes!(make_business))
+        .routes(routes!(picture))
         .routes(routes!(rename_group))
         .routes(routes!(create_group))
         .routes(routes!(incoming))
@@ -73,6 +74,15 @@ async fn remove_device(State(state): State<AppState>, Json(device): Json<Scan>) 
 async fn make_business(State(state): State<AppState>, Json(number): Json<Scan>) -> ApiResult<Json<Message>> {
     sim(&state)?.make_business(phone(&number.phone)?);
     Ok(Json(Message::new("Now a business account")))
+}
+
+/// The profile picture a number set, as the simulated WhatsApp serves it.
+#[utoipa::path(get, path = "/sim/pictures/{phone}", tag = "sim", params(("phone" = String, Path)),
+    responses((status = 200, content_type = "image/jpeg"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn picture(State(state): State<AppState>, Path(number): Path<String>) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let picture = sim(&state)?.picture(&phone(&number)?).ok_or(ApiError::NotFound("picture"))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "image/jpeg")], picture).into_response())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::core::{BridgeError, Core};
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 use crate::login::{self, Step};
-use crate::network::{AccountId, ConnectionState, LoginMethod, NetworkError, Typing};
+use crate::network::{AccountId, ConnectionState, LoginMethod, NetworkError, Profile, ProfileChange, Typing};
 use crate::outbox;
 use crate::portal::{PortalInfo, ensure_portal};
 use crate::store;
@@ -41,6 +41,8 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/_matrix/provision/v3/read", post(read))
         .route("/_matrix/provision/v3/presence", post(presence))
         .route("/_matrix/provision/v3/contacts/check", post(check_numbers))
+        .route("/_matrix/provision/v3/contacts/{phone}/profile", get(contact_profile))
+        .route("/_matrix/provision/v3/profile", get(own_profile).put(set_profile))
 }
 
 /// A provisioning error in Matrix's shape, `{"errcode", "error"}`.
@@ -384,6 +386,38 @@ async fn check_numbers(
     let account = chosen_login(&core, &user, query.login_id).await?;
     let results = core.numbers.check(core.network.as_ref(), &account, &body.phones).await?;
     Ok(Json(json!({ "results": results })))
+}
+
+/// A contact's About and picture, as the network shows them to the device.
+async fn contact_profile(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(phone): Path<String>,
+    Query(query): Query<LoginQuery>,
+) -> Result<Json<Profile>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let phone: PhoneNumber = phone.parse()?;
+    Ok(Json(core.network.contact_profile(&account, &phone).await?))
+}
+
+async fn own_profile(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+) -> Result<Json<Profile>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    Ok(Json(core.network.own_profile(&account).await?))
+}
+
+async fn set_profile(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+    Json(change): Json<ProfileChange>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    core.network.set_profile(&account, change).await?;
+    Ok(Json(json!({})))
 }
 
 /// An event the caller just put in one of its portals.

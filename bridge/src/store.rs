@@ -335,6 +335,40 @@ pub async fn chats(
     .await
 }
 
+/// A person one of the device's chats knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownContact {
+    pub phone: String,
+    pub name: Option<String>,
+    /// The device has a direct chat with them.
+    pub direct: bool,
+}
+
+/// The contacts of the device's direct chats and the group members bridged into its
+/// portals, by phone number.
+pub async fn contacts_of(db: &Db, account_id: &str) -> Result<Vec<KnownContact>, sqlx::Error> {
+    let members: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT DISTINCT pu.phone, pu.displayname FROM bridge_members m
+         JOIN bridge_portals p ON p.room_id = m.room_id
+         JOIN bridge_puppets pu ON pu.user_id = m.user_id
+         WHERE p.account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut known: std::collections::BTreeMap<String, KnownContact> =
+        members.into_iter().map(|(phone, name)| (phone.clone(), KnownContact { phone, name, direct: false })).collect();
+    for portal in portals_of(db, account_id).await?.into_iter().filter(|p| p.is_direct) {
+        let Some(phone) = portal.chat_id.strip_suffix("@s.whatsapp.net") else { continue };
+        let name = match known.get(phone) {
+            Some(contact) => contact.name.clone(),
+            None => puppet_name(db, phone).await?.flatten(),
+        };
+        known.insert(phone.to_owned(), KnownContact { phone: phone.to_owned(), name, direct: true });
+    }
+    Ok(known.into_values().collect())
+}
+
 /// How many received messages of a chat the device has not read.
 pub async fn unread_count(db: &Db, account_id: &str, chat_id: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(

@@ -4,7 +4,7 @@
 //! the device's and what was read), in the shape webhooks deliver.
 
 pub mod routes;
-mod service;
+pub mod service;
 
 use mxgate_bridge::ids::{ChatId, PhoneNumber};
 

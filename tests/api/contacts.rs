@@ -68,3 +68,55 @@ async fn fifty_numbers_are_checked_in_one_query_and_answered_again_from_what_was
     expect_error(theirs, StatusCode::NOT_FOUND, "not_found").await;
     assert_eq!(checks(&app).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_device_sets_its_profile_and_another_sees_it_and_the_contacts_its_chats_know() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    const SHOP: &str = "237600000482";
+    const CONTACT: &str = "237698700482";
+    let app = TestApp::start().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    link_device(&app, &token, SHOP).await;
+    let on = |device: &str, path: &str| format!("/api/v1/devices/{device}/{path}");
+
+    let png = mxgate_bridge::qr::png("shop logo").unwrap();
+    let change = json!({ "push_name": "Ada's Shop", "about": "Open 9 to 5", "picture_base64": STANDARD.encode(&png) });
+    let profile = expect(app.bearer(Method::PUT, &on(SHOP, "profile"), &token).json(&change), StatusCode::OK).await;
+    assert_eq!((&profile["push_name"], &profile["about"]), (&json!("Ada's Shop"), &json!("Open 9 to 5")));
+    let url = profile["picture_url"].as_str().expect("a picture").to_owned();
+    let jpeg = app.request(Method::GET, &url).send().await.unwrap().bytes().await.unwrap();
+    let picture = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg).expect("sent as a JPEG");
+    assert!(picture.width() <= 640 && picture.height() <= 640);
+    assert_eq!(expect(app.bearer(Method::GET, &on(SHOP, "profile"), &token), StatusCode::OK).await, profile);
+
+    let seen = expect(app.bearer(Method::GET, &on(DEVICE, &format!("contacts/{SHOP}")), &token), StatusCode::OK).await;
+    assert_eq!((&seen["about"], &seen["picture_url"]), (&profile["about"], &profile["picture_url"]));
+    assert_eq!(seen["jid"], format!("{SHOP}@s.whatsapp.net"));
+
+    // Only a change that is whole goes out.
+    for bad in [
+        json!({ "push_name": " " }),
+        json!({ "about": "x".repeat(140) }),
+        json!({ "picture_base64": "bm90IGEgcGljdHVyZQ==" }),
+    ] {
+        let request = app.bearer(Method::PUT, &on(SHOP, "profile"), &token).json(&bad);
+        expect_error(request, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    assert_eq!(expect(app.bearer(Method::GET, &on(SHOP, "profile"), &token), StatusCode::OK).await, profile);
+    let not_a_number = app.bearer(Method::GET, &on(DEVICE, "contacts/someone"), &token);
+    expect_error(not_a_number, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+
+    app.inject(DEVICE, CONTACT, json!({ "text": "hello" })).await;
+    let known = crate::common::eventually("the contact's chat", || async {
+        let known = expect(app.bearer(Method::GET, &on(DEVICE, "contacts"), &token), StatusCode::OK).await;
+        (known["contacts"].as_array()?.len() == 1).then_some(known)
+    })
+    .await;
+    let chat = format!("{CONTACT}@s.whatsapp.net");
+    assert_eq!(
+        known["contacts"],
+        json!([{ "phone": CONTACT, "jid": chat, "name": format!("Contact {CONTACT}"), "chat_id": chat }])
+    );
+}

@@ -847,7 +847,7 @@ async fn a_conversation_of_120_messages_reads_back_from_matrix_as_the_webhooks_h
 }
 
 #[tokio::test]
-async fn fifty_numbers_are_checked_in_one_whatsapp_query_and_answered_again_from_what_was_kept() {
+async fn fifty_numbers_are_checked_in_one_whatsapp_query_and_profiles_cross_both_ways() {
     let linked = linked(TestApp::with).await;
     let on: Vec<String> = (0..40).map(|n| format!("2376987008{n:02}")).collect();
     for phone in &on {
@@ -873,4 +873,30 @@ async fn fifty_numbers_are_checked_in_one_whatsapp_query_and_answered_again_from
     assert_eq!(linked.sim.contact_queries(DEVICE)[before..], [50], "one usync query for the batch");
     assert_eq!(expect(check(), StatusCode::OK).await, answer);
     assert_eq!(linked.sim.contact_queries(DEVICE).len(), before + 1, "answered from what was kept");
+    profiles_cross_both_ways(&linked).await;
+}
+
+/// The device's profile reaches a contact's client; the contact's reaches the API.
+async fn profiles_cross_both_ways(linked: &Linked) {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use whatsapp_rust::Jid;
+    let contact = Phone::new(&linked.sim, CONTACT, "Contact Person").await;
+    let path = format!("/api/v1/devices/{DEVICE}/profile");
+    let png = mxgate_bridge::qr::png("shop logo").unwrap();
+    let change = json!({ "push_name": "Ada's Shop", "about": "Open 9 to 5", "picture_base64": STANDARD.encode(&png) });
+    let profile = expect(linked.app.bearer(Method::PUT, &path, &linked.token).json(&change), StatusCode::OK).await;
+    assert_eq!((&profile["push_name"], &profile["about"]), (&json!("Ada's Shop"), &json!("Open 9 to 5")));
+    let device = Jid::pn(DEVICE);
+    let info = contact.client.contacts().get_user_info(std::slice::from_ref(&device)).await.unwrap();
+    assert_eq!(info.values().next().and_then(|i| i.status.as_deref()), Some("Open 9 to 5"));
+    let picture = contact.client.contacts().get_profile_picture(&device, false).await.unwrap().expect("a picture");
+    assert_eq!(profile["picture_url"], picture.url.as_str());
+
+    contact.client.profile().set_status_text("Gone fishing").await.unwrap();
+    contact.client.profile().set_profile_picture(png.clone()).await.unwrap();
+    let path = format!("/api/v1/devices/{DEVICE}/contacts/{CONTACT}");
+    let seen = expect(linked.app.bearer(Method::GET, &path, &linked.token), StatusCode::OK).await;
+    assert_eq!(seen["about"], "Gone fishing");
+    assert!(seen["picture_url"].as_str().is_some_and(|u| u.contains(CONTACT)), "{seen}");
 }

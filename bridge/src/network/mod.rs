@@ -358,6 +358,24 @@ mod base64_bytes {
     }
 }
 
+mod base64_bytes_opt {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(data: &Option<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match data {
+            Some(data) => serializer.serialize_some(&STANDARD.encode(data)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        text.map(|t| STANDARD.decode(t).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
 /// Where a linked device's connection to the network stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionState {
@@ -475,8 +493,38 @@ pub trait Network: Send + Sync + 'static {
         phones: &[PhoneNumber],
     ) -> Result<Vec<NumberCheck>, NetworkError>;
 
+    /// `phone`'s profile as the network shows it to `account` (its About and picture).
+    async fn contact_profile(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Profile, NetworkError>;
+
+    /// The account's own profile.
+    async fn own_profile(&self, account: &AccountId) -> Result<Profile, NetworkError>;
+
+    /// Changes the account's own profile; what `change` leaves `None` stays.
+    async fn set_profile(&self, account: &AccountId, change: ProfileChange) -> Result<(), NetworkError>;
+
     /// The stream of events for every account; taken once by the bridge.
     fn take_events(&self) -> Option<mpsc::UnboundedReceiver<NetworkEvent>>;
+}
+
+/// A profile as the network shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Profile {
+    /// The push name, where the network tells it (the account's own).
+    pub name: Option<String>,
+    /// The "About" text.
+    pub about: Option<String>,
+    /// Where the network serves the profile picture.
+    pub picture_url: Option<String>,
+}
+
+/// A change of the account's own profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProfileChange {
+    pub push_name: Option<String>,
+    pub about: Option<String>,
+    /// A JPEG.
+    #[serde(default, with = "base64_bytes_opt")]
+    pub picture: Option<Vec<u8>>,
 }
 
 /// What the network says of a phone number.

@@ -14,13 +14,18 @@ use tokio::sync::mpsc;
 use super::{
     AccountId, ConnectionState, Contact, ContactCard, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage,
     Location, LoginEvent, LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent,
-    NetworkMessageId, NumberCheck, Outgoing, OutgoingMessage, Poll, Receipt, ReceiptKind, Structured, Typing,
-    random_message_id,
+    NetworkMessageId, NumberCheck, Outgoing, OutgoingMessage, Poll, Profile, ProfileChange, Receipt, ReceiptKind,
+    Structured, Typing, random_message_id,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
 /// Numbers with this prefix are "not on WhatsApp".
 const UNREGISTERED_PREFIX: &str = "000";
+
+/// Where the simulator serves a profile picture (mxgate's own `/sim` routes).
+fn picture_url(phone: &PhoneNumber) -> String {
+    format!("/sim/pictures/{phone}")
+}
 
 fn is_unregistered(phone: &PhoneNumber) -> bool {
     phone.as_str().starts_with(UNREGISTERED_PREFIX)
@@ -53,6 +58,16 @@ struct State {
     signals: HashMap<AccountId, Vec<Signal>>,
     /// Numbers that are WhatsApp Business accounts.
     business: HashSet<PhoneNumber>,
+    /// Profiles the simulated accounts set (linked devices through the API); a number
+    /// without one shows none.
+    profiles: HashMap<PhoneNumber, SimProfile>,
+}
+
+#[derive(Default, Clone)]
+struct SimProfile {
+    push_name: Option<String>,
+    about: Option<String>,
+    picture: Option<Vec<u8>>,
 }
 
 struct PendingLogin {
@@ -209,6 +224,11 @@ impl SimNetwork {
             login.events
         };
         sender.send(LoginEvent::Success(phone)).await.map_err(|_| NetworkError::NoPendingLogin)
+    }
+
+    /// The profile picture `phone` set, as `/sim/pictures/{phone}` serves it.
+    pub fn picture(&self, phone: &PhoneNumber) -> Option<Vec<u8>> {
+        self.locked().profiles.get(phone).and_then(|p| p.picture.clone())
     }
 
     /// `phone` is a WhatsApp Business account from now on.
@@ -510,6 +530,40 @@ impl Network for SimNetwork {
 
     async fn send_typing(&self, account: &AccountId, chat: &ChatId, typing: Typing) -> Result<(), NetworkError> {
         self.signal(account, Signal::Typing { to: chat.to_string(), state: typing })
+    }
+
+    async fn contact_profile(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Profile, NetworkError> {
+        let state = self.locked();
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        if is_unregistered(phone) {
+            return Err(NetworkError::NotOnNetwork(phone.clone()));
+        }
+        let profile = state.profiles.get(phone).cloned().unwrap_or_default();
+        Ok(Profile { name: None, about: profile.about, picture_url: profile.picture.map(|_| picture_url(phone)) })
+    }
+
+    async fn own_profile(&self, account: &AccountId) -> Result<Profile, NetworkError> {
+        let state = self.locked();
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        let profile = state.profiles.get(account).cloned().unwrap_or_default();
+        let picture_url = profile.picture.map(|_| picture_url(account));
+        Ok(Profile { name: profile.push_name, about: profile.about, picture_url })
+    }
+
+    async fn set_profile(&self, account: &AccountId, change: ProfileChange) -> Result<(), NetworkError> {
+        let mut state = self.locked();
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        let profile = state.profiles.entry(account.clone()).or_default();
+        profile.push_name = change.push_name.or(profile.push_name.take());
+        profile.about = change.about.or(profile.about.take());
+        profile.picture = change.picture.or(profile.picture.take());
+        Ok(())
     }
 
     async fn check_numbers(

@@ -37,6 +37,8 @@ pub fn handle(sim: &Sim, phone: &str, device: u16, conn: &ConnHandle, req: &Node
             }
             None => Some(iq_result(req, Vec::new())),
         },
+        "status" => Some(set_about(sim, phone, req)),
+        "w:profile:picture" => Some(picture(sim, phone, req)),
         "w" | "abt" if child(req, "props").is_some() => Some(iq_result(
             req,
             vec![
@@ -246,7 +248,14 @@ fn usync(sim: &Sim, asker: &str, req: &Node) -> Node {
                     }
                     kids.push(b.build());
                 }
-                "status" => kids.push(NodeBuilder::new("status").build()),
+                "status" => {
+                    let about = phone.as_deref().and_then(|p| st.accounts.get(p)).and_then(|a| a.about.clone());
+                    let status = NodeBuilder::new("status").attr("t", crate::stanza::now_secs().to_string());
+                    kids.push(match about {
+                        Some(about) => status.string_content(about).build(),
+                        None => status.build(),
+                    });
+                }
                 // Present for a business account only, as whatsapp-rust reads it.
                 "business" if phone.as_ref().is_some_and(|p| st.business.contains(p)) => {
                     kids.push(NodeBuilder::new("business").build())
@@ -267,6 +276,49 @@ fn usync(sim: &Sim, asker: &str, req: &Node) -> Node {
         }
     }
     iq_result(req, vec![usync_out.children([NodeBuilder::new("list").children(users).build()]).build()])
+}
+
+// ---- profile -----------------------------------------------------------------
+
+/// `<iq xmlns="status" type="set"><status>text</status></iq>`: the account's About.
+fn set_about(sim: &Sim, phone: &str, req: &Node) -> Node {
+    let text = child(req, "status").and_then(bytes).map(|b| String::from_utf8_lossy(b).to_string());
+    if let Some(account) = sim.state().accounts.get_mut(phone) {
+        account.about = text.filter(|t| !t.is_empty());
+    }
+    iq_result(req, Vec::new())
+}
+
+/// `w:profile:picture`: a `get` of `target`'s picture (its URL on the media host, or
+/// 404), or a `set` of the asker's own (a `<picture>` with the bytes; none removes it).
+fn picture(sim: &Sim, phone: &str, req: &Node) -> Node {
+    let mut st = sim.state();
+    if attr(req, "type").as_deref() == Some("set") {
+        let data = child(req, "picture").and_then(bytes).map(<[u8]>::to_vec);
+        let id = crate::stanza::now_secs().to_string() + &crate::stanza::random_id()[..6];
+        let stored = data.map(|data| {
+            let path = format!("/pp/{phone}/{id}");
+            st.media.insert(path.clone(), data);
+            (id.clone(), path)
+        });
+        if let Some(account) = st.accounts.get_mut(phone) {
+            account.picture = stored;
+        }
+        return iq_result(req, vec![NodeBuilder::new("picture").attr("id", id).build()]);
+    }
+    let target = jid_attr(req, "target").and_then(|t| st.phone_of(&t));
+    let found = target.and_then(|t| st.accounts.get(&t)).and_then(|a| a.picture.clone());
+    let Some((id, path)) = found else {
+        let error = NodeBuilder::new("error").attr("code", "404").attr("text", "item-not-found").build();
+        return iq_result(req, vec![NodeBuilder::new("picture").children([error]).build()]);
+    };
+    let host = sim.media_host.get().cloned().unwrap_or_default();
+    let picture = NodeBuilder::new("picture")
+        .attr("id", id)
+        .attr("url", format!("https://{host}{path}"))
+        .attr("direct_path", path)
+        .build();
+    iq_result(req, vec![picture])
 }
 
 // ---- app state --------------------------------------------------------------

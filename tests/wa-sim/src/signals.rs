@@ -58,6 +58,13 @@ pub fn chatstate(sim: &Sim, phone: &str, device: u16, node: &Node) {
 pub fn presence(sim: &Sim, phone: &str, device: u16, node: &Node) {
     let kind = attr(node, "type").unwrap_or_else(|| "available".into());
     let mut st = sim.state();
+    // `<presence name=…/>` without a type renames the account (its push name).
+    if let (Some(name), None) = (attr(node, "name"), attr(node, "type")) {
+        if let Some(account) = st.accounts.get_mut(phone) {
+            account.push_name = name;
+        }
+        return;
+    }
     match kind.as_str() {
         "subscribe" => {
             let Some(target) = jid_attr(node, "to").and_then(|to| st.phone_of(&to)) else { return };

@@ -120,6 +120,8 @@ impl Sim {
                 phone: Phone::generate(),
                 companions: BTreeMap::new(),
                 next_device: 1,
+                about: None,
+                picture: None,
                 created: stanza::now_secs(),
                 received: Vec::new(),
             },

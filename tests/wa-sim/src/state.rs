@@ -97,6 +97,10 @@ pub struct Account {
     pub phone: Phone,
     pub companions: BTreeMap<u16, Companion>,
     pub next_device: u16,
+    /// The "About" text, once the account set one.
+    pub about: Option<String>,
+    /// The profile picture: its id and where the media host serves it.
+    pub picture: Option<(String, String)>,
     /// When the account was created (the key-index list's timestamp).
     pub created: u64,
     pub received: Vec<Received>,

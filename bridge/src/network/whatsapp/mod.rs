@@ -25,7 +25,8 @@ use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
     AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, LoginEvent, LoginMethod, LoginStream, Media,
-    Network, NetworkError, NetworkEvent, NetworkMessageId, NumberCheck, Outgoing, Target, Typing,
+    Network, NetworkError, NetworkEvent, NetworkMessageId, NumberCheck, Outgoing, Profile, ProfileChange, Target,
+    Typing,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -260,6 +261,15 @@ impl Inner {
     }
 
     /// The picture behind a WhatsApp profile or group picture, if there is one and it loads.
+    /// `jid`'s About (from a usync query) and the URL of its picture.
+    async fn profile_of(&self, client: &whatsapp_rust::Client, jid: &Jid) -> Result<Profile, NetworkError> {
+        let contacts = client.contacts();
+        let info = contacts.get_user_info(std::slice::from_ref(jid)).await.map_err(refused)?;
+        let about = info.into_values().find_map(|i| i.status).filter(|s| !s.is_empty());
+        let picture = contacts.get_profile_picture(jid, false).await.map_err(refused)?;
+        Ok(Profile { name: None, about, picture_url: picture.map(|p| p.url) })
+    }
+
     async fn picture(&self, client: &whatsapp_rust::Client, jid: &Jid) -> Option<Media> {
         let picture = client.contacts().get_profile_picture(jid, false).await.ok()??;
         let response = self.http.get(&picture.url).send().await.ok()?.error_for_status().ok()?;
@@ -515,6 +525,34 @@ impl Network for WhatsAppNetwork {
                 }
             })
             .collect())
+    }
+
+    async fn contact_profile(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Profile, NetworkError> {
+        let session = self.session(account)?;
+        self.inner.profile_of(&session.client, &person(phone)).await
+    }
+
+    async fn own_profile(&self, account: &AccountId) -> Result<Profile, NetworkError> {
+        let session = self.session(account)?;
+        let mut profile = self.inner.profile_of(&session.client, &person(account)).await?;
+        let name = session.client.persistence_manager().get_device_snapshot().push_name.clone();
+        profile.name = Some(name).filter(|n| !n.is_empty());
+        Ok(profile)
+    }
+
+    async fn set_profile(&self, account: &AccountId, change: ProfileChange) -> Result<(), NetworkError> {
+        let session = self.session(account)?;
+        let profile = session.client.profile();
+        if let Some(name) = &change.push_name {
+            profile.set_push_name(name).await.map_err(refused)?;
+        }
+        if let Some(about) = &change.about {
+            profile.set_status_text(about).await.map_err(refused)?;
+        }
+        if let Some(picture) = change.picture {
+            profile.set_profile_picture(picture).await.map_err(refused)?;
+        }
+        Ok(())
     }
 
     async fn send_presence(&self, account: &AccountId, available: bool) -> Result<(), NetworkError> {
