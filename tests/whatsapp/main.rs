@@ -675,8 +675,11 @@ async fn votes_cross_both_ways_and_a_call_is_turned_down(linked: &Linked, contac
     linked.app.quiet().await;
 }
 
-/// Marking read, typing and presence reach the contact's client.
+/// Marking read, typing and presence reach the contact's client, through the API and
+/// from a Matrix client.
 async fn signals_reach_the_contact(linked: &Linked, contact: &Phone) {
+    use matrix_sdk::ruma::api::client::receipt::create_receipt::v3::ReceiptType as MatrixReceipt;
+    use matrix_sdk::ruma::events::receipt::ReceiptThread;
     use whatsapp_rust::types::events::Event;
     use whatsapp_rust::types::presence::ReceiptType;
     use whatsapp_rust::wacore::types::presence::ChatPresence;
@@ -713,6 +716,26 @@ async fn signals_reach_the_contact(linked: &Linked, contact: &Phone) {
     let online = contact.wait_for("presence", |e| matches!(e, Event::Presence(p) if !p.unavailable)).await;
     let Event::Presence(online) = &*online else { unreachable!() };
     assert_eq!(online.from.user.as_str(), DEVICE);
+
+    // The same from a Matrix client in the portal: typing, stopping, reading.
+    let client = linked.app.matrix_client(&linked.token).await;
+    let room = client.joined_rooms().into_iter().next().expect("the contact's portal");
+    room.typing_notice(true).await.unwrap();
+    contact
+        .wait_for("typing from Matrix", |e| matches!(e, Event::ChatPresence(p) if p.state == ChatPresence::Composing))
+        .await;
+    room.typing_notice(false).await.unwrap();
+    contact.wait_for("stopped", |e| matches!(e, Event::ChatPresence(p) if p.state == ChatPresence::Paused)).await;
+    let message = wa::Message { conversation: Some("read me in Element".into()), ..Default::default() };
+    let unread = contact.client.send_message(contact_device_chat(), message).await.unwrap().message_id;
+    let event = delivery_of(linked, &unread).await["id"].as_str().unwrap().parse().unwrap();
+    room.send_single_receipt(MatrixReceipt::Read, ReceiptThread::Unthreaded, event).await.unwrap();
+    contact
+        .wait_for(
+            "read from Matrix",
+            |e| matches!(e, Event::Receipt(r) if r.r#type == ReceiptType::Read && r.message_ids.contains(&unread)),
+        )
+        .await;
     linked.app.quiet().await;
 }
 
