@@ -1,6 +1,7 @@
 //! Actions on a message the device sent or received, named by its Matrix event id (the
-//! `id` webhooks carry, the `event_id` sends return): react, edit, delete. Each is a Matrix
-//! event of the identity's in the portal (an `m.reaction`, an `m.replace`, a redaction),
+//! `id` webhooks carry, the `event_id` sends return): react, edit, delete, forward, vote.
+//! Each is a Matrix event of the identity's in the portal (an `m.reaction`, an `m.replace`,
+//! a redaction, an MSC3381 response),
 //! so a Matrix client doing the same reaches WhatsApp by the same path, the send queue.
 
 use axum::extract::State;
@@ -26,7 +27,11 @@ use crate::state::AppState;
 const EDIT_WINDOW_SECS: i64 = 15 * 60;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(react)).routes(routes!(edit, delete)).routes(routes!(forward))
+    OpenApiRouter::new()
+        .routes(routes!(react))
+        .routes(routes!(edit, delete))
+        .routes(routes!(forward))
+        .routes(routes!(vote))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -53,6 +58,15 @@ pub struct Forward {
     pub contact: Option<String>,
     /// Comma-separated invite URLs; wins over `contact`.
     pub group_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Vote {
+    /// The options chosen, by name as the poll lists them (one, unless the poll allows
+    /// several); empty takes the vote back.
+    #[schema(example = json!(["Eru"]), max_items = 12)]
+    pub options: Vec<String>,
 }
 
 /// What became of an action: the Matrix event it is, and whether WhatsApp took it.
@@ -226,6 +240,45 @@ async fn forward(
         content::forwarded(event_type, &original["content"]).map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let results = fan_out(&state, &token, &user, &device_id, recipients, &event, None).await?;
     Ok(Json(MessageSent { message: "Message forwarded".into(), results }))
+}
+
+/// Vote on a poll of the device's chats (a contact's or the device's own). Each vote
+/// replaces the device's last, as on WhatsApp.
+#[utoipa::path(post, path = "/devices/{device_id}/messages/{event_id}/vote", tag = "messages",
+    security(("bearer" = [])),
+    params(("device_id" = String, Path, description = "The device's phone number"),
+           ("event_id" = String, Path, pattern = r"^\$[A-Za-z0-9+/_=-]{1,254}$",
+            description = "The poll's Matrix event id")),
+    request_body = Vote,
+    responses((status = 200, body = ActionDone), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn vote(
+    State(state): State<AppState>,
+    TokenAuth(token): TokenAuth,
+    Path((device_id, event_id)): MessagePath,
+    Json(body): Json<Vote>,
+) -> ApiResult<Json<ActionDone>> {
+    let user = identity(&token)?;
+    let target = message_of(&state, &user, &device_id, &event_id).await?;
+    let room = room_of(&target)?;
+    let poll = state.homeserver.client.event(&user, &room, &target.event_id).await.map_err(HomeserverError::from)?;
+    if poll["type"] != content::POLL_START {
+        return Err(ApiError::unprocessable("only a poll takes votes"));
+    }
+    let offered: Vec<String> = content::poll_answers(&poll).into_iter().map(|(_, name)| name).collect();
+    if let Some(unknown) = body.options.iter().find(|o| !offered.contains(o)) {
+        return Err(ApiError::unprocessable(format!("{unknown:?} is not an option of the poll: {offered:?}")));
+    }
+    let chosen: std::collections::BTreeSet<&String> = body.options.iter().collect();
+    if chosen.len() < body.options.len() {
+        return Err(ApiError::unprocessable("each option is chosen once"));
+    }
+    let several = poll["content"][content::POLL_START]["max_selections"].as_u64().is_some_and(|n| n > 1);
+    if body.options.len() > 1 && !several {
+        return Err(ApiError::unprocessable("the poll takes one option"));
+    }
+    let response = content::poll_response(&target.event_id, &poll, &body.options);
+    send(&state, &user, &room, response.event_type, response.content).await.map(Json)
 }
 
 /// The bridged message `event_id` of one of `device_id`'s chats.

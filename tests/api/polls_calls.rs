@@ -68,6 +68,23 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
     let vote = app.sim_outbox(DEVICE).await.into_iter().find(|m| m["action"] == "poll_vote").unwrap();
     assert_eq!((&vote["target"], &vote["options"]), (&json!(theirs), &json!(["Eru"])));
 
+    // The device changes its mind through the API; what the poll does not allow changes nothing.
+    let vote_on = |id: &Value, options: Value| {
+        let path = format!("/api/v1/devices/{DEVICE}/messages/{}/vote", id.as_str().unwrap());
+        app.bearer(Method::POST, &path, &token).json(&json!({ "options": options }))
+    };
+    let before = app.sim_outbox(DEVICE).await.len();
+    for refused in [json!(["Pizza"]), json!(["Eru", "Ndolé"]), json!(["Eru", "Eru"])] {
+        expect_error(vote_on(&message["id"], refused), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    expect_error(vote_on(&poll_event, json!(["Mon", "Mon"])), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        .await;
+    let voted = expect(vote_on(&message["id"], json!(["Ndolé"])), StatusCode::OK).await;
+    assert_eq!(voted["status"], "sent", "{voted}");
+    let sent = app.sim_outbox(DEVICE).await;
+    assert_eq!(sent.len(), before + 1);
+    assert_eq!((&sent[before]["target"], &sent[before]["options"]), (&json!(theirs), &json!(["Ndolé"])));
+
     // A video call: told in the chat and to the webhooks that chose calls, not turned down.
     let call_id = app.inject(DEVICE, CONTACT, json!({ "call": { "video": true } })).await;
     let call = calls.wait_for(1).await[0].json();
@@ -84,6 +101,8 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
     };
     expect_error(delete(&received["id"], ""), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     expect_error(delete(&received["id"], "?for=them"), StatusCode::BAD_REQUEST, "bad_request").await;
+    let not_a_poll = vote_on(&received["id"], json!(["Mon"]));
+    expect_error(not_a_poll, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     let before = app.sim_outbox(DEVICE).await.len();
     let deleted = expect(delete(&received["id"], "?for=me"), StatusCode::OK).await;
     assert_eq!(deleted["status"], "deleted", "{deleted}");

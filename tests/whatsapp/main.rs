@@ -648,6 +648,30 @@ async fn votes_cross_both_ways_and_a_call_is_turned_down(linked: &Linked, contac
         .unwrap();
     assert_eq!(hashes, [compute_option_hash("Tue").to_vec()]);
 
+    // The device changes its vote through the API.
+    let path = format!("/api/v1/devices/{DEVICE}/messages/{}/vote", theirs["id"].as_str().unwrap());
+    let voted = linked.app.bearer(Method::POST, &path, &linked.token).json(&json!({ "options": ["Mon"] }));
+    assert_eq!(expect(voted, StatusCode::OK).await["status"], "sent");
+    let got = contact
+        .wait_for(
+            "the second vote",
+            |e| matches!(e, Event::Messages(b) if b.first().is_some_and(|m| m.message.poll_update_message.is_set())),
+        )
+        .await;
+    let Event::Messages(batch) = &*got else { unreachable!() };
+    let vote = batch.first().unwrap().message.poll_update_message.as_option().unwrap().vote.as_option().unwrap();
+    let ciphertext = PollVoteCiphertext {
+        enc_payload: vote.enc_payload.as_deref().unwrap(),
+        enc_iv: vote.enc_iv.as_deref().unwrap(),
+    };
+    let hashes = contact
+        .client
+        .polls()
+        .decrypt_vote(ciphertext, &secret, &created.message_id, &contact.jid(), &Jid::pn(DEVICE))
+        .await
+        .unwrap();
+    assert_eq!(hashes, [compute_option_hash("Mon").to_vec()]);
+
     let offer = build_offer(&OfferParams {
         call_id: "CALL0001",
         to: &Jid::pn(DEVICE),
