@@ -32,9 +32,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct NumbersToCheck {
     /// 1 to 500 phone numbers, international format, digits with an optional `+`.
-    #[schema(example = json!(["237698765432", "+237677777777"]), min_items = 1, max_items = 500)]
+    #[schema(value_type = Vec<PhoneText>, example = json!(["237698765432", "+237677777777"]), min_items = 1, max_items = 500)]
     pub phones: Vec<String>,
 }
+
+/// A phone number as the spec says it: 7 to 15 digits, an optional `+`.
+pub struct PhoneText;
+
+impl utoipa::PartialSchema for PhoneText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^\+?[0-9]{7,15}$"))
+            .into()
+    }
+}
+
+impl ToSchema for PhoneText {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Checked {
@@ -210,6 +224,8 @@ pub struct ProfileUpdate {
     #[schema(max_length = 139)]
     pub about: Option<String>,
     /// A picture (JPEG, PNG, GIF or WebP), base64; sent as a JPEG of at most 640×640.
+    /// A picture mxgate cannot read is a 422.
+    #[schema(min_length = 16, pattern = r"^[A-Za-z0-9+/]+={0,2}$")]
     pub picture_base64: Option<String>,
 }
 

@@ -45,13 +45,15 @@ enabled = false
 # What no schema can say, so valid-looking data may be refused there (422, saying why):
 # `expires_at` must be in the future; whether a webhook host's addresses are allowed
 # depends on DNS and the deployment's address policy; a message needs a recipient and
-# text or a file, out of several optional fields (each recipient gets its own result).
+# text or a file, out of several optional fields (each recipient gets its own result);
+# a profile picture must be a picture.
 [[operations]]
 include-name = [
     "POST /api/v1/tokens",
     "POST /api/v1/webhooks",
     "PUT /api/v1/webhooks/{{id}}",
     "POST /api/v1/devices/{{device_id}}/message",
+    "PUT /api/v1/devices/{{device_id}}/profile",
 ]
 checks.positive_data_acceptance.enabled = false
 
