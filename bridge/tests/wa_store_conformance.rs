@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Once};
 
 use async_trait::async_trait;
 use mxgate_bridge::db::{Db, Dialect};
-use mxgate_bridge::network::whatsapp::store::SqlStore;
+use mxgate_bridge::network::whatsapp::store::{SqlStore, StoredPoll};
 use whatsapp_rust::Jid;
 use whatsapp_rust::bytes::Bytes;
 use whatsapp_rust::wacore::appstate::hash::HashState;
@@ -699,10 +699,15 @@ async fn forgetting_a_device_removes_all_it_stored(backends: &impl Backends) {
 
 /// On SQL, checked table by table: no `wa_` table keeps a row of a deleted device.
 async fn deleting_a_device_empties_every_table(sql: &Sql) {
-    fill(sql.open("alice").await.as_ref()).await;
-    fill(sql.open("bob").await.as_ref()).await;
+    for device in ["alice", "bob"] {
+        fill(sql.open(device).await.as_ref()).await;
+        // The connector's own table, beside whatsapp-rust's.
+        let options = vec!["Mon".to_owned(), "Tue".to_owned()];
+        let poll = StoredPoll { creator: "237111@s.whatsapp.net".into(), secret: vec![7; 32], options };
+        SqlStore::new(sql.db.clone(), device).remember_poll("3EB0POLL", &poll).await.unwrap();
+    }
     let before = sql.rows_per_table("alice").await;
-    assert_eq!(before.len(), 18);
+    assert_eq!(before.len(), 19);
     assert!(before.iter().all(|(_, rows)| *rows > 0), "fill reaches every table: {before:?}");
 
     sql.forget("alice").await;
