@@ -14,6 +14,7 @@ pub mod devices;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod groups;
 pub mod health;
 pub mod limits;
 pub mod matrix;

@@ -24,7 +24,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    appservice, chats, contacts, credentials, devices, events, health, matrix, messages, sim, tokens, webhooks,
+    appservice, chats, contacts, credentials, devices, events, groups, health, matrix, messages, sim, tokens, webhooks,
 };
 
 /// A response that only says what happened.
@@ -50,6 +50,7 @@ impl Message {
         webhooks::catalogue::payloads::ActionPayload,
         webhooks::catalogue::payloads::DevicePayload,
         webhooks::catalogue::payloads::CallPayload,
+        webhooks::catalogue::payloads::GroupPayload,
     )),
     tags(
         (name = "credentials", description = "Client credentials (Basic auth, super admin)"),
@@ -60,6 +61,7 @@ impl Message {
         (name = "devices", description = "Linking WhatsApp accounts by QR code (Bearer)"),
         (name = "messages", description = "Sending from a linked device (Bearer)"),
         (name = "contacts", description = "Who a device can reach on WhatsApp (Bearer)"),
+        (name = "groups", description = "Making and administering WhatsApp groups (Bearer)"),
         (name = "chats", description = "Reading a device's chats, history and files back from Matrix (Bearer)"),
         (name = "appservice", description = "The homeserver's pushes to the API (hs_token)"),
         (name = "sim", description = "The simulator's control surface, only with --network sim"),
@@ -114,6 +116,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(messages::actions::router())
         .merge(chats::routes::router())
         .merge(contacts::routes::router())
+        .merge(groups::routes::router())
         .merge(messages::signals::router())
         .layer(RequestBodyLimitLayer::new(body_limit))
         .merge(

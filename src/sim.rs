@@ -90,6 +90,8 @@ async fn picture(State(state): State<AppState>, Path(number): Path<String>) -> A
 pub struct GroupRename {
     pub jid: String,
     pub name: String,
+    /// The member who renames it; any member when not given.
+    pub by: Option<String>,
 }
 
 /// A member renames the group.
@@ -99,7 +101,8 @@ async fn rename_group(State(state): State<AppState>, Json(rename): Json<GroupRen
     if rename.name.trim().is_empty() {
         return Err(ApiError::unprocessable("name must not be empty"));
     }
-    sim(&state)?.rename_group(&rename.jid, rename.name).map_err(network_error)?;
+    let by = rename.by.as_deref().map(phone).transpose()?;
+    sim(&state)?.rename_group(&rename.jid, by, rename.name).await.map_err(network_error)?;
     Ok(Json(Message::new("Group renamed")))
 }
 
@@ -118,7 +121,7 @@ async fn create_group(State(state): State<AppState>, Json(group): Json<NewGroup>
     if group.name.trim().is_empty() {
         return Err(ApiError::unprocessable("name must not be empty"));
     }
-    Ok(Json(sim(&state)?.create_group(group.name, members)))
+    Ok(Json(sim(&state)?.new_group(group.name, members)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

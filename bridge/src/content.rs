@@ -10,7 +10,8 @@ use ruma::UserId;
 
 use crate::core::BridgeError;
 use crate::media;
-use crate::network::{ContactCard, Location, Media, MediaKind, Poll, ReceiptKind, Structured};
+use crate::ids::PhoneNumber;
+use crate::network::{ContactCard, GroupChange, Location, Media, MediaKind, Poll, ReceiptKind, Structured};
 use crate::outbox::NETWORK_ID_FIELD;
 
 /// The event type of delivery and read reports on sent messages, which the API forwards.
@@ -35,6 +36,10 @@ pub const POLL_RESPONSE: &str = "org.matrix.msc3381.poll.response";
 pub const POLL_CHOICE: &str = "fi.mxgate.poll_choice";
 /// A call the account was offered: `{"video", "rejected"}` on the notice that tells it.
 pub const CALL: &str = "fi.mxgate.call";
+
+/// The bot's record of a change to a group, beside the state events that show it: who
+/// made it and what it was (`group`, a [`GroupChange`]). Matrix clients need not render it.
+pub const GROUP_EVENT: &str = "fi.mxgate.group";
 /// MSC1767: plain text, where extensible events carry it.
 const EXTENSIBLE_TEXT: &str = "org.matrix.msc1767.text";
 /// MSC3488: a location's details.
@@ -303,6 +308,31 @@ pub fn call_notice(video: bool, rejected: bool) -> MatrixEvent {
     MatrixEvent {
         event_type: "m.room.message",
         content: json!({ "msgtype": "m.notice", "body": body, CALL: { "video": video, "rejected": rejected } }),
+    }
+}
+
+/// The record of `change`, made by `by`, with a line saying it.
+pub fn group_record(change: &GroupChange, by: &PhoneNumber) -> MatrixEvent {
+    let what = match change {
+        GroupChange::Created { subject, .. } => format!("created the group “{subject}”"),
+        GroupChange::Subject { subject } => format!("renamed the group “{subject}”"),
+        GroupChange::Description { description: Some(_) } => "changed the group's description".into(),
+        GroupChange::Description { description: None } => "removed the group's description".into(),
+        GroupChange::Picture { removed: false } => "changed the group's picture".into(),
+        GroupChange::Picture { removed: true } => "removed the group's picture".into(),
+        GroupChange::Announce { announce: true } => "let only admins send messages".into(),
+        GroupChange::Announce { announce: false } => "let every member send messages".into(),
+        GroupChange::Locked { locked: true } => "let only admins edit the group's info".into(),
+        GroupChange::Locked { locked: false } => "let every member edit the group's info".into(),
+        GroupChange::InviteRevoked => "reset the group's invite link".into(),
+        GroupChange::Members { action, phones } => {
+            let phones: Vec<String> = phones.iter().map(|p| format!("+{p}")).collect();
+            format!("{} {}", action.done(), phones.join(", "))
+        }
+    };
+    MatrixEvent {
+        event_type: GROUP_EVENT,
+        content: json!({ "body": format!("+{by} {what}"), "by": by, "group": change }),
     }
 }
 

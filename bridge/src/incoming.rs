@@ -15,7 +15,7 @@ use crate::core::{BridgeError, Core, DeviceChange};
 use crate::ids::ChatId;
 use crate::matrix::MatrixError;
 use crate::network::{
-    AccountId, ConnectionState, Contact, GroupInfo, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
+    AccountId, ConnectionState, Contact, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
     Structured,
 };
 use crate::portal::{PortalInfo, as_member, ensure_member, ensure_portal, room_id};
@@ -47,7 +47,6 @@ pub fn spawn_relay(core: Arc<Core>, mut events: mpsc::UnboundedReceiver<NetworkE
                     (receipt.account.as_str(), receipt.chat.to_string()).hash(&mut hasher)
                 }
                 NetworkEvent::Contact(contact) => contact.phone.as_str().hash(&mut hasher),
-                NetworkEvent::Group { account, info } => (account.as_str(), info.chat.to_string()).hash(&mut hasher),
                 NetworkEvent::LoggedOut(account) => account.as_str().hash(&mut hasher),
             }
             let shard = (hasher.finish() % RELAY_SHARDS) as usize;
@@ -70,32 +69,12 @@ async fn handle(core: &Core, event: NetworkEvent) {
                 tracing::error!(contact = %contact.phone, error = %error, "puppet profile not updated");
             }
         }
-        NetworkEvent::Group { account, info } => {
-            if let Err(error) = update_portal(core, &account, &info).await {
-                tracing::error!(chat = %info.chat, error = %error, "portal not updated");
-            }
-        }
         NetworkEvent::LoggedOut(account) => {
             if let Err(error) = record_logged_out(core, account).await {
                 tracing::error!(error = %error, "cannot record a log-out");
             }
         }
     }
-}
-
-/// A group's new name and topic on its portal; a group without a portal yet gets them
-/// when the portal is made.
-async fn update_portal(core: &Core, account: &AccountId, info: &GroupInfo) -> Result<(), BridgeError> {
-    let Some(portal) = store::portal(&core.db, account.as_str(), &info.chat.to_string()).await? else { return Ok(()) };
-    let room = room_id(&portal)?;
-    if portal.name.as_deref() != Some(info.name.as_str()) {
-        core.matrix.send_state(&core.bot, &room, "m.room.name", &json!({ "name": info.name })).await?;
-        store::set_portal_name(&core.db, &portal.room_id, &info.name).await?;
-    }
-    if let Some(topic) = &info.topic {
-        core.matrix.send_state(&core.bot, &room, "m.room.topic", &json!({ "topic": topic })).await?;
-    }
-    Ok(())
 }
 
 async fn record_logged_out(core: &Core, account: AccountId) -> Result<(), BridgeError> {
@@ -117,6 +96,9 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
     let chat_key = message.chat.to_string();
     if store::message_by_network_id(&core.db, account, &chat_key, &message.id).await?.is_some() {
         return Ok(());
+    }
+    if let IncomingBody::Group(change) = &message.body {
+        return crate::groups::follow(core, &message, change).await;
     }
     // Reactions, edits and deletions act on a message bridged earlier; of any other there is nothing to show.
     let target = match message.body.target() {
@@ -210,8 +192,9 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
             send(content::poll_response(target, &poll, options)).await?
         }
         (IncomingBody::Call { video, rejected }, _) => send(content::call_notice(*video, *rejected)).await?,
-        // A reaction, edit, deletion or vote without a bridged target returned above.
-        (_, None) => return Ok(()),
+        // A reaction, edit, deletion or vote without a bridged target returned above, and a
+        // group change was followed.
+        (_, None) | (IncomingBody::Group(_), _) => return Ok(()),
     };
     // A reaction, edit or deletion is nothing to mark read, nor what the account wrote.
     let to_read = matches!(message.body, IncomingBody::Message { .. }) && !message.from_me;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod content;
 mod core;
 pub mod db;
+mod groups;
 pub mod ids;
 pub mod inbox;
 mod incoming;

@@ -219,6 +219,16 @@ impl MatrixClient {
         }
     }
 
+    /// `by` removes `user` from `room`; one already gone has nothing to lose.
+    pub async fn kick(&self, by: &UserId, room: &RoomId, user: &UserId, reason: &str) -> Result<(), MatrixError> {
+        let path = format!("/_matrix/client/v3/rooms/{}/kick", segment(room.as_str()));
+        let body = json!({ "user_id": user, "reason": reason });
+        match self.call(Method::POST, &path, Auth::Appservice, Some(by), Some(body)).await {
+            Err(MatrixError::Refused { status: 403, message, .. }) if message.contains("not in the room") => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// One event of `room`, as `user` (a member) sees it.
     pub async fn event(&self, user: &UserId, room: &RoomId, event_id: &str) -> Result<Value, MatrixError> {
         let path = format!("/_matrix/client/v3/rooms/{}/event/{}", segment(room.as_str()), segment(event_id));

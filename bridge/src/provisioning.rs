@@ -18,7 +18,10 @@ use serde_json::{Value, json};
 use crate::core::{BridgeError, Core};
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 use crate::login::{self, Step};
-use crate::network::{AccountId, ConnectionState, LoginMethod, NetworkError, Profile, ProfileChange, Typing};
+use crate::network::{
+    AccountId, ConnectionState, GroupInfo, GroupSettings, LoginMethod, MemberAction, NetworkError, Profile,
+    ProfileChange, Typing,
+};
 use crate::outbox;
 use crate::portal::{PortalInfo, ensure_portal};
 use crate::store;
@@ -43,6 +46,11 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/_matrix/provision/v3/contacts/check", post(check_numbers))
         .route("/_matrix/provision/v3/contacts/{phone}/profile", get(contact_profile))
         .route("/_matrix/provision/v3/profile", get(own_profile).put(set_profile))
+        .route("/_matrix/provision/v3/groups", get(groups).post(create_group))
+        .route("/_matrix/provision/v3/groups/{chat}", get(group).put(update_group))
+        .route("/_matrix/provision/v3/groups/{chat}/members", post(change_members))
+        .route("/_matrix/provision/v3/groups/{chat}/invite", post(invite_link))
+        .route("/_matrix/provision/v3/groups/{chat}/leave", post(leave_group))
 }
 
 /// A provisioning error in Matrix's shape, `{"errcode", "error"}`.
@@ -79,6 +87,8 @@ impl From<NetworkError> for ProvisionError {
             NetworkError::InvalidInvite => (StatusCode::NOT_FOUND, "FI.MXGATE.INVALID_INVITE"),
             NetworkError::Disconnected => (StatusCode::CONFLICT, "FI.MXGATE.DISCONNECTED"),
             NetworkError::NoPendingLogin => (StatusCode::NOT_FOUND, "M_NOT_FOUND"),
+            NetworkError::NoSuchGroup(_) => (StatusCode::NOT_FOUND, "FI.MXGATE.NO_SUCH_GROUP"),
+            NetworkError::NotAdmin => (StatusCode::FORBIDDEN, "FI.MXGATE.NOT_ADMIN"),
             NetworkError::Refused(_) => (StatusCode::BAD_GATEWAY, "FI.MXGATE.NETWORK_REFUSED"),
         };
         Self(status, code, error.to_string())
@@ -297,6 +307,123 @@ async fn join_group(
     let group = core.network.join_group(&account, &invite).await?;
     let portal = ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
     Ok(Json(json!({ "id": group.chat.to_string(), "name": group.name, "mxid": portal.room_id })))
+}
+
+/// A group as the network shows it, and its portal when there is one.
+async fn group_answer(core: &Core, account: &AccountId, group: &GroupInfo) -> Result<Value, ProvisionError> {
+    let portal = store::portal(&core.db, account.as_str(), &group.chat.to_string()).await?;
+    let mut answer = serde_json::to_value(group).map_err(|e| BridgeError::Invalid(e.to_string()))?;
+    answer["room_id"] = json!(portal.map(|p| p.room_id));
+    Ok(answer)
+}
+
+fn group_chat(chat: &str) -> Result<ChatId, ProvisionError> {
+    match chat.parse::<ChatId>()? {
+        chat @ ChatId::Group(_) => Ok(chat),
+        other => Err(invalid(format!("{other} is not a group"))),
+    }
+}
+
+async fn groups(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let mut groups = Vec::new();
+    for group in core.network.groups(&account).await? {
+        groups.push(group_answer(&core, &account, &group).await?);
+    }
+    Ok(Json(json!({ "groups": groups })))
+}
+
+#[derive(Deserialize)]
+struct NewGroup {
+    subject: String,
+    members: Vec<PhoneNumber>,
+}
+
+/// Makes a group and its portal; the members' puppets join it as the network tells of it.
+async fn create_group(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Query(query): Query<LoginQuery>,
+    Json(body): Json<NewGroup>,
+) -> Result<(StatusCode, Json<Value>), ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let group = core.network.create_group(&account, &body.subject, &body.members).await?;
+    ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
+    Ok((StatusCode::CREATED, Json(group_answer(&core, &account, &group).await?)))
+}
+
+async fn group(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(chat): Path<String>,
+    Query(query): Query<LoginQuery>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let group = core.network.group_info(&account, &group_chat(&chat)?).await?;
+    Ok(Json(group_answer(&core, &account, &group).await?))
+}
+
+async fn update_group(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(chat): Path<String>,
+    Query(query): Query<LoginQuery>,
+    Json(settings): Json<GroupSettings>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    core.network.update_group(&account, &group_chat(&chat)?, settings).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct ChangeMembers {
+    action: MemberAction,
+    phones: Vec<PhoneNumber>,
+}
+
+async fn change_members(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(chat): Path<String>,
+    Query(query): Query<LoginQuery>,
+    Json(body): Json<ChangeMembers>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let results = core.network.change_members(&account, &group_chat(&chat)?, body.action, &body.phones).await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+#[derive(Deserialize)]
+struct InviteQuery {
+    login_id: Option<String>,
+    #[serde(default)]
+    reset: bool,
+}
+
+async fn invite_link(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(chat): Path<String>,
+    Query(query): Query<InviteQuery>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    let url = core.network.invite_link(&account, &group_chat(&chat)?, query.reset).await?;
+    Ok(Json(json!({ "invite_url": url })))
+}
+
+async fn leave_group(
+    State(core): State<Arc<Core>>,
+    Caller(user): Caller,
+    Path(chat): Path<String>,
+    Query(query): Query<LoginQuery>,
+) -> Result<Json<Value>, ProvisionError> {
+    let account = chosen_login(&core, &user, query.login_id).await?;
+    core.network.leave_group(&account, &group_chat(&chat)?).await?;
+    Ok(Json(json!({})))
 }
 
 #[derive(Deserialize)]

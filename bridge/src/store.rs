@@ -182,6 +182,16 @@ pub async fn add_member(db: &Db, room_id: &str, user_id: &str) -> Result<(), sql
     .map(drop)
 }
 
+/// `user_id` left the portal `room_id` (a kick), so bringing it back takes a join again.
+pub async fn remove_member(db: &Db, room_id: &str, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM bridge_members WHERE room_id = $1 AND user_id = $2")
+        .bind(room_id)
+        .bind(user_id)
+        .execute(&db.pool)
+        .await
+        .map(drop)
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
     pub event_id: String,

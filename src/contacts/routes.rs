@@ -229,23 +229,6 @@ pub struct ProfileUpdate {
     pub picture_base64: Option<String>,
 }
 
-/// The largest side of a profile picture, as WhatsApp's apps send them.
-const PICTURE_SIDE: u32 = 640;
-
-/// A picture as WhatsApp takes it: a JPEG within 640×640.
-fn profile_picture(base64: &str) -> ApiResult<Vec<u8>> {
-    use base64::Engine;
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(base64)
-        .map_err(|e| ApiError::unprocessable(format!("picture_base64: {e}")))?;
-    let picture = image::load_from_memory(&data)
-        .map_err(|e| ApiError::unprocessable(format!("picture_base64 is not a picture mxgate reads: {e}")))?;
-    let picture = picture.thumbnail(PICTURE_SIDE, PICTURE_SIDE).into_rgb8();
-    let mut jpeg = std::io::Cursor::new(Vec::new());
-    picture.write_to(&mut jpeg, image::ImageFormat::Jpeg).map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(jpeg.into_inner())
-}
-
 /// Change the account's push name, About or picture; what is left out stays.
 #[utoipa::path(put, path = "/devices/{device_id}/profile", tag = "contacts", security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number")),
@@ -265,7 +248,7 @@ async fn set_profile(
     if body.about.as_ref().is_some_and(|a| a.chars().count() > 139) {
         return Err(ApiError::unprocessable("about is at most 139 characters"));
     }
-    let picture = body.picture_base64.as_deref().map(profile_picture).transpose()?;
+    let picture = body.picture_base64.as_deref().map(super::picture).transpose()?;
     linked(&state, &user, &device_id).await?;
     let change = mxgate_bridge::network::ProfileChange { push_name: body.push_name, about: body.about, picture };
     let change = serde_json::to_value(change).map_err(|e| ApiError::Internal(e.into()))?;

@@ -73,7 +73,14 @@ impl From<BridgeCallError> for ApiError {
     fn from(error: BridgeCallError) -> Self {
         match error {
             BridgeCallError::Unavailable(message) => ApiError::BridgeUnavailable(message),
+            BridgeCallError::Refused { status: 404, errcode, .. } if errcode == "FI.MXGATE.NO_SUCH_GROUP" => {
+                ApiError::NotFound("group")
+            }
+            BridgeCallError::Refused { status: 404, errcode, message } if errcode == "FI.MXGATE.NOT_ON_WHATSAPP" => {
+                ApiError::Unprocessable(message)
+            }
             BridgeCallError::Refused { status: 404, .. } => ApiError::NotFound("device"),
+            BridgeCallError::Refused { status: 403, message, .. } => ApiError::Forbidden(message),
             BridgeCallError::Refused { status: 400, message, .. } => ApiError::Unprocessable(message),
             BridgeCallError::Refused { status: 409, message, .. } => ApiError::Conflict(message),
             // Too many logins in progress: one ends within a QR code's life or two.

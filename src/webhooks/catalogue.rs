@@ -40,6 +40,18 @@ pub enum EventType {
     /// it down). Calls are not bridged, only told.
     #[serde(rename = "call")]
     Call,
+    /// The device made a group, or was added to one: `subject`, `participants` with
+    /// their roles, `by` who made it.
+    #[serde(rename = "group.created")]
+    GroupCreated,
+    /// A group's `subject`, `description`, `picture`, `announce` (only admins send),
+    /// `locked` (only admins edit its info) or invite link (`invite_revoked`) changed;
+    /// `change` names which, `by` who changed it.
+    #[serde(rename = "group.updated")]
+    GroupUpdated,
+    /// Members were `added`, `removed`, `promoted` or `demoted` (`action`), by `by`.
+    #[serde(rename = "group.participants")]
+    GroupParticipants,
     /// The device's connection changed: `connecting`, `connected`, `error` (with the
     /// reason; retried) or `logged_out`.
     #[serde(rename = "device.state")]
@@ -65,6 +77,9 @@ impl EventType {
             Self::MessageDeleted => "message.deleted",
             Self::PollVote => "poll.vote",
             Self::Call => "call",
+            Self::GroupCreated => "group.created",
+            Self::GroupUpdated => "group.updated",
+            Self::GroupParticipants => "group.participants",
             Self::DeviceState => "device.state",
             Self::DeviceLoggedOut => "device.logged_out",
         }
@@ -147,6 +162,9 @@ mod tests {
                 EventType::MessageDeleted,
                 EventType::PollVote,
                 EventType::Call,
+                EventType::GroupCreated,
+                EventType::GroupUpdated,
+                EventType::GroupParticipants,
                 EventType::DeviceState,
             ],
         ]
@@ -298,6 +316,42 @@ pub mod payloads {
         device_id: String,
         chat_id: String,
         is_contact: bool,
+        timestamp: i64,
+    }
+
+    /// `group.created`, `group.updated` and `group.participants`: a change to a group the
+    /// device is in, as its members heard of it (the device's own changes too).
+    #[derive(ToSchema)]
+    pub struct GroupPayload {
+        /// The Matrix event id of the bridge's record of the change in the portal.
+        id: String,
+        event: EventType,
+        r#type: String,
+        /// The group's JID.
+        #[schema(example = "120363012345678901@g.us")]
+        chat_id: String,
+        device_id: String,
+        /// Who made the change (a phone number; the device's own for its changes).
+        #[schema(example = "237698765432")]
+        by: String,
+        /// `group.updated`: `subject`, `description`, `picture`, `announce`, `locked` or
+        /// `invite_revoked`.
+        change: Option<String>,
+        /// `group.created` and a new subject.
+        subject: Option<String>,
+        /// A new description; `null` when it was removed.
+        description: Option<String>,
+        /// The picture was removed (else changed; download it from the chat's avatar).
+        picture_removed: Option<bool>,
+        announce: Option<bool>,
+        locked: Option<bool>,
+        /// `group.participants`: `added`, `removed`, `promoted` or `demoted`.
+        action: Option<String>,
+        /// `group.participants`: the phone numbers acted on; `group.created`: every member
+        /// with `phone` and `role` (`member`, `admin`, `owner`).
+        #[schema(value_type = Vec<Object>)]
+        participants: Option<Vec<serde_json::Value>>,
+        to: String,
         timestamp: i64,
     }
 

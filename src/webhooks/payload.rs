@@ -1,8 +1,8 @@
 //! The payloads of the webhook catalogue, built from a portal's Matrix events: what
 //! webhooks and the event feed deliver, and what history and search answer, in one shape.
 
-use mxgate_bridge::content::{CALL, POLL_CHOICE, POLL_RESPONSE, POLL_START};
-use mxgate_bridge::network::Structured;
+use mxgate_bridge::content::{CALL, GROUP_EVENT, POLL_CHOICE, POLL_RESPONSE, POLL_START};
+use mxgate_bridge::network::{GroupChange, Structured};
 use mxgate_bridge::{MESSAGE_STATUS, NETWORK_ID_FIELD, store as bridge_store};
 use ruma::UserId;
 use serde_json::{Value, json};
@@ -11,8 +11,8 @@ use super::catalogue::EventType;
 use crate::state::AppState;
 
 /// The portal events a payload is made of.
-pub const TYPES: [&str; 6] =
-    ["m.room.message", "m.sticker", "m.reaction", "m.room.redaction", POLL_START, POLL_RESPONSE];
+pub const TYPES: [&str; 7] =
+    ["m.room.message", "m.sticker", "m.reaction", "m.room.redaction", POLL_START, POLL_RESPONSE, GROUP_EVENT];
 
 /// Where a file's bytes go in a payload: inline (base64 in `media.content`, as webhooks
 /// always had them) or only as `media.url`, the API's download route.
@@ -41,6 +41,10 @@ pub async fn of_event(
         "m.reaction" => (EventType::MessageReaction, reaction_payload(state, event, portal, owner).await?),
         "m.room.redaction" => redaction_payload(state, event, portal, owner).await?,
         POLL_RESPONSE => (EventType::PollVote, vote_payload(state, event, portal, owner).await?),
+        GROUP_EVENT => match group_payload(event, portal, owner) {
+            Some(told) => told,
+            None => return Ok(None),
+        },
         _ if event["content"][CALL].is_object() => (EventType::Call, call_payload(event, portal, owner)),
         "m.room.message" | "m.sticker" | POLL_START => {
             let mut payload = message_payload(state, event, portal, owner, media).await;
@@ -233,6 +237,40 @@ fn call_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) ->
     payload["video"] = call["video"].clone();
     payload["rejected"] = call["rejected"].clone();
     payload
+}
+
+/// A `group.*` payload, from the bridge's record of the change; `None` for a record
+/// this version cannot read.
+fn group_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) -> Option<(EventType, Value)> {
+    let change: GroupChange = serde_json::from_value(event["content"]["group"].clone()).ok()?;
+    let (kind, fields) = match change {
+        GroupChange::Created { subject, members } => {
+            (EventType::GroupCreated, json!({ "subject": subject, "participants": members }))
+        }
+        GroupChange::Members { action, phones } => {
+            (EventType::GroupParticipants, json!({ "action": action.done(), "participants": phones }))
+        }
+        GroupChange::Subject { subject } => (EventType::GroupUpdated, json!({ "change": "subject", "subject": subject })),
+        GroupChange::Description { description } => {
+            (EventType::GroupUpdated, json!({ "change": "description", "description": description }))
+        }
+        GroupChange::Picture { removed } => {
+            (EventType::GroupUpdated, json!({ "change": "picture", "picture_removed": removed }))
+        }
+        GroupChange::Announce { announce } => {
+            (EventType::GroupUpdated, json!({ "change": "announce", "announce": announce }))
+        }
+        GroupChange::Locked { locked } => (EventType::GroupUpdated, json!({ "change": "locked", "locked": locked })),
+        GroupChange::InviteRevoked => (EventType::GroupUpdated, json!({ "change": "invite_revoked" })),
+    };
+    let mut payload = about_a_message(event, portal, owner, kind);
+    payload["by"] = event["content"]["by"].clone();
+    if let (Some(payload), Value::Object(fields)) = (payload.as_object_mut(), fields) {
+        // The record is the bot's: who made the change is `by`.
+        payload.remove("from");
+        payload.extend(fields);
+    }
+    Some((kind, payload))
 }
 
 /// A `message.status` payload: a contact received or read a message the device sent.

@@ -6,6 +6,7 @@
 //! forget it (WhatsApp's ack), so a crash between the two replays, never loses. Sends go
 //! the other way under an id from [`Network::new_message_id`], fixed before the first try.
 
+mod group;
 pub mod sim;
 pub mod whatsapp;
 
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 pub use crate::inbox::Inbox;
+pub use group::{GroupChange, GroupInfo, GroupMember, GroupRole, GroupSettings, MemberAction, MemberResult};
 
 /// The account a login controls; on WhatsApp, its phone number.
 pub type AccountId = PhoneNumber;
@@ -33,6 +35,10 @@ pub enum NetworkError {
     Disconnected,
     #[error("no login is in progress")]
     NoPendingLogin,
+    #[error("the device is not in the group {0}")]
+    NoSuchGroup(ChatId),
+    #[error("only the group's admins may do that")]
+    NotAdmin,
     #[error("the network refused: {0}")]
     Refused(String),
 }
@@ -61,14 +67,6 @@ pub enum LoginEvent {
 pub struct Contact {
     pub phone: PhoneNumber,
     pub name: Option<String>,
-    pub avatar: Option<Media>,
-}
-
-#[derive(Debug, Clone)]
-pub struct GroupInfo {
-    pub chat: ChatId,
-    pub name: String,
-    pub topic: Option<String>,
     pub avatar: Option<Media>,
 }
 
@@ -262,13 +260,15 @@ pub enum IncomingBody {
     /// The sender called the account; `rejected` when the connector turned it down
     /// (`reject_calls`).
     Call { video: bool, rejected: bool },
+    /// A change to the group the message is in, made by its sender.
+    Group(GroupChange),
 }
 
 impl IncomingBody {
     /// The message a reaction, edit or deletion acts on.
     pub fn target(&self) -> Option<&NetworkMessageId> {
         match self {
-            Self::Message { .. } | Self::Call { .. } => None,
+            Self::Message { .. } | Self::Call { .. } | Self::Group(_) => None,
             Self::Reaction { target, .. }
             | Self::Edit { target, .. }
             | Self::Delete { target }
@@ -329,11 +329,6 @@ pub enum NetworkEvent {
     Receipt(Receipt),
     /// A contact's name (or push name) changed; their puppet follows.
     Contact(Contact),
-    /// A group's name or topic changed, as `account` (a member) sees it; its portal follows.
-    Group {
-        account: AccountId,
-        info: GroupInfo,
-    },
     /// The account was logged out from the network side (e.g. removed on the phone).
     LoggedOut(AccountId),
 }
@@ -449,8 +444,37 @@ pub trait Network: Send + Sync + 'static {
     /// Checks that `phone` can be messaged from `account`.
     async fn resolve_contact(&self, account: &AccountId, phone: &PhoneNumber) -> Result<Contact, NetworkError>;
 
-    /// A group's name, topic and picture, as `account` (a member) sees them.
+    /// A group's name, topic, picture, members and settings, as `account` (a member) sees them.
     async fn group_info(&self, account: &AccountId, chat: &ChatId) -> Result<GroupInfo, NetworkError>;
+
+    /// The groups `account` is in, without their pictures.
+    async fn groups(&self, account: &AccountId) -> Result<Vec<GroupInfo>, NetworkError>;
+
+    /// Makes a group with `account` as its owner and `members` in it.
+    async fn create_group(
+        &self,
+        account: &AccountId,
+        subject: &str,
+        members: &[PhoneNumber],
+    ) -> Result<GroupInfo, NetworkError>;
+
+    /// Changes what `settings` names; the members hear of each change as a [`GroupChange`].
+    async fn update_group(&self, account: &AccountId, chat: &ChatId, settings: GroupSettings)
+    -> Result<(), NetworkError>;
+
+    /// Adds, removes, promotes or demotes `phones`; one result each, in order.
+    async fn change_members(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        action: MemberAction,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<MemberResult>, NetworkError>;
+
+    /// The group's invite link; `reset` revokes the current one and makes another.
+    async fn invite_link(&self, account: &AccountId, chat: &ChatId, reset: bool) -> Result<String, NetworkError>;
+
+    async fn leave_group(&self, account: &AccountId, chat: &ChatId) -> Result<(), NetworkError>;
 
     /// Resolves an invite and joins the group unless `account` is already a member.
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError>;

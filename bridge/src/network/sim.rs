@@ -3,7 +3,7 @@
 //! an outbox of what each device sent, and injects incoming messages. It is never the
 //! default network and announces itself in the log.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,10 +12,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
-    AccountId, ConnectionState, Contact, ContactCard, EventChannel, GroupInfo, Inbox, IncomingBody, IncomingMessage,
-    Location, LoginEvent, LoginMethod, LoginStream, Media, MediaKind, Network, NetworkError, NetworkEvent,
-    NetworkMessageId, NumberCheck, Outgoing, OutgoingMessage, Poll, Profile, ProfileChange, Receipt, ReceiptKind,
-    Structured, Typing, random_message_id,
+    AccountId, ConnectionState, Contact, ContactCard, EventChannel, GroupChange, GroupInfo, GroupMember, GroupRole,
+    GroupSettings, Inbox, IncomingBody, IncomingMessage, Location, LoginEvent, LoginMethod, LoginStream, Media,
+    MediaKind, MemberAction, MemberResult, Network, NetworkError, NetworkEvent, NetworkMessageId, NumberCheck,
+    Outgoing, OutgoingMessage, Poll, Profile, ProfileChange, Receipt, ReceiptKind, Structured, Typing,
+    random_message_id,
 };
 use crate::ids::{ChatId, GroupInvite, PhoneNumber};
 
@@ -77,18 +78,30 @@ struct PendingLogin {
 
 struct Group {
     name: String,
-    members: HashSet<PhoneNumber>,
+    description: Option<String>,
+    members: BTreeMap<PhoneNumber, GroupRole>,
     invite_code: String,
+    announce: bool,
+    locked: bool,
+    picture: Option<Vec<u8>>,
 }
 
 impl Group {
     fn info(&self, jid: &str) -> GroupInfo {
+        let picture = self.picture.clone().map(|data| Media::new(MediaKind::Image, data, "image/jpeg", "picture.jpg"));
         GroupInfo {
             chat: ChatId::Group(jid.to_owned()),
             name: self.name.clone(),
-            topic: Some(format!("{} members", self.members.len())),
-            avatar: Some(avatar(jid)),
+            topic: self.description.clone(),
+            avatar: Some(picture.unwrap_or_else(|| avatar(jid))),
+            members: self.members.iter().map(|(phone, role)| GroupMember { phone: phone.clone(), role: *role }).collect(),
+            announce: self.announce,
+            locked: self.locked,
         }
+    }
+
+    fn role(&self, phone: &PhoneNumber) -> Option<GroupRole> {
+        self.members.get(phone).copied()
     }
 }
 
@@ -244,26 +257,86 @@ impl SimNetwork {
         self.events.send(NetworkEvent::LoggedOut(phone.clone()))
     }
 
-    /// Someone renames a group; every linked member hears of it.
-    pub fn rename_group(&self, jid: &str, name: String) -> Result<(), NetworkError> {
-        let mut state = self.locked();
-        let connected: Vec<AccountId> = state.connected.iter().cloned().collect();
-        let group = state.groups.get_mut(jid).ok_or_else(|| NetworkError::Refused(format!("no group {jid}")))?;
-        group.name = name;
-        for account in connected.into_iter().filter(|a| group.members.contains(a)) {
-            let info = group.info(jid);
-            self.events.send(NetworkEvent::Group { account, info })?;
-        }
-        Ok(())
+    /// `by`, a member, renames a group; every linked member hears of it.
+    pub async fn rename_group(&self, jid: &str, by: Option<PhoneNumber>, name: String) -> Result<(), NetworkError> {
+        let told = {
+            let mut state = self.locked();
+            let group = state.groups.get_mut(jid).ok_or_else(|| NetworkError::NoSuchGroup(ChatId::Group(jid.into())))?;
+            let by = match by {
+                Some(by) if group.members.contains_key(&by) => by,
+                Some(by) => return Err(NetworkError::Refused(format!("{by} is not a member of {jid}"))),
+                None => group.members.keys().next().cloned().ok_or(NetworkError::NotAdmin)?,
+            };
+            group.name = name.clone();
+            Self::news(&state, jid, &by, GroupChange::Subject { subject: name }, &[])
+        };
+        self.tell(told).await
     }
 
-    pub fn create_group(&self, name: String, members: Vec<PhoneNumber>) -> CreatedGroup {
+    /// A group made outside the linked devices (by contacts), with everyone a plain member.
+    pub fn new_group(&self, name: String, members: Vec<PhoneNumber>) -> CreatedGroup {
         let jid = format!("1203630{}@g.us", rand::random_range(10_000_000u64..99_999_999));
         let invite_code = hex::encode(rand::random::<[u8; 11]>());
         let invite_url = format!("https://chat.whatsapp.com/{invite_code}");
-        let group = Group { name, members: members.into_iter().collect(), invite_code };
+        let group = Group {
+            name,
+            description: Some(format!("{} members", members.len())),
+            members: members.into_iter().map(|m| (m, GroupRole::Member)).collect(),
+            invite_code,
+            announce: false,
+            locked: false,
+            picture: None,
+        };
         self.locked().groups.insert(jid.clone(), group);
         CreatedGroup { jid, invite_url }
+    }
+
+    /// What each connected member of `jid` (and `also`, members who just left) hears of
+    /// `change` by `by`: one message each, for the inbox.
+    fn news(state: &State, jid: &str, by: &PhoneNumber, change: GroupChange, also: &[PhoneNumber]) -> Vec<IncomingMessage> {
+        let Some(group) = state.groups.get(jid) else { return Vec::new() };
+        let id = random_message_id();
+        group
+            .members
+            .keys()
+            .chain(also)
+            .filter(|member| state.connected.contains(*member))
+            .map(|member| IncomingMessage {
+                account: member.clone(),
+                chat: ChatId::Group(jid.to_owned()),
+                sender: by.clone(),
+                sender_name: None,
+                id: id.clone(),
+                body: IncomingBody::Group(change.clone()),
+                from_me: member == by,
+            })
+            .collect()
+    }
+
+    async fn tell(&self, told: Vec<IncomingMessage>) -> Result<(), NetworkError> {
+        self.inbox.commit(&told).await.map_err(|e| NetworkError::Refused(e.to_string()))
+    }
+
+    /// `account`'s group `chat`, checked: connected, a member, and an admin when `admin`.
+    fn group_of<'s>(
+        state: &'s mut State,
+        account: &AccountId,
+        chat: &ChatId,
+        admin: bool,
+    ) -> Result<&'s mut Group, NetworkError> {
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
+        }
+        let ChatId::Group(jid) = chat else { return Err(NetworkError::NoSuchGroup(chat.clone())) };
+        let group = state
+            .groups
+            .get_mut(jid)
+            .filter(|g| g.members.contains_key(account))
+            .ok_or_else(|| NetworkError::NoSuchGroup(chat.clone()))?;
+        if admin && !group.role(account).is_some_and(GroupRole::is_admin) {
+            return Err(NetworkError::NotAdmin);
+        }
+        Ok(group)
     }
 
     /// Delivers a message to `device` as if `from` sent it; returns its network id once
@@ -323,7 +396,7 @@ impl SimNetwork {
         let chat = match group {
             Some(jid) => {
                 let group = state.groups.get(&jid).ok_or_else(|| NetworkError::Refused(format!("no group {jid}")))?;
-                if !group.members.contains(device) {
+                if !group.members.contains_key(device) {
                     return Err(NetworkError::Refused(format!("{device} is not a member of {jid}")));
                 }
                 ChatId::Group(jid)
@@ -433,23 +506,186 @@ impl Network for SimNetwork {
     }
 
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError> {
-        let mut state = self.locked();
-        if !state.connected.contains(account) {
-            return Err(NetworkError::Disconnected);
-        }
-        let (jid, group) =
-            state.groups.iter_mut().find(|(_, g)| g.invite_code == invite.code()).ok_or(NetworkError::InvalidInvite)?;
-        group.members.insert(account.clone());
-        Ok(group.info(jid))
+        let (info, told) = {
+            let mut state = self.locked();
+            if !state.connected.contains(account) {
+                return Err(NetworkError::Disconnected);
+            }
+            let (jid, group) = state
+                .groups
+                .iter_mut()
+                .find(|(_, g)| g.invite_code == invite.code())
+                .ok_or(NetworkError::InvalidInvite)?;
+            let jid = jid.clone();
+            let joined = group.members.insert(account.clone(), GroupRole::Member).is_none();
+            let info = group.info(&jid);
+            let change = GroupChange::Members { action: MemberAction::Add, phones: vec![account.clone()] };
+            (info, if joined { Self::news(&state, &jid, account, change, &[]) } else { Vec::new() })
+        };
+        self.tell(told).await?;
+        Ok(info)
     }
 
     async fn group_info(&self, account: &AccountId, chat: &ChatId) -> Result<GroupInfo, NetworkError> {
+        let mut state = self.locked();
+        Ok(Self::group_of(&mut state, account, chat, false)?.info(&chat.to_string()))
+    }
+
+    async fn groups(&self, account: &AccountId) -> Result<Vec<GroupInfo>, NetworkError> {
         let state = self.locked();
-        let ChatId::Group(jid) = chat else { return Err(NetworkError::Refused(format!("{chat} is not a group"))) };
-        match state.groups.get(jid) {
-            Some(group) if group.members.contains(account) => Ok(group.info(jid)),
-            _ => Err(NetworkError::Refused(format!("{account} is not a member of {jid}"))),
+        if !state.connected.contains(account) {
+            return Err(NetworkError::Disconnected);
         }
+        let mine = state.groups.iter().filter(|(_, g)| g.members.contains_key(account));
+        let mut groups: Vec<GroupInfo> = mine.map(|(jid, g)| GroupInfo { avatar: None, ..g.info(jid) }).collect();
+        groups.sort_by_key(|g| g.chat.to_string());
+        Ok(groups)
+    }
+
+    async fn create_group(
+        &self,
+        account: &AccountId,
+        subject: &str,
+        members: &[PhoneNumber],
+    ) -> Result<GroupInfo, NetworkError> {
+        if let Some(phone) = members.iter().find(|m| is_unregistered(m)) {
+            return Err(NetworkError::NotOnNetwork(phone.clone()));
+        }
+        let created = self.new_group(subject.to_owned(), members.to_vec());
+        let (info, told) = {
+            let mut state = self.locked();
+            if !state.connected.contains(account) {
+                return Err(NetworkError::Disconnected);
+            }
+            let group = state.groups.get_mut(&created.jid).expect("made above");
+            group.description = None;
+            group.members.insert(account.clone(), GroupRole::Owner);
+            let info = group.info(&created.jid);
+            let change = GroupChange::Created { subject: info.name.clone(), members: info.members.clone() };
+            (info, Self::news(&state, &created.jid, account, change, &[]))
+        };
+        self.tell(told).await?;
+        Ok(info)
+    }
+
+    async fn update_group(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        settings: GroupSettings,
+    ) -> Result<(), NetworkError> {
+        let told = {
+            let mut state = self.locked();
+            let group = Self::group_of(&mut state, account, chat, false)?;
+            let admin = group.role(account).is_some_and(GroupRole::is_admin);
+            let edits_info = settings.subject.is_some() || settings.description.is_some() || settings.picture.is_some();
+            let edits_settings = settings.announce.is_some() || settings.locked.is_some();
+            if !admin && (edits_settings || (edits_info && group.locked)) {
+                return Err(NetworkError::NotAdmin);
+            }
+            let mut changes = Vec::new();
+            if let Some(subject) = settings.subject {
+                group.name = subject.clone();
+                changes.push(GroupChange::Subject { subject });
+            }
+            if let Some(description) = settings.description {
+                group.description = Some(description).filter(|d| !d.is_empty());
+                changes.push(GroupChange::Description { description: group.description.clone() });
+            }
+            if let Some(picture) = settings.picture {
+                group.picture = Some(picture);
+                changes.push(GroupChange::Picture { removed: false });
+            }
+            if let Some(announce) = settings.announce {
+                group.announce = announce;
+                changes.push(GroupChange::Announce { announce });
+            }
+            if let Some(locked) = settings.locked {
+                group.locked = locked;
+                changes.push(GroupChange::Locked { locked });
+            }
+            let jid = chat.to_string();
+            changes.into_iter().flat_map(|change| Self::news(&state, &jid, account, change, &[])).collect()
+        };
+        self.tell(told).await
+    }
+
+    async fn change_members(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        action: MemberAction,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<MemberResult>, NetworkError> {
+        let (results, told) = {
+            let mut state = self.locked();
+            let group = Self::group_of(&mut state, account, chat, true)?;
+            let mut results = Vec::with_capacity(phones.len());
+            for phone in phones {
+                let code = match (action, group.role(phone)) {
+                    (MemberAction::Add, Some(_)) => Some("409"),
+                    (MemberAction::Add, None) if is_unregistered(phone) => Some("404"),
+                    (MemberAction::Add, None) => {
+                        group.members.insert(phone.clone(), GroupRole::Member);
+                        None
+                    }
+                    (_, None) => Some("404"),
+                    (MemberAction::Remove, Some(_)) => {
+                        group.members.remove(phone);
+                        None
+                    }
+                    (MemberAction::Promote, Some(role)) => {
+                        group.members.insert(phone.clone(), if role == GroupRole::Owner { role } else { GroupRole::Admin });
+                        None
+                    }
+                    (MemberAction::Demote, Some(_)) => {
+                        group.members.insert(phone.clone(), GroupRole::Member);
+                        None
+                    }
+                };
+                results.push(MemberResult::of_code(phone.clone(), action, code));
+            }
+            let done: Vec<PhoneNumber> = results.iter().filter(|r| r.error.is_none()).map(|r| r.phone.clone()).collect();
+            let told = if done.is_empty() {
+                Vec::new()
+            } else {
+                // Those removed hear of it too.
+                let gone = if action == MemberAction::Remove { done.clone() } else { Vec::new() };
+                let change = GroupChange::Members { action, phones: done };
+                Self::news(&state, &chat.to_string(), account, change, &gone)
+            };
+            (results, told)
+        };
+        self.tell(told).await?;
+        Ok(results)
+    }
+
+    async fn invite_link(&self, account: &AccountId, chat: &ChatId, reset: bool) -> Result<String, NetworkError> {
+        let (code, told) = {
+            let mut state = self.locked();
+            let group = Self::group_of(&mut state, account, chat, reset)?;
+            if reset {
+                group.invite_code = hex::encode(rand::random::<[u8; 11]>());
+            }
+            let code = group.invite_code.clone();
+            let told = match reset {
+                true => Self::news(&state, &chat.to_string(), account, GroupChange::InviteRevoked, &[]),
+                false => Vec::new(),
+            };
+            (code, told)
+        };
+        self.tell(told).await?;
+        Ok(format!("https://chat.whatsapp.com/{code}"))
+    }
+
+    async fn leave_group(&self, account: &AccountId, chat: &ChatId) -> Result<(), NetworkError> {
+        let told = {
+            let mut state = self.locked();
+            Self::group_of(&mut state, account, chat, false)?.members.remove(account);
+            let change = GroupChange::Members { action: MemberAction::Remove, phones: vec![account.clone()] };
+            Self::news(&state, &chat.to_string(), account, change, std::slice::from_ref(account))
+        };
+        self.tell(told).await
     }
 
     fn new_message_id(&self) -> NetworkMessageId {
@@ -468,9 +704,9 @@ impl Network for SimNetwork {
             return Err(NetworkError::Disconnected);
         }
         if let ChatId::Group(jid) = chat
-            && !state.groups.get(jid).is_some_and(|g| g.members.contains(account))
+            && !state.groups.get(jid).is_some_and(|g| g.members.contains_key(account))
         {
-            return Err(NetworkError::Refused(format!("{account} is not a member of {jid}")));
+            return Err(NetworkError::NoSuchGroup(chat.clone()));
         }
         let outbox = state.outbox.entry(account.clone()).or_default();
         // The network keeps one message per id, as WhatsApp's recipients do.

@@ -4,6 +4,7 @@
 
 mod accounts;
 pub mod convert;
+mod groups;
 mod http;
 mod messages;
 mod session;
@@ -24,9 +25,9 @@ use whatsapp_rust::waproto::whatsapp as wa;
 use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
-    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, Inbox, LoginEvent, LoginMethod, LoginStream, Media,
-    Network, NetworkError, NetworkEvent, NetworkMessageId, NumberCheck, Outgoing, Profile, ProfileChange, Target,
-    Typing,
+    AccountId, ConnectionState, Contact, EventChannel, GroupInfo, GroupSettings, Inbox, LoginEvent, LoginMethod,
+    LoginStream, Media, MemberAction, MemberResult, Network, NetworkError, NetworkEvent, NetworkMessageId,
+    NumberCheck, Outgoing, Profile, ProfileChange, Target, Typing,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
@@ -213,17 +214,8 @@ impl Inner {
                     let action = &update.action;
                     self.renamed(&update.jid, action.full_name.clone().or_else(|| action.first_name.clone()));
                 }
-                Event::GroupUpdate(update) => {
-                    let chat = ChatId::Group(update.group_jid.to_string());
-                    match self.group_info(&session, &chat).await {
-                        Ok(info) => {
-                            let _ = self.events.send(NetworkEvent::Group { account: account.clone(), info });
-                        }
-                        Err(error) => {
-                            tracing::warn!(device = %account, chat = %chat, error = %error, "group not re-read")
-                        }
-                    }
-                }
+                Event::GroupUpdate(update) => self.group_changed(&session, update).await,
+                Event::PictureUpdate(update) => self.picture_changed(&session, update).await,
                 _ => {}
             }
         }
@@ -234,13 +226,6 @@ impl Inner {
         if jid.is_pn() {
             let _ = self.events.send(NetworkEvent::Contact(Contact { phone, name: Some(name), avatar: None }));
         }
-    }
-
-    async fn group_info(&self, session: &Session, chat: &ChatId) -> Result<GroupInfo, NetworkError> {
-        let jid = group_jid(chat)?;
-        let metadata = session.client.groups().get_metadata(&jid).await.map_err(refused)?;
-        let avatar = self.picture(&session.client, &jid).await;
-        Ok(GroupInfo { chat: chat.clone(), name: metadata.subject, topic: metadata.description, avatar })
     }
 
     async fn logged_out_by_network(&self, session: &Arc<Session>) {
@@ -412,6 +397,46 @@ impl Network for WhatsAppNetwork {
         }
         let chat = ChatId::Group(info.id.to_string());
         self.group_info(account, &chat).await
+    }
+
+    async fn groups(&self, account: &AccountId) -> Result<Vec<GroupInfo>, NetworkError> {
+        groups::groups(&*self.session(account)?).await
+    }
+
+    async fn create_group(
+        &self,
+        account: &AccountId,
+        subject: &str,
+        members: &[PhoneNumber],
+    ) -> Result<GroupInfo, NetworkError> {
+        groups::create(&*self.session(account)?, subject, members).await
+    }
+
+    async fn update_group(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        settings: GroupSettings,
+    ) -> Result<(), NetworkError> {
+        groups::update(&*self.session(account)?, chat, settings).await
+    }
+
+    async fn change_members(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        action: MemberAction,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<MemberResult>, NetworkError> {
+        groups::change_members(&*self.session(account)?, chat, action, phones).await
+    }
+
+    async fn invite_link(&self, account: &AccountId, chat: &ChatId, reset: bool) -> Result<String, NetworkError> {
+        groups::invite_link(&*self.session(account)?, chat, reset).await
+    }
+
+    async fn leave_group(&self, account: &AccountId, chat: &ChatId) -> Result<(), NetworkError> {
+        groups::leave(&*self.session(account)?, chat).await
     }
 
     fn new_message_id(&self) -> NetworkMessageId {
