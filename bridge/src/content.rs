@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use ruma::UserId;
 
 use crate::core::BridgeError;
-use crate::media;
 use crate::ids::PhoneNumber;
+use crate::media;
 use crate::network::{ContactCard, GroupChange, Location, Media, MediaKind, Poll, ReceiptKind, Structured};
 use crate::outbox::NETWORK_ID_FIELD;
 

@@ -15,8 +15,7 @@ use crate::core::{BridgeError, Core, DeviceChange};
 use crate::ids::ChatId;
 use crate::matrix::MatrixError;
 use crate::network::{
-    AccountId, ConnectionState, Contact, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind,
-    Structured,
+    AccountId, ConnectionState, Contact, IncomingBody, IncomingMessage, NetworkEvent, Receipt, ReceiptKind, Structured,
 };
 use crate::portal::{PortalInfo, as_member, ensure_member, ensure_portal, room_id};
 use crate::puppet::ensure_puppet;

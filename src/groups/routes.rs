@@ -154,7 +154,9 @@ async fn update(
         locked: body.locked,
     };
     if settings == GroupSettings::default() {
-        return Err(ApiError::unprocessable("name at least one of subject, description, picture_base64, announce, locked"));
+        return Err(ApiError::unprocessable(
+            "name at least one of subject, description, picture_base64, announce, locked",
+        ));
     }
     super::update(&state, &user, &device_id, &chat, settings).await?;
     Ok(Json(super::get(&state, &user, &device_id, &chat).await?))

@@ -40,7 +40,7 @@ pub enum EventType {
     /// it down). Calls are not bridged, only told.
     #[serde(rename = "call")]
     Call,
-    /// The device made a group, or was added to one: `subject`, `participants` with
+    /// A group was made with the device in it: `subject`, `participants` with
     /// their roles, `by` who made it.
     #[serde(rename = "group.created")]
     GroupCreated,

@@ -250,7 +250,9 @@ fn group_payload(event: &Value, portal: &bridge_store::PortalRow, owner: &str) -
         GroupChange::Members { action, phones } => {
             (EventType::GroupParticipants, json!({ "action": action.done(), "participants": phones }))
         }
-        GroupChange::Subject { subject } => (EventType::GroupUpdated, json!({ "change": "subject", "subject": subject })),
+        GroupChange::Subject { subject } => {
+            (EventType::GroupUpdated, json!({ "change": "subject", "subject": subject }))
+        }
         GroupChange::Description { description } => {
             (EventType::GroupUpdated, json!({ "change": "description", "description": description }))
         }

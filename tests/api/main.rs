@@ -10,6 +10,7 @@ mod credentials;
 mod devices;
 mod events;
 mod fuzz;
+mod groups;
 mod history;
 mod http;
 mod identity_lifecycle;

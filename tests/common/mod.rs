@@ -5,6 +5,7 @@
 
 mod cluster;
 mod gate;
+pub mod groups;
 pub mod history;
 mod phone;
 mod process;

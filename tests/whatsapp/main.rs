@@ -14,6 +14,7 @@ use wa_sim::WaSim;
 use whatsapp_rust::download::Downloadable;
 use whatsapp_rust::waproto::whatsapp as wa;
 
+use crate::common::groups::{Cast, administer};
 use crate::common::history::{Conversation, reads_back};
 use crate::common::{
     Linked, Options, Phone, TestApp, WebhookReceiver, device_state_seen, eventually, expect, expect_error,
@@ -946,4 +947,46 @@ async fn profiles_cross_both_ways(linked: &Linked) {
     let seen = expect(linked.app.bearer(Method::GET, &path, &linked.token), StatusCode::OK).await;
     assert_eq!(seen["about"], "Gone fishing");
     assert!(seen["picture_url"].as_str().is_some_and(|u| u.contains(CONTACT)), "{seen}");
+}
+
+#[tokio::test]
+async fn a_group_is_made_and_administered_and_the_members_clients_and_the_portal_follow() {
+    use whatsapp_rust::features::GroupSubject;
+    use whatsapp_rust::types::events::Event;
+    use whatsapp_rust::wacore::stanza::groups::GroupNotificationAction as Action;
+    const FIRST: &str = "237698700471";
+    const SECOND: &str = "237698700472";
+    let linked = linked(TestApp::with).await;
+    let _first = Phone::new(&linked.sim, FIRST, "First").await;
+    let second = Phone::new(&linked.sim, SECOND, "Second").await;
+    let hook = WebhookReceiver::start().await;
+    let body = json!({ "url": hook.url, "events": ["group.created", "group.updated", "group.participants"] });
+    expect(linked.app.bearer(Method::POST, "/api/v1/webhooks", &linked.token).json(&body), StatusCode::CREATED).await;
+
+    // A number with no WhatsApp account is the stranger.
+    let cast = Cast { device: DEVICE, first: FIRST, second: SECOND, stranger: "237698700479" };
+    let made = administer(&linked.app, &linked.token, &cast, &hook).await;
+
+    // WhatsApp itself, and the member's client, have each change.
+    let group = linked.sim.group(&made.chat_id).unwrap();
+    assert_eq!((group.subject.as_str(), group.description.as_deref()), ("Team Δ", Some("Plans")));
+    assert_eq!(group.members, [DEVICE, SECOND]);
+    assert!(group.admins.contains(&SECOND.to_owned()) && group.announce && group.locked, "{group:?}");
+    second
+        .wait_for("the subject at the member's client", |event| {
+            matches!(event, Event::GroupUpdate(u) if matches!(&u.action, Action::Subject { subject, .. } if subject == "Team Δ"))
+        })
+        .await;
+
+    // The promoted member renames the group from their client.
+    let jid: whatsapp_rust::Jid = made.chat_id.parse().unwrap();
+    second.client.groups().set_subject(jid, GroupSubject::new("Team Ω").unwrap()).await.unwrap();
+    let renamed = hook.wait_for(made.delivered + 1).await[made.delivered].json();
+    assert_eq!(
+        (&renamed["event"], &renamed["subject"], &renamed["by"]),
+        (&json!("group.updated"), &json!("Team Ω"), &json!(SECOND))
+    );
+    linked.app.quiet().await;
+    let client = linked.app.matrix_client(&linked.token).await;
+    assert_eq!(client.get_room(&made.room_id).unwrap().name().as_deref(), Some("Team Ω"));
 }

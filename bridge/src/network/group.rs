@@ -108,15 +108,32 @@ impl MemberResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum GroupChange {
-    /// The group was made with the account in it, or the account was added.
-    Created { subject: String, members: Vec<GroupMember> },
-    Subject { subject: String },
-    Description { description: Option<String> },
+    /// The group was made with the account in it (an account added to a group hears of
+    /// it as [`GroupChange::Members`]).
+    Created {
+        subject: String,
+        members: Vec<GroupMember>,
+    },
+    Subject {
+        subject: String,
+    },
+    Description {
+        description: Option<String>,
+    },
     /// A new picture (`removed` when it was taken away).
-    Picture { removed: bool },
-    Announce { announce: bool },
-    Locked { locked: bool },
+    Picture {
+        removed: bool,
+    },
+    Announce {
+        announce: bool,
+    },
+    Locked {
+        locked: bool,
+    },
     /// The invite link was reset; the old one joins no more.
     InviteRevoked,
-    Members { action: MemberAction, phones: Vec<PhoneNumber> },
+    Members {
+        action: MemberAction,
+        phones: Vec<PhoneNumber>,
+    },
 }

@@ -459,8 +459,12 @@ pub trait Network: Send + Sync + 'static {
     ) -> Result<GroupInfo, NetworkError>;
 
     /// Changes what `settings` names; the members hear of each change as a [`GroupChange`].
-    async fn update_group(&self, account: &AccountId, chat: &ChatId, settings: GroupSettings)
-    -> Result<(), NetworkError>;
+    async fn update_group(
+        &self,
+        account: &AccountId,
+        chat: &ChatId,
+        settings: GroupSettings,
+    ) -> Result<(), NetworkError>;
 
     /// Adds, removes, promotes or demotes `phones`; one result each, in order.
     async fn change_members(

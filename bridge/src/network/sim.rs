@@ -94,7 +94,11 @@ impl Group {
             name: self.name.clone(),
             topic: self.description.clone(),
             avatar: Some(picture.unwrap_or_else(|| avatar(jid))),
-            members: self.members.iter().map(|(phone, role)| GroupMember { phone: phone.clone(), role: *role }).collect(),
+            members: self
+                .members
+                .iter()
+                .map(|(phone, role)| GroupMember { phone: phone.clone(), role: *role })
+                .collect(),
             announce: self.announce,
             locked: self.locked,
         }
@@ -261,7 +265,8 @@ impl SimNetwork {
     pub async fn rename_group(&self, jid: &str, by: Option<PhoneNumber>, name: String) -> Result<(), NetworkError> {
         let told = {
             let mut state = self.locked();
-            let group = state.groups.get_mut(jid).ok_or_else(|| NetworkError::NoSuchGroup(ChatId::Group(jid.into())))?;
+            let group =
+                state.groups.get_mut(jid).ok_or_else(|| NetworkError::NoSuchGroup(ChatId::Group(jid.into())))?;
             let by = match by {
                 Some(by) if group.members.contains_key(&by) => by,
                 Some(by) => return Err(NetworkError::Refused(format!("{by} is not a member of {jid}"))),
@@ -293,7 +298,13 @@ impl SimNetwork {
 
     /// What each connected member of `jid` (and `also`, members who just left) hears of
     /// `change` by `by`: one message each, for the inbox.
-    fn news(state: &State, jid: &str, by: &PhoneNumber, change: GroupChange, also: &[PhoneNumber]) -> Vec<IncomingMessage> {
+    fn news(
+        state: &State,
+        jid: &str,
+        by: &PhoneNumber,
+        change: GroupChange,
+        also: &[PhoneNumber],
+    ) -> Vec<IncomingMessage> {
         let Some(group) = state.groups.get(jid) else { return Vec::new() };
         let id = random_message_id();
         group
@@ -635,7 +646,9 @@ impl Network for SimNetwork {
                         None
                     }
                     (MemberAction::Promote, Some(role)) => {
-                        group.members.insert(phone.clone(), if role == GroupRole::Owner { role } else { GroupRole::Admin });
+                        group
+                            .members
+                            .insert(phone.clone(), if role == GroupRole::Owner { role } else { GroupRole::Admin });
                         None
                     }
                     (MemberAction::Demote, Some(_)) => {
@@ -645,7 +658,8 @@ impl Network for SimNetwork {
                 };
                 results.push(MemberResult::of_code(phone.clone(), action, code));
             }
-            let done: Vec<PhoneNumber> = results.iter().filter(|r| r.error.is_none()).map(|r| r.phone.clone()).collect();
+            let done: Vec<PhoneNumber> =
+                results.iter().filter(|r| r.error.is_none()).map(|r| r.phone.clone()).collect();
             let told = if done.is_empty() {
                 Vec::new()
             } else {

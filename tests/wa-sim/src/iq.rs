@@ -291,16 +291,17 @@ fn set_about(sim: &Sim, phone: &str, req: &Node) -> Node {
 
 /// `w:profile:picture`: a `get` of `target`'s picture (its URL on the media host, or
 /// 404), or a `set` of the asker's own (a `<picture>` with the bytes; none removes it).
+/// A group's picture (`target` a group) is the group's business: members are told.
 fn picture(sim: &Sim, phone: &str, req: &Node) -> Node {
+    // whatsapp-rust names the group in `target` (`to` is the server); a `to` naming it is taken too.
+    let group =
+        [jid_attr(req, "target"), jid_attr(req, "to")].into_iter().flatten().find(|j| j.server == Server::Group);
+    if let Some(group) = group {
+        return crate::groups::picture(sim, phone, req, group.user.as_str());
+    }
     let mut st = sim.state();
     if attr(req, "type").as_deref() == Some("set") {
-        let data = child(req, "picture").and_then(bytes).map(<[u8]>::to_vec);
-        let id = crate::stanza::now_secs().to_string() + &crate::stanza::random_id()[..6];
-        let stored = data.map(|data| {
-            let path = format!("/pp/{phone}/{id}");
-            st.media.insert(path.clone(), data);
-            (id.clone(), path)
-        });
+        let (id, stored) = take_picture(&mut st, phone, req);
         if let Some(account) = st.accounts.get_mut(phone) {
             account.picture = stored;
         }
@@ -308,6 +309,25 @@ fn picture(sim: &Sim, phone: &str, req: &Node) -> Node {
     }
     let target = jid_attr(req, "target").and_then(|t| st.phone_of(&t));
     let found = target.and_then(|t| st.accounts.get(&t)).and_then(|a| a.picture.clone());
+    picture_answer(sim, req, found)
+}
+
+/// The picture a `set` carries (a `<picture>` with the bytes; none removes it), kept on
+/// the media host under `owner` (an account's phone or a group's id): its new id, and
+/// `(id, path)` unless it was a removal.
+pub fn take_picture(st: &mut State, owner: &str, req: &Node) -> (String, Option<(String, String)>) {
+    let data = child(req, "picture").and_then(bytes).map(<[u8]>::to_vec);
+    let id = crate::stanza::now_secs().to_string() + &crate::stanza::random_id()[..6];
+    let stored = data.map(|data| {
+        let path = format!("/pp/{owner}/{id}");
+        st.media.insert(path.clone(), data);
+        (id.clone(), path)
+    });
+    (id, stored)
+}
+
+/// The answer to a `get` of a picture: its URL on the media host, or 404 without one.
+pub fn picture_answer(sim: &Sim, req: &Node, found: Option<(String, String)>) -> Node {
     let Some((id, path)) = found else {
         let error = NodeBuilder::new("error").attr("code", "404").attr("text", "item-not-found").build();
         return iq_result(req, vec![NodeBuilder::new("picture").children([error]).build()]);

@@ -65,6 +65,15 @@ pub struct GroupInfo {
     pub subject: String,
     /// Member phone numbers.
     pub members: Vec<String>,
+    /// The members who are admins (the creator among them unless demoted).
+    pub admins: Vec<String>,
+    /// The description's text, if the group has one.
+    pub description: Option<String>,
+    /// Announcement mode: only admins may send (the simulator does not enforce it).
+    pub announce: bool,
+    /// Only admins may change the subject, description and picture.
+    pub locked: bool,
+    pub has_picture: bool,
     pub invite_code: String,
     /// `https://chat.whatsapp.com/<code>`
     pub invite_link: String,

@@ -164,11 +164,32 @@ pub struct AwaitingSign {
 pub struct Group {
     pub id: String,
     pub subject: String,
+    /// Who set the subject last (the creator at first), and when.
+    pub subject_by: String,
+    pub subject_at: u64,
     pub creator: String,
     pub created: u64,
     /// Members by phone number, with their admin flag.
     pub members: BTreeMap<String, bool>,
     pub invite_code: String,
+    /// Codes reset since: the server answers them "gone" (410), not "unknown".
+    pub revoked_invites: Vec<String>,
+    pub description: Option<Description>,
+    /// Only admins may change the subject, description and picture.
+    pub locked: bool,
+    /// Announcement mode: only admins may send (not enforced on messages).
+    pub announce: bool,
+    /// The group's picture: its id and where the media host serves it.
+    pub picture: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    /// The id the author's client chose; the next change names it as `prev`.
+    pub id: String,
+    pub text: String,
+    pub by: String,
+    pub at: u64,
 }
 
 impl Group {

@@ -156,7 +156,11 @@ pub(super) async fn groups(session: &Session) -> Result<Vec<GroupInfo>, NetworkE
     Ok(groups)
 }
 
-pub(super) async fn create(session: &Session, subject: &str, members: &[PhoneNumber]) -> Result<GroupInfo, NetworkError> {
+pub(super) async fn create(
+    session: &Session,
+    subject: &str,
+    members: &[PhoneNumber],
+) -> Result<GroupInfo, NetworkError> {
     let subject = GroupSubject::new(subject).map_err(|e| NetworkError::Refused(e.to_string()))?;
     let mut options = GroupCreateOptions::new(subject.as_str());
     for member in members {

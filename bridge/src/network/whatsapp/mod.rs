@@ -26,8 +26,8 @@ use self::session::{Session, Started, person};
 use self::store::SqlStore;
 use super::{
     AccountId, ConnectionState, Contact, EventChannel, GroupInfo, GroupSettings, Inbox, LoginEvent, LoginMethod,
-    LoginStream, Media, MemberAction, MemberResult, Network, NetworkError, NetworkEvent, NetworkMessageId,
-    NumberCheck, Outgoing, Profile, ProfileChange, Target, Typing,
+    LoginStream, Media, MemberAction, MemberResult, Network, NetworkError, NetworkEvent, NetworkMessageId, NumberCheck,
+    Outgoing, Profile, ProfileChange, Target, Typing,
 };
 use crate::config::WhatsAppConfig;
 use crate::db::Db;
