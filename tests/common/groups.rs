@@ -98,6 +98,17 @@ pub async fn administer(app: &TestApp, token: &str, cast: &Cast<'_>, hook: &Webh
     assert_eq!((&renamed["subject"], &renamed["description"]), (&json!("Team Δ"), &json!("Plans")));
     let settled = expect(update(json!({ "announce": true, "locked": true })), StatusCode::OK).await;
     assert_eq!((&settled["announce"], &settled["locked"]), (&json!(true), &json!(true)));
+    let picture = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(mxgate_bridge::qr::png("team picture").unwrap())
+    };
+    expect(update(json!({ "picture_base64": picture })), StatusCode::OK).await;
+    expect_error(
+        update(json!({ "picture_base64": "bm90IGEgcGljdHVyZQ==" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     expect_error(update(json!({})), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     expect_error(update(json!({ "subject": "" })), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
 
@@ -141,6 +152,7 @@ pub async fn administer(app: &TestApp, token: &str, cast: &Cast<'_>, hook: &Webh
         ("group.updated", "announce".to_owned()),
         ("group.updated", "locked".to_owned()),
         ("group.updated", "invite_revoked".to_owned()),
+        ("group.updated", "picture".to_owned()),
     ]
     .into_iter()
     .map(|(e, w)| (e.to_owned(), w))
@@ -159,6 +171,7 @@ pub async fn administer(app: &TestApp, token: &str, cast: &Cast<'_>, hook: &Webh
     let room = client.get_room(&room_id).expect("the identity is in the portal");
     assert_eq!(room.name().as_deref(), Some("Team Δ"));
     assert_eq!(room.topic().as_deref(), Some("Plans"));
+    assert!(room.avatar_url().is_some(), "the group's picture is the portal's avatar");
     let second_puppet = puppet_in(&room, second).await.expect("the added member's puppet");
     let first_puppet = puppet_in(&room, first).await.expect("the removed member's puppet");
     let member = room.get_member_no_sync(&second_puppet).await.unwrap().unwrap();

@@ -135,7 +135,8 @@ fn group_node(st: &State, g: &Group) -> Node {
 
 /// Hands `node` to every device of every member of `g` — the author's own
 /// included, as the real server does: that is how a linked device learns of a
-/// change another device of its account made. Phones only log, so they are skipped.
+/// change another device of its account made. The simulated phones (device 0)
+/// are left out: they act on no group notification.
 fn tell_members(sim: &Sim, st: &mut State, g: &Group, node: Node) {
     let members: Vec<String> = g.members.keys().cloned().collect();
     for m in members {

@@ -1,25 +1,28 @@
-//! whatsapp-rust's HTTP client, rerouted: every HTTPS request keeps its path and goes to
-//! one base URL instead. Only for a protocol simulator, which serves media and the
-//! version lookup on plain HTTP and cannot hold WhatsApp's certificates.
+//! whatsapp-rust's HTTP client, for its own requests and the connector's (profile and
+//! group pictures), optionally rerouted: every HTTPS request keeps its path and goes to
+//! one base URL instead. Rerouting is only for a protocol simulator, which serves media
+//! and the version lookup on plain HTTP and cannot hold WhatsApp's certificates.
 
 use whatsapp_rust::anyhow::Result;
 use whatsapp_rust::async_trait;
 use whatsapp_rust::http::{HttpClient, HttpRequest, HttpResponse, UreqHttpClient};
 
+#[derive(Clone)]
 pub struct Rerouted {
     inner: UreqHttpClient,
-    base: String,
+    base: Option<String>,
 }
 
 impl Rerouted {
-    pub fn new(base: &str) -> Self {
-        Self { inner: UreqHttpClient::new(), base: base.trim_end_matches('/').to_owned() }
+    /// Requests go where they name, or, with a `base`, there.
+    pub fn new(base: Option<&str>) -> Self {
+        Self { inner: UreqHttpClient::new(), base: base.map(|b| b.trim_end_matches('/').to_owned()) }
     }
 
     fn reroute(&self, mut request: HttpRequest) -> HttpRequest {
-        if let Some(rest) = request.url.strip_prefix("https://") {
+        if let (Some(base), Some(rest)) = (&self.base, request.url.strip_prefix("https://")) {
             let path = rest.find('/').map_or("/", |at| &rest[at..]);
-            request.url = format!("{}{path}", self.base);
+            request.url = format!("{base}{path}");
         }
         request
     }
@@ -38,7 +41,7 @@ mod tests {
 
     #[test]
     fn https_requests_keep_their_path_and_change_host() {
-        let rerouted = Rerouted::new("http://127.0.0.1:4000/");
+        let rerouted = Rerouted::new(Some("http://127.0.0.1:4000/"));
         let media = rerouted.reroute(HttpRequest::get("https://mmg.whatsapp.net/mms/image/abc?auth=x&token=y"));
         assert_eq!(media.url, "http://127.0.0.1:4000/mms/image/abc?auth=x&token=y");
         let version = rerouted.reroute(HttpRequest::get("https://web.whatsapp.com/sw.js"));

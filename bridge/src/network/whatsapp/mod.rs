@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use whatsapp_rust::Jid;
 use whatsapp_rust::features::{ChatStateType, PresenceStatus};
+use whatsapp_rust::http::{HttpClient, HttpRequest};
 use whatsapp_rust::send::{EditOptions, RevokeType, SendOptions};
 use whatsapp_rust::types::events::Event;
 use whatsapp_rust::waproto::whatsapp as wa;
@@ -51,12 +52,13 @@ struct Inner {
     reject_calls: bool,
     sessions: std::sync::Mutex<HashMap<AccountId, Arc<Session>>>,
     events: EventChannel,
-    http: reqwest::Client,
+    /// Where pictures are fetched from: as whatsapp-rust fetches media.
+    http: http::Rerouted,
 }
 
 impl WhatsAppNetwork {
     pub fn new(db: Db, config: WhatsAppConfig, reject_calls: bool, inbox: Inbox) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        let http = http::Rerouted::new(config.http_url.as_deref());
         let (sessions, events) = (Default::default(), EventChannel::default());
         let inner = Inner { db, inbox, config, reject_calls, sessions, events, http };
         Self { inner: Arc::new(inner) }
@@ -245,7 +247,6 @@ impl Inner {
         accounts::unlink(&self.db, account.as_str()).await.map_err(storage)
     }
 
-    /// The picture behind a WhatsApp profile or group picture, if there is one and it loads.
     /// `jid`'s About (from a usync query) and the URL of its picture.
     async fn profile_of(&self, client: &whatsapp_rust::Client, jid: &Jid) -> Result<Profile, NetworkError> {
         let contacts = client.contacts();
@@ -255,17 +256,13 @@ impl Inner {
         Ok(Profile { name: None, about, picture_url: picture.map(|p| p.url) })
     }
 
+    /// The picture behind a WhatsApp profile or group picture, if there is one and it loads.
     async fn picture(&self, client: &whatsapp_rust::Client, jid: &Jid) -> Option<Media> {
         let picture = client.contacts().get_profile_picture(jid, false).await.ok()??;
-        let response = self.http.get(&picture.url).send().await.ok()?.error_for_status().ok()?;
-        let mime_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("image/jpeg")
-            .to_owned();
-        let data = response.bytes().await.ok()?;
-        (data.len() <= MAX_AVATAR_BYTES).then(|| Media::picture(data.to_vec(), mime_type))
+        let response = self.http.execute(HttpRequest::get(picture.url)).await.ok()?;
+        let data = Some(response.body).filter(|_| (200..300).contains(&response.status_code))?;
+        let mime_type = image::guess_format(&data).map_or("image/jpeg", |f| f.to_mime_type()).to_owned();
+        (data.len() <= MAX_AVATAR_BYTES).then(|| Media::picture(data, mime_type))
     }
 }
 

@@ -59,9 +59,7 @@ pub async fn start(
     if let Some(url) = &config.url {
         builder = builder.with_transport_factory(TokioWebSocketTransportFactory::new().with_url(url.clone()));
     }
-    if let Some(base) = &config.http_url {
-        builder = builder.with_http_client(Rerouted::new(base));
-    }
+    builder = builder.with_http_client(Rerouted::new(config.http_url.as_deref()));
     if let Some(phone) = pair_code {
         builder = builder.with_pair_code(PairCodeOptions { phone_number: phone.to_string(), ..Default::default() });
     }
