@@ -86,7 +86,7 @@ pub fn group_chat(raw: &str) -> ApiResult<ChatId> {
     }
 }
 
-/// Numbers as given, parsed; `field` names them in errors.
+/// Numbers as given, parsed, each once; `field` names them in errors.
 pub fn phones(field: &str, given: &[String]) -> ApiResult<Vec<PhoneNumber>> {
     if given.len() > MOST_MEMBERS {
         return Err(ApiError::unprocessable(format!("{field} holds at most {MOST_MEMBERS} numbers")));
@@ -95,10 +95,9 @@ pub fn phones(field: &str, given: &[String]) -> ApiResult<Vec<PhoneNumber>> {
     for (n, phone) in given.iter().enumerate() {
         let number = phone.parse::<PhoneNumber>();
         let number = number.map_err(|e| ApiError::unprocessable(format!("{field}[{n}]: {e}")))?;
-        if parsed.contains(&number) {
-            return Err(ApiError::unprocessable(format!("{field}[{n}] is named twice")));
+        if !parsed.contains(&number) {
+            parsed.push(number);
         }
-        parsed.push(number);
     }
     Ok(parsed)
 }
@@ -176,12 +175,18 @@ pub async fn change_members(
     let mut answer = call(state, user, device_id, Method::POST, &path, &[], Some(body)).await?;
     let results: Vec<mxgate_bridge::network::MemberResult> =
         serde_json::from_value(answer["results"].take()).map_err(|e| unreadable("a member change", e))?;
-    // Each result under the number as the caller wrote it.
-    Ok(given
+    // Each number as the caller wrote it (a number named twice has one result, twice).
+    let result_of = |given: &str| {
+        let phone = given.parse::<PhoneNumber>().ok()?;
+        results.iter().find(|r| r.phone == phone).map(|r| r.error.clone())
+    };
+    given
         .into_iter()
-        .zip(results)
-        .map(|(phone, result)| MemberResult { phone, ok: result.error.is_none(), error: result.error })
-        .collect())
+        .map(|phone| match result_of(&phone) {
+            Some(error) => Ok(MemberResult { phone, ok: error.is_none(), error }),
+            None => Err(ApiError::Internal(anyhow::anyhow!("the bridge left {phone} out of a member change"))),
+        })
+        .collect()
 }
 
 pub async fn invite_link(

@@ -56,7 +56,8 @@ pub struct NewGroup {
     /// 1 to 100 characters.
     #[schema(example = "Team", min_length = 1, max_length = 100)]
     pub subject: String,
-    /// Up to 256 phone numbers; the device is the group's owner.
+    /// Up to 256 phone numbers (one named twice is added once); the device is the
+    /// group's owner.
     #[schema(value_type = Vec<PhoneText>, example = json!(["237698765432"]), max_items = 256)]
     pub participants: Vec<String>,
 }
@@ -91,7 +92,7 @@ async fn create(
 /// A group's subject, description, settings and participants with their roles.
 #[utoipa::path(get, path = "/devices/{device_id}/groups/{chat_id}", tag = "groups", security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number"),
-           ("chat_id" = String, Path, description = "The group's JID")),
+           ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     responses((status = 200, body = Group), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn get(
@@ -126,7 +127,7 @@ pub struct GroupUpdate {
 /// webhook, and the portal shows it (name, topic, avatar, power levels).
 #[utoipa::path(put, path = "/devices/{device_id}/groups/{chat_id}", tag = "groups", security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number"),
-           ("chat_id" = String, Path, description = "The group's JID")),
+           ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     request_body = GroupUpdate,
     responses((status = 200, body = Group), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -166,7 +167,7 @@ async fn update(
 #[serde(deny_unknown_fields)]
 pub struct ParticipantsChange {
     pub action: MemberAction,
-    /// 1 to 256 phone numbers.
+    /// 1 to 256 phone numbers; one named twice is acted on once, and answered twice.
     #[schema(value_type = Vec<PhoneText>, example = json!(["237698765432"]), min_items = 1, max_items = 256)]
     pub phones: Vec<String>,
 }
@@ -182,7 +183,7 @@ pub struct ParticipantsChanged {
 #[utoipa::path(post, path = "/devices/{device_id}/groups/{chat_id}/participants", tag = "groups",
     security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number"),
-           ("chat_id" = String, Path, description = "The group's JID")),
+           ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     request_body = ParticipantsChange,
     responses((status = 200, body = ParticipantsChanged), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -212,7 +213,7 @@ pub struct InviteLink {
 /// The group's invite link (the device must be an admin).
 #[utoipa::path(get, path = "/devices/{device_id}/groups/{chat_id}/invite", tag = "groups", security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number"),
-           ("chat_id" = String, Path, description = "The group's JID")),
+           ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     responses((status = 200, body = InviteLink), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
@@ -230,7 +231,7 @@ async fn invite(
 #[utoipa::path(delete, path = "/devices/{device_id}/groups/{chat_id}/invite", tag = "groups",
     security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number"),
-           ("chat_id" = String, Path, description = "The group's JID")),
+           ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     responses((status = 200, body = InviteLink), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
@@ -247,7 +248,7 @@ async fn revoke_invite(
 /// Leave the group. Its portal stays, readable, with the history.
 #[utoipa::path(post, path = "/devices/{device_id}/groups/{chat_id}/leave", tag = "groups", security(("bearer" = [])),
     params(("device_id" = String, Path, description = "The device's phone number"),
-           ("chat_id" = String, Path, description = "The group's JID")),
+           ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     responses((status = 200, body = Message), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn leave(

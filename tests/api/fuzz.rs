@@ -46,7 +46,10 @@ enabled = false
 # `expires_at` must be in the future; whether a webhook host's addresses are allowed
 # depends on DNS and the deployment's address policy; a message needs a recipient and
 # text or a file, out of several optional fields (each recipient gets its own result);
-# a profile picture must be a picture.
+# a profile or group picture must be a picture; a contact looked up or put in a group
+# must be on WhatsApp; a file is downloaded only from a message that has one; only a
+# received message is marked read, only a sent one edited; a search cursor is opaque
+# (one not from an earlier page is a 400).
 [[operations]]
 include-name = [
     "POST /api/v1/tokens",
@@ -54,6 +57,13 @@ include-name = [
     "PUT /api/v1/webhooks/{{id}}",
     "POST /api/v1/devices/{{device_id}}/message",
     "PUT /api/v1/devices/{{device_id}}/profile",
+    "GET /api/v1/devices/{{device_id}}/contacts/{{phone}}",
+    "POST /api/v1/devices/{{device_id}}/groups",
+    "PUT /api/v1/devices/{{device_id}}/groups/{{chat_id}}",
+    "GET /api/v1/devices/{{device_id}}/media/{{event_id}}",
+    "POST /api/v1/devices/{{device_id}}/messages/{{event_id}}/read",
+    "PUT /api/v1/devices/{{device_id}}/messages/{{event_id}}",
+    "GET /api/v1/devices/{{device_id}}/search",
 ]
 checks.positive_data_acceptance.enabled = false
 

@@ -47,7 +47,6 @@ pub async fn administer(app: &TestApp, token: &str, cast: &Cast<'_>, hook: &Webh
         (json!({ "subject": " ", "participants": [first] }), "a blank subject"),
         (json!({ "subject": "x".repeat(101), "participants": [first] }), "a subject too long"),
         (json!({ "subject": "Team", "participants": ["12"] }), "a number too short"),
-        (json!({ "subject": "Team", "participants": [first, first] }), "a number twice"),
         (json!({ "subject": "Team" }), "no participants"),
     ] {
         let refused = app.bearer(Method::POST, &groups, token).json(&body).send().await.unwrap();
@@ -71,7 +70,7 @@ pub async fn administer(app: &TestApp, token: &str, cast: &Cast<'_>, hook: &Webh
         app.bearer(Method::POST, &format!("{group}/participants"), token)
             .json(&json!({ "action": action, "phones": phones }))
     };
-    let added = expect(members("add", json!([second, first, stranger])), StatusCode::OK).await;
+    let added = expect(members("add", json!([second, first, stranger, second])), StatusCode::OK).await;
     let results: Vec<(Value, Value)> =
         added["results"].as_array().unwrap().iter().map(|r| (r["phone"].clone(), r["error"].clone())).collect();
     assert_eq!(
@@ -79,7 +78,8 @@ pub async fn administer(app: &TestApp, token: &str, cast: &Cast<'_>, hook: &Webh
         [
             (json!(second), Value::Null),
             (json!(first), json!("already_member")),
-            (json!(stranger), json!("not_on_whatsapp"))
+            (json!(stranger), json!("not_on_whatsapp")),
+            (json!(second), Value::Null),
         ]
     );
     assert_eq!(expect(members("promote", json!([second])), StatusCode::OK).await["results"][0]["ok"], true);
