@@ -52,11 +52,21 @@ pub struct Scan {
     pub phone: String,
 }
 
-/// The phone scans the newest pending QR code, so that login succeeds as this number.
-#[utoipa::path(post, path = "/sim/qr/scan", tag = "sim", request_body = Scan,
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QrScan {
+    #[schema(example = "237123456789")]
+    pub phone: String,
+    /// The code the phone read off a screen: only the login showing it succeeds.
+    pub code: Option<String>,
+}
+
+/// The phone scans the newest pending QR code (or the one showing `code`), so that login
+/// succeeds as this number.
+#[utoipa::path(post, path = "/sim/qr/scan", tag = "sim", request_body = QrScan,
     responses((status = 200, body = Message), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn scan(State(state): State<AppState>, Json(scan): Json<Scan>) -> ApiResult<Json<Message>> {
-    sim(&state)?.scan(phone(&scan.phone)?).await.map_err(network_error)?;
+async fn scan(State(state): State<AppState>, Json(scan): Json<QrScan>) -> ApiResult<Json<Message>> {
+    sim(&state)?.scan(phone(&scan.phone)?, scan.code.as_deref()).await.map_err(network_error)?;
     Ok(Json(Message::new("QR code scanned")))
 }
 

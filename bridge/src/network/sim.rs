@@ -74,6 +74,8 @@ struct SimProfile {
 struct PendingLogin {
     phone: Option<PhoneNumber>,
     events: mpsc::Sender<LoginEvent>,
+    /// The QR code on show now, which a phone that read it names when it scans.
+    showing: std::sync::Arc<Mutex<Option<String>>>,
 }
 
 struct Group {
@@ -226,15 +228,19 @@ impl SimNetwork {
     }
 
     /// The phone scans the newest pending QR code (or enters the pairing code shown for
-    /// its number), so that login succeeds as `phone`.
-    pub async fn scan(&self, phone: PhoneNumber) -> Result<(), NetworkError> {
+    /// its number), or the login showing `code` (read off a screen), so that login
+    /// succeeds as `phone`.
+    pub async fn scan(&self, phone: PhoneNumber, code: Option<&str>) -> Result<(), NetworkError> {
         let sender = {
             let mut state = self.locked();
             state.logins.retain(|login| !login.events.is_closed());
+            let shows = |login: &PendingLogin| {
+                code.is_none_or(|code| login.showing.lock().unwrap_or_else(|e| e.into_inner()).as_deref() == Some(code))
+            };
             let newest = state
                 .logins
                 .iter()
-                .rposition(|login| login.phone.as_ref().is_none_or(|p| *p == phone))
+                .rposition(|login| login.phone.as_ref().is_none_or(|p| *p == phone) && shows(login))
                 .ok_or(NetworkError::NoPendingLogin)?;
             let login = state.logins.remove(newest);
             state.connected.insert(phone.clone());
@@ -453,10 +459,11 @@ impl Network for SimNetwork {
             LoginMethod::PairCode(phone) => Some(phone),
         };
         let pair_code = phone.is_some();
+        let showing = std::sync::Arc::new(Mutex::new(None));
         let id = {
             let mut state = self.locked();
             state.next_login += 1;
-            state.logins.push(PendingLogin { phone, events: tx.clone() });
+            state.logins.push(PendingLogin { phone, events: tx.clone(), showing: showing.clone() });
             state.next_login
         };
         let interval = self.qr_interval;
@@ -471,6 +478,7 @@ impl Network for SimNetwork {
             }
             for n in 0..QR_CODES_PER_LOGIN {
                 let code = format!("2@sim{id}-{n},{}", hex::encode(rand::random::<[u8; 16]>()));
+                *showing.lock().unwrap_or_else(|e| e.into_inner()) = Some(code.clone());
                 if tx.send(LoginEvent::Qr(code)).await.is_err() {
                     return;
                 }
