@@ -9,6 +9,7 @@ log() { printf '==> %s\n' "$*"; }
 quiet_test() { "$@" 2>&1 | { grep -vE '^\s*$|^running [0-9]+ tests?$|^\.+$|^test result: ok\. 0 passed' || true; }; }
 
 scripts/nginx.sh
+scripts/chromium.sh
 
 log "cargo fmt and clippy"
 cargo fmt --all -- --check

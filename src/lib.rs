@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bridge_client;
 pub mod chats;
 pub mod config;
+pub mod console;
 pub mod contacts;
 pub mod credentials;
 pub use mxgate_bridge::db;

@@ -1,3 +1,7 @@
+mod cli;
+
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -20,6 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Server(ServerCommand),
+    #[command(flatten)]
+    Client(cli::Command),
+}
+
+#[derive(Subcommand)]
+enum ServerCommand {
     /// Run the API and the bridge in one process.
     Serve(Box<ServeArgs>),
     /// Run the HTTP API only (the bridge runs elsewhere, at MXGATE_BRIDGE_URL).
@@ -60,23 +72,28 @@ struct ServeArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     // `.env` fills in what the environment does not already set.
     let _ = dotenvy::dotenv();
+    let command = match Cli::parse().command {
+        // A person reads what these print; the server's log stays out of it.
+        Command::Client(command) => return Ok(cli::run(command).await),
+        Command::Server(command) => command,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("MXGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
 
-    match Cli::parse().command {
-        Command::Serve(args) => {
+    let finished = match command {
+        ServerCommand::Serve(args) => {
             let ServeArgs { api, bridge } = *args;
             let listener = TcpListener::bind(bridge.bridge_listen_addr)
                 .await
                 .with_context(|| format!("binding {}", bridge.bridge_listen_addr))?;
             run_api(api, Some(server::BridgePart { config: bridge, listener })).await
         }
-        Command::Api(config) => run_api(*config, None).await,
-        Command::Bridge(args) => {
+        ServerCommand::Api(config) => run_api(*config, None).await,
+        ServerCommand::Bridge(args) => {
             let BridgeArgs { database, server, provisioning, bridge } = *args;
             let db = migrated(&database.database_url).await?;
             let listener = TcpListener::bind(bridge.bridge_listen_addr)
@@ -85,12 +102,12 @@ async fn main() -> anyhow::Result<()> {
             let part = server::BridgePart { config: bridge, listener };
             server::serve_bridge(part, server, provisioning, db, server::shutdown_signal()).await
         }
-        Command::Migrate(database) => {
+        ServerCommand::Migrate(database) => {
             migrated(&database.database_url).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Setup { setup, database } => {
+        ServerCommand::Setup { setup, database } => {
             setup::run(&setup)?;
             // Setup may just have written DATABASE_URL's default into .env; read it again.
             let _ = dotenvy::from_path_override(&setup.env_file);
@@ -102,7 +119,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(env_file = %setup.env_file.display(), "setup complete");
             Ok(())
         }
-    }
+    };
+    finished.map(|()| ExitCode::SUCCESS)
 }
 
 async fn migrated(url: &str) -> anyhow::Result<Db> {

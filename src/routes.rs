@@ -24,7 +24,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    appservice, chats, contacts, credentials, devices, events, groups, health, matrix, messages, sim, tokens, webhooks,
+    appservice, chats, console, contacts, credentials, devices, events, groups, health, matrix, messages, sim, tokens,
+    webhooks,
 };
 
 /// A response that only says what happened.
@@ -138,6 +139,7 @@ pub fn app(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let router = router
         .route_layer(middleware::from_fn(record_metrics))
         .merge(SwaggerUi::new("/docs").url("/docs/openapi.json", openapi.clone()))
+        .merge(console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -5,6 +5,8 @@ mod common;
 
 mod actions;
 mod bot;
+mod cli;
+mod console;
 mod contacts;
 mod credentials;
 mod devices;

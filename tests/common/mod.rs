@@ -3,6 +3,7 @@
 //! HTTP helpers that speak the API the way a client would.
 #![allow(dead_code)]
 
+pub mod browser;
 mod cluster;
 mod gate;
 pub mod groups;
@@ -144,6 +145,8 @@ pub struct Options {
     pub max_logins_per_identity: usize,
     /// `MXGATE_LEASE_SECS`: how soon a dead process's devices move.
     pub lease_secs: u64,
+    /// How long the `sim` network shows each QR code of a login (six in all).
+    pub sim_qr_interval_ms: u64,
     /// `MXGATE_MESSAGE_STATUS_EVENTS`: each send's outcome also posted into its room.
     pub message_status_events: bool,
     /// `MXGATE_REJECT_CALLS`: calls are turned down as they ring.
@@ -183,6 +186,7 @@ impl Default for Options {
             checks_per_minute: 100_000,
             max_logins_per_identity: 100,
             lease_secs: 15,
+            sim_qr_interval_ms: 1000,
             message_status_events: false,
             reject_calls: false,
             send_timeout_secs: 30,
@@ -367,7 +371,7 @@ impl TestApp {
             max_logins_per_identity: options.max_logins_per_identity,
             message_status_events: options.message_status_events,
             reject_calls: options.reject_calls,
-            sim_qr_interval_ms: 1000,
+            sim_qr_interval_ms: options.sim_qr_interval_ms,
             whatsapp: WhatsAppConfig {
                 url: options.whatsapp.as_ref().map(|s| s.ws_url.clone()),
                 http_url: options.whatsapp.as_ref().map(|s| s.http_url.clone()),
