@@ -44,7 +44,9 @@ MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --lib -- lease::
 # --workspace, as above: the same feature set, so the PostgreSQL pass reuses the SQLite pass's
 # build instead of compiling the test binaries again (two rebuilds, about 9 minutes on 2 cores).
 # The schemathesis pass checks the HTTP contract, which is the same on both stores; its
-# minute runs on SQLite only (the api stories exercise every query here).
+# minute runs on SQLite only (the api stories exercise every query here). So do the
+# console's browser story and the terminal's (`mxgate link` in a pseudo-terminal): they
+# are about a page and a terminal, whose API calls the api stories make here.
 # On the whatsapp connector, the stories about the store: the cluster (processes sharing a store
 # need PostgreSQL; they run here only) and the durable queues. Its other stories are about the
 # protocol, and their SQL is the one the api stories run here; they run on SQLite above.
@@ -55,7 +57,7 @@ api_log=$(mktemp)
 wa_log=$(mktemp)
 trap 'rm -f "$api_log" "$wa_log"' EXIT
 (MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test api --test outage --test wa_store_conformance \
-  -- --skip fuzz::) >"$api_log" 2>&1 &
+  -- --skip fuzz:: --skip console:: --skip cli::) >"$api_log" 2>&1 &
 api=$!
 (MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test whatsapp -- cluster:: reliability:: \
   --skip paced_batch) >"$wa_log" 2>&1 &
