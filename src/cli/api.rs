@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use reqwest::header::{CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+use reqwest::header::{
+    CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use reqwest::{RequestBuilder, Response, StatusCode, Upgraded};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

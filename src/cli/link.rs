@@ -112,7 +112,10 @@ async fn by_pairing_code(api: &Api, phone: PhoneNumber) -> Result<String, CliErr
             return Ok(device_id.to_owned());
         }
     }
-    Err(CliError::LinkTimeout(format!("the phone did not confirm the pairing code within {} s", PAIRING_WAIT.as_secs())))
+    Err(CliError::LinkTimeout(format!(
+        "the phone did not confirm the pairing code within {} s",
+        PAIRING_WAIT.as_secs()
+    )))
 }
 
 async fn connected(api: &Api, device_id: &str) -> Result<bool, CliError> {

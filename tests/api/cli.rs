@@ -36,6 +36,7 @@ impl Terminal {
     fn run(app: &TestApp, args: &[&str]) -> Self {
         let size = PtySize { rows: 60, cols: 160, pixel_width: 0, pixel_height: 0 };
         let pty = native_pty_system().openpty(size).expect("a pseudo-terminal");
+        assert!(echoes(pty.master.as_ref()), "a new terminal echoes, so `type_token` can see it stop");
         let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_mxgate"));
         command.args(args);
         command.env("MXGATE_URL", &app.base);
@@ -86,17 +87,12 @@ impl Terminal {
         // The prompt is printed a moment before echo is turned off; typing in between would
         // show the token whatever the program does.
         let deadline = Instant::now() + PATIENCE;
-        while self.echoes() {
+        while echoes(self.master.as_ref()) {
             assert!(Instant::now() < deadline, "the terminal still echoes after the token prompt");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         write!(self.keyboard, "{token}\r").unwrap();
         self.keyboard.flush().unwrap();
-    }
-
-    fn echoes(&self) -> bool {
-        let settings = self.master.get_termios().expect("the terminal's settings");
-        settings.local_flags.iter_names().any(|(name, _)| name == "ECHO")
     }
 
     /// Reads the output to its end, then the exit status.
@@ -118,6 +114,11 @@ impl Terminal {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+fn echoes(terminal: &dyn MasterPty) -> bool {
+    let settings = terminal.get_termios().expect("the terminal's settings");
+    settings.local_flags.iter_names().any(|(name, _)| name == "ECHO")
 }
 
 impl Drop for Terminal {
@@ -230,7 +231,8 @@ async fn a_person_links_a_phone_by_the_qr_code_drawn_in_the_terminal_then_sends_
     // (they live a second on the simulator) is refused, and the phone tries the next one.
     let mut drawn = 0;
     loop {
-        let codes = terminal.wait_for("a new QR code", |printed| Some(codes_drawn(printed)).filter(|c| c.len() > drawn)).await;
+        let codes =
+            terminal.wait_for("a new QR code", |printed| Some(codes_drawn(printed)).filter(|c| c.len() > drawn)).await;
         drawn = codes.len();
         let code = codes.last().unwrap();
         assert!(code.starts_with("2@"), "a WhatsApp login code: {code}");
@@ -259,7 +261,8 @@ async fn a_person_links_a_phone_by_the_qr_code_drawn_in_the_terminal_then_sends_
     let menu = dir.path().join("menu.txt");
     std::fs::write(&menu, "Rice and beans\n").unwrap();
     let file = menu.to_str().unwrap();
-    let args = ["send", "--device", DEVICE, "--to", CONTACT, "--to", "000111222333", "--text", "The menu", "--file", file];
+    let args =
+        ["send", "--device", DEVICE, "--to", CONTACT, "--to", "000111222333", "--text", "The menu", "--file", file];
     let sent = scripted(&app, &token, &args).await;
     let stdout = String::from_utf8_lossy(&sent.stdout);
     assert!(sent.status.success(), "one recipient was sent it: {stdout} {}", String::from_utf8_lossy(&sent.stderr));

@@ -40,11 +40,8 @@ impl Browser {
             ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500"];
         capabilities.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&url)
-            .await
-            .expect("a Chromium session");
+        let client =
+            ClientBuilder::new(connector).capabilities(capabilities).connect(&url).await.expect("a Chromium session");
         Self { client, driver }
     }
 
