@@ -6,7 +6,7 @@
 
 use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::browser::Browser;
 use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect};
@@ -107,14 +107,10 @@ async fn a_person_links_a_phone_by_the_qr_code_on_the_page_sends_and_reads_the_d
     let log = text_of(&browser, "#delivery-rows").await;
     assert!(log.contains("delivered"), "{log}");
 
-    // What the page requested, from the browser's own record: no secret in any URL.
-    let requested: Value = browser
-        .client
-        .execute("return performance.getEntries().map(e => e.name).concat([location.href]);", vec![])
-        .await
-        .unwrap();
-    let urls: Vec<&str> = requested.as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(urls.iter().any(|u| u.contains("/api/v1/devices")), "the record holds the API calls: {urls:?}");
+    // What the page requested, from Chromium's network log: no secret in any URL.
+    let urls = browser.requested_urls().await;
+    assert!(urls.iter().any(|u| u.contains("/api/v1/devices")), "the log holds the API calls: {urls:?}");
+    assert!(urls.iter().any(|u| u.starts_with("ws://")), "the log holds the QR socket: {urls:?}");
     for url in &urls {
         assert!(!url.contains(&token) && !url.contains("mt_"), "a token in {url}");
         assert!(!url.contains(&app.client_secret), "the credential's secret in {url}");

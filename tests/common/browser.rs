@@ -39,10 +39,30 @@ impl Browser {
         let args =
             ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500"];
         capabilities.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
+        // The DevTools network events, for [`Browser::requested_urls`].
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "performance": "ALL" }));
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client =
             ClientBuilder::new(connector).capabilities(capabilities).connect(&url).await.expect("a Chromium session");
         Self { client, driver }
+    }
+
+    /// Every URL the page has requested since the last call (HTTP requests, WebSocket
+    /// connections, navigations), from Chromium's own network log.
+    pub async fn requested_urls(&self) -> Vec<String> {
+        let entries = self.client.issue_cmd(PerformanceLog).await.expect("chromedriver's performance log");
+        let mut urls = Vec::new();
+        for entry in entries.as_array().into_iter().flatten() {
+            let Some(message) = entry["message"].as_str() else { continue };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(message) else { continue };
+            let params = &event["message"]["params"];
+            match event["message"]["method"].as_str() {
+                Some("Network.requestWillBeSent") => urls.extend(params["request"]["url"].as_str().map(str::to_owned)),
+                Some("Network.webSocketCreated") => urls.extend(params["url"].as_str().map(str::to_owned)),
+                _ => {}
+            }
+        }
+        urls
     }
 
     /// Ends the session and the driver.
@@ -50,6 +70,20 @@ impl Browser {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// chromedriver's log endpoint (not in the W3C protocol, so not among fantoccini's commands).
+#[derive(Debug)]
+struct PerformanceLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(json!({ "type": "performance" }).to_string()))
     }
 }
 
