@@ -20,15 +20,21 @@ log "tests on SQLite"
 # on Synapse and sockets more than on the CPU (as the PostgreSQL pass below), which keeps
 # a fresh clone's make test within 30 minutes.
 cargo test -q --workspace --lib --bins --tests --no-run
+# The outage stories (a homeserver stopped and started) wait the most of all; they go
+# beside the rest too.
 sqlite_wa_log=$(mktemp)
+sqlite_outage_log=$(mktemp)
 (quiet_test cargo test -q -p mxgate --test whatsapp) >"$sqlite_wa_log" 2>&1 &
 sqlite_wa=$!
+(quiet_test cargo test -q -p mxgate --test outage) >"$sqlite_outage_log" 2>&1 &
+sqlite_outage=$!
 sqlite_status=0
 quiet_test cargo test -q --workspace --lib --bins --tests --exclude mxgate || sqlite_status=$?
-quiet_test cargo test -q -p mxgate --lib --bins --test api --test outage --test release_features || sqlite_status=$?
+quiet_test cargo test -q -p mxgate --lib --bins --test api --test release_features || sqlite_status=$?
+wait "$sqlite_outage" || sqlite_status=$?
 wait "$sqlite_wa" || sqlite_status=$?
-cat "$sqlite_wa_log"
-rm -f "$sqlite_wa_log"
+cat "$sqlite_outage_log" "$sqlite_wa_log"
+rm -f "$sqlite_wa_log" "$sqlite_outage_log"
 if [ "$sqlite_status" -ne 0 ]; then exit "$sqlite_status"; fi
 
 pg=$(scripts/postgres-url.sh)
@@ -55,15 +61,19 @@ MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --lib -- lease::
 # databases, which keeps make test within its 30 minutes; their output follows, in order.
 api_log=$(mktemp)
 wa_log=$(mktemp)
-trap 'rm -f "$api_log" "$wa_log"' EXIT
-(MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test api --test outage --test wa_store_conformance \
+outage_log=$(mktemp)
+trap 'rm -f "$api_log" "$wa_log" "$outage_log"' EXIT
+(MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test api --test wa_store_conformance \
   -- --skip fuzz:: --skip console:: --skip cli::) >"$api_log" 2>&1 &
 api=$!
+(MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test outage) >"$outage_log" 2>&1 &
+outage=$!
 (MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --test whatsapp -- cluster:: reliability:: \
   --skip paced_batch) >"$wa_log" 2>&1 &
 wa=$!
 status=0
 wait "$api" || status=$?
+wait "$outage" || status=$?
 wait "$wa" || status=$?
-cat "$api_log" "$wa_log"
+cat "$api_log" "$outage_log" "$wa_log"
 exit "$status"
