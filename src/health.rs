@@ -71,6 +71,9 @@ pub struct Queues {
     /// Sends that answered `pending` and have since ended, their `message.status` not yet
     /// queued for webhooks.
     pub late_statuses: i64,
+    /// Finished sends whose `com.beeper.message_send_status` event
+    /// (`MXGATE_MESSAGE_STATUS_EVENTS=true`) is not in the room yet.
+    pub send_statuses: i64,
 }
 
 async fn queues(state: &AppState) -> Option<Queues> {
@@ -78,7 +81,8 @@ async fn queues(state: &AppState) -> Option<Queues> {
     let send_queue = mxgate_bridge::outbox::queued(&state.db).await.ok()?;
     let webhook_deliveries = crate::webhooks::delivery::pending(&state.db).await.ok()?;
     let late_statuses = crate::messages::late::due(&state.db).await.ok()?;
-    Some(Queues { inbox, send_queue, webhook_deliveries, late_statuses })
+    let send_statuses = mxgate_bridge::outbox::unreported_count(&state.db).await.ok()?;
+    Some(Queues { inbox, send_queue, webhook_deliveries, late_statuses, send_statuses })
 }
 
 #[derive(Debug, Default, Serialize, ToSchema)]

@@ -122,6 +122,14 @@ pub async fn queued(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM bridge_outbox WHERE state = $1").bind(QUEUED).fetch_one(&db.pool).await
 }
 
+/// Finished sends whose status event (`message_status_events`) is not in the room yet.
+pub async fn unreported_count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM bridge_outbox WHERE state <> $1 AND reported_at IS NULL")
+        .bind(QUEUED)
+        .fetch_one(&db.pool)
+        .await
+}
+
 /// How a finished send ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

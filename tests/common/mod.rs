@@ -454,7 +454,9 @@ impl TestApp {
         patiently("empty queues", Duration::from_secs(120), || async {
             let health: Value = self.health().send().await.ok()?.json().await.ok()?;
             let queues = &health["queues"];
-            let empty = ["inbox", "send_queue", "webhook_deliveries", "late_statuses"].iter().all(|q| queues[q] == 0);
+            let empty = ["inbox", "send_queue", "webhook_deliveries", "late_statuses", "send_statuses"]
+                .iter()
+                .all(|q| queues[q] == 0);
             empty.then_some(())
         })
         .await;
