@@ -50,7 +50,8 @@ async fn health_tells_anyone_the_status_and_the_operator_the_detail() {
     assert_eq!(public, json!({ "status": "ok" }));
 
     let devices = json!({ "connected": 1, "connecting": 0, "error": 0, "failing": [] });
-    let queues = json!({ "inbox": 0, "send_queue": 0, "webhook_deliveries": 0, "late_statuses": 0 });
+    let queues =
+        json!({ "inbox": 0, "send_queue": 0, "webhook_deliveries": 0, "late_statuses": 0, "send_statuses": 0 });
     let detail = json!({ "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true }, "devices": devices, "queues": queues });
     eventually("quiet queues", || async {
         let health = expect(app.health(), StatusCode::OK).await;
