@@ -4,14 +4,15 @@
 //! inbox like a message, so each change is applied once and in order; every step is
 //! safe to repeat after a crash.
 
-use ruma::{RoomId, UserId};
+use ruma::RoomId;
 use serde_json::{Value, json};
 
 use crate::content;
 use crate::core::{BridgeError, Core};
 use crate::ids::PhoneNumber;
+use crate::incoming;
 use crate::network::{Contact, GroupChange, IncomingMessage, MemberAction};
-use crate::portal::{PortalInfo, ensure_member, ensure_portal, room_id};
+use crate::portal::ensure_member;
 use crate::puppet::ensure_puppet;
 use crate::store::{self, MessageRow};
 
@@ -22,19 +23,8 @@ const INFO_EVENTS: [&str; 3] = ["m.room.name", "m.room.topic", "m.room.avatar"];
 
 pub(crate) async fn follow(core: &Core, message: &IncomingMessage, change: &GroupChange) -> Result<(), BridgeError> {
     let account = &message.account;
-    let Some(login) = store::login(&core.db, account.as_str()).await?.filter(|l| l.state == store::CONNECTED) else {
-        return Err(BridgeError::Invalid(format!("no connected login for {account}")));
-    };
-    let owner = UserId::parse(&login.owner).map_err(|e| BridgeError::Invalid(e.to_string()))?;
-    let chat_key = message.chat.to_string();
-    let portal = match store::portal(&core.db, account.as_str(), &chat_key).await? {
-        Some(portal) => portal,
-        None => {
-            let info = core.network.group_info(account, &message.chat).await?;
-            ensure_portal(core, account, &owner, PortalInfo::Group(&info)).await?
-        }
-    };
-    let room = room_id(&portal)?;
+    let owner = incoming::connected_owner(core, account).await?;
+    let room = incoming::portal_of(core, message, &owner, None).await?;
     match change {
         GroupChange::Created { members, .. } => {
             for member in members.iter().filter(|m| m.phone != *account) {
@@ -46,7 +36,7 @@ pub(crate) async fn follow(core: &Core, message: &IncomingMessage, change: &Grou
         }
         GroupChange::Subject { subject } => {
             core.matrix.send_state(&core.bot, &room, "m.room.name", &json!({ "name": subject })).await?;
-            store::set_portal_name(&core.db, &portal.room_id, subject).await?;
+            store::set_portal_name(&core.db, room.as_str(), subject).await?;
         }
         GroupChange::Description { description } => {
             let topic = json!({ "topic": description.as_deref().unwrap_or_default() });
@@ -104,18 +94,14 @@ pub(crate) async fn follow(core: &Core, message: &IncomingMessage, change: &Grou
         }
     }
     let mut record = content::group_record(change, &message.sender);
-    record.content[crate::SOURCE_FIELD] = json!({
-        "device_id": account,
-        "chat": chat_key,
-        "network_message_id": message.id,
-    });
+    incoming::add_source(&mut record.content, message);
     let txn = format!("group-{account}-{}", message.id);
     let event_id = core.matrix.send_event(&core.bot, &room, record.event_type, &txn, &record.content).await?;
     let row = MessageRow {
         event_id: event_id.to_string(),
         room_id: room.to_string(),
         account_id: account.to_string(),
-        chat_id: chat_key,
+        chat_id: message.chat.to_string(),
         network_id: message.id.clone(),
         direction: "in".into(),
         sender: None,

@@ -214,12 +214,7 @@ pub(crate) async fn bridge_message(core: &Core, message: IncomingMessage) -> Res
 /// first use): the sender's puppet, or the portal's owner for what the account itself
 /// wrote on another device (the bridge may act as the owner: double puppeting).
 async fn sender_in_portal(core: &Core, message: &IncomingMessage) -> Result<(OwnedUserId, OwnedRoomId), BridgeError> {
-    let account = message.account.as_str();
-    let chat_key = message.chat.to_string();
-    let Some(login) = store::login(&core.db, account).await?.filter(|l| l.state == store::CONNECTED) else {
-        return Err(BridgeError::Invalid(format!("no connected login for {account}")));
-    };
-    let owner = ruma::UserId::parse(&login.owner).map_err(|e| BridgeError::Invalid(e.to_string()))?;
+    let owner = connected_owner(core, &message.account).await?;
     // The contact whose puppet the chat shows: the sender, or the other side of a direct
     // chat the account wrote in.
     let other = match (&message.chat, message.from_me) {
@@ -234,17 +229,7 @@ async fn sender_in_portal(core: &Core, message: &IncomingMessage) -> Result<(Own
         contact.name = Some(push_name.clone());
     }
     let puppet = ensure_puppet(core, &contact).await?;
-    let portal = match store::portal(&core.db, account, &chat_key).await? {
-        Some(portal) => portal,
-        None => match &message.chat {
-            ChatId::Direct(_) => ensure_portal(core, &message.account, &owner, PortalInfo::Direct(&contact)).await?,
-            ChatId::Group(_) => {
-                let group = core.network.group_info(&message.account, &message.chat).await?;
-                ensure_portal(core, &message.account, &owner, PortalInfo::Group(&group)).await?
-            }
-        },
-    };
-    let room = room_id(&portal)?;
+    let room = portal_of(core, message, &owner, Some(&contact)).await?;
     if message.from_me {
         return Ok((owner, room));
     }
@@ -252,6 +237,41 @@ async fn sender_in_portal(core: &Core, message: &IncomingMessage) -> Result<(Own
         ensure_member(core, &room, &puppet).await?;
     }
     Ok((puppet, room))
+}
+
+/// The Matrix user who owns `account`, as long as the account is connected: what the
+/// network says of an account that is not is not bridged.
+pub(crate) async fn connected_owner(core: &Core, account: &AccountId) -> Result<OwnedUserId, BridgeError> {
+    let Some(login) = store::login(&core.db, account.as_str()).await?.filter(|l| l.state == store::CONNECTED) else {
+        return Err(BridgeError::Invalid(format!("no connected login for {account}")));
+    };
+    ruma::UserId::parse(&login.owner).map_err(|e| BridgeError::Invalid(e.to_string()))
+}
+
+/// The portal of the message's chat, made when missing: a group's from what the network
+/// says of the group, a direct chat's from `contact`.
+pub(crate) async fn portal_of(
+    core: &Core,
+    message: &IncomingMessage,
+    owner: &ruma::UserId,
+    contact: Option<&Contact>,
+) -> Result<OwnedRoomId, BridgeError> {
+    let portal = match store::portal(&core.db, message.account.as_str(), &message.chat.to_string()).await? {
+        Some(portal) => portal,
+        None => match (&message.chat, contact) {
+            (ChatId::Direct(_), Some(contact)) => {
+                ensure_portal(core, &message.account, owner, PortalInfo::Direct(contact)).await?
+            }
+            (ChatId::Direct(phone), None) => {
+                return Err(BridgeError::Invalid(format!("no portal for the direct chat with {phone}")));
+            }
+            (ChatId::Group(_), _) => {
+                let group = core.network.group_info(&message.account, &message.chat).await?;
+                ensure_portal(core, &message.account, owner, PortalInfo::Group(&group)).await?
+            }
+        },
+    };
+    room_id(&portal)
 }
 
 /// A delivery or read receipt for messages the account sent: the reader's puppet marks
@@ -296,7 +316,7 @@ async fn bridge_receipt(core: &Core, receipt: &Receipt) -> Result<(), BridgeErro
 }
 
 /// Which account and chat an event came from, for consumers such as the API.
-fn add_source(content: &mut Value, message: &IncomingMessage) {
+pub(crate) fn add_source(content: &mut Value, message: &IncomingMessage) {
     content[crate::SOURCE_FIELD] = json!({
         "device_id": message.account,
         "chat": message.chat.to_string(),

@@ -260,25 +260,36 @@ struct LoginQuery {
     login_id: Option<String>,
 }
 
-/// The login a call acts through: the one named, or the caller's only one.
-async fn chosen_login(core: &Core, user: &UserId, login_id: Option<String>) -> Result<AccountId, ProvisionError> {
-    let logins = store::logins_of(&core.db, user.as_str()).await?;
-    let login = match login_id {
-        Some(id) => logins.into_iter().find(|l| l.account_id == id),
-        None if logins.len() == 1 => logins.into_iter().next(),
-        None => None,
-    };
-    let login = login.ok_or_else(|| ProvisionError(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Login not found".into()))?;
-    parse_account(&login.account_id)
+/// The caller and the login a call acts through: the one `login_id` names, or the
+/// caller's only one.
+struct Acting {
+    user: OwnedUserId,
+    account: AccountId,
+}
+
+impl FromRequestParts<Arc<Core>> for Acting {
+    type Rejection = ProvisionError;
+
+    async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self, ProvisionError> {
+        let Caller(user) = Caller::from_request_parts(parts, core).await?;
+        let Query(query) = Query::<LoginQuery>::try_from_uri(&parts.uri).map_err(|e| invalid(e.body_text()))?;
+        let logins = store::logins_of(&core.db, user.as_str()).await?;
+        let login = match query.login_id {
+            Some(id) => logins.into_iter().find(|l| l.account_id == id),
+            None if logins.len() == 1 => logins.into_iter().next(),
+            None => None,
+        };
+        let login =
+            login.ok_or_else(|| ProvisionError(StatusCode::NOT_FOUND, "M_NOT_FOUND", "Login not found".into()))?;
+        Ok(Self { account: parse_account(&login.account_id)?, user })
+    }
 }
 
 async fn create_dm(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
+    Acting { user, account }: Acting,
     Path(identifier): Path<String>,
-    Query(query): Query<LoginQuery>,
 ) -> Result<(StatusCode, Json<Value>), ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     let phone: PhoneNumber = identifier.parse()?;
     let answer = |portal: store::PortalRow| json!({ "id": phone, "name": portal.name, "mxid": core.puppet_id(phone.as_str()), "dm_room_mxid": portal.room_id });
     // A portal exists only for a number already checked: no network query on every send.
@@ -298,11 +309,9 @@ struct JoinGroup {
 
 async fn join_group(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { user, account }: Acting,
     Json(body): Json<JoinGroup>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     let invite: GroupInvite = body.invite_url.parse()?;
     let group = core.network.join_group(&account, &invite).await?;
     let portal = ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
@@ -317,19 +326,22 @@ async fn group_answer(core: &Core, account: &AccountId, group: &GroupInfo) -> Re
     Ok(answer)
 }
 
-fn group_chat(chat: &str) -> Result<ChatId, ProvisionError> {
-    match chat.parse::<ChatId>()? {
-        chat @ ChatId::Group(_) => Ok(chat),
-        other => Err(invalid(format!("{other} is not a group"))),
+/// A `{chat}` path segment that names a group.
+struct GroupPath(ChatId);
+
+impl FromRequestParts<Arc<Core>> for GroupPath {
+    type Rejection = ProvisionError;
+
+    async fn from_request_parts(parts: &mut Parts, core: &Arc<Core>) -> Result<Self, ProvisionError> {
+        let Path(chat) = Path::<String>::from_request_parts(parts, core).await.map_err(|e| invalid(e.body_text()))?;
+        match chat.parse::<ChatId>()? {
+            chat @ ChatId::Group(_) => Ok(Self(chat)),
+            other => Err(invalid(format!("{other} is not a group"))),
+        }
     }
 }
 
-async fn groups(
-    State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
-) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
+async fn groups(State(core): State<Arc<Core>>, Acting { account, .. }: Acting) -> Result<Json<Value>, ProvisionError> {
     let mut groups = Vec::new();
     for group in core.network.groups(&account).await? {
         groups.push(group_answer(&core, &account, &group).await?);
@@ -346,11 +358,9 @@ struct NewGroup {
 /// Makes a group and its portal; the members' puppets join it as the network tells of it.
 async fn create_group(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { user, account }: Acting,
     Json(body): Json<NewGroup>,
 ) -> Result<(StatusCode, Json<Value>), ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     let group = core.network.create_group(&account, &body.subject, &body.members).await?;
     ensure_portal(&core, &account, &user, PortalInfo::Group(&group)).await?;
     Ok((StatusCode::CREATED, Json(group_answer(&core, &account, &group).await?)))
@@ -358,24 +368,20 @@ async fn create_group(
 
 async fn group(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Path(chat): Path<String>,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
+    GroupPath(chat): GroupPath,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
-    let group = core.network.group_info(&account, &group_chat(&chat)?).await?;
+    let group = core.network.group_info(&account, &chat).await?;
     Ok(Json(group_answer(&core, &account, &group).await?))
 }
 
 async fn update_group(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Path(chat): Path<String>,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
+    GroupPath(chat): GroupPath,
     Json(settings): Json<GroupSettings>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
-    core.network.update_group(&account, &group_chat(&chat)?, settings).await?;
+    core.network.update_group(&account, &chat, settings).await?;
     Ok(Json(json!({})))
 }
 
@@ -387,42 +393,36 @@ struct ChangeMembers {
 
 async fn change_members(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Path(chat): Path<String>,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
+    GroupPath(chat): GroupPath,
     Json(body): Json<ChangeMembers>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
-    let results = core.network.change_members(&account, &group_chat(&chat)?, body.action, &body.phones).await?;
+    let results = core.network.change_members(&account, &chat, body.action, &body.phones).await?;
     Ok(Json(json!({ "results": results })))
 }
 
 #[derive(Deserialize)]
 struct InviteQuery {
-    login_id: Option<String>,
     #[serde(default)]
     reset: bool,
 }
 
 async fn invite_link(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Path(chat): Path<String>,
+    Acting { account, .. }: Acting,
+    GroupPath(chat): GroupPath,
     Query(query): Query<InviteQuery>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
-    let url = core.network.invite_link(&account, &group_chat(&chat)?, query.reset).await?;
+    let url = core.network.invite_link(&account, &chat, query.reset).await?;
     Ok(Json(json!({ "invite_url": url })))
 }
 
 async fn leave_group(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Path(chat): Path<String>,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
+    GroupPath(chat): GroupPath,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
-    core.network.leave_group(&account, &group_chat(&chat)?).await?;
+    core.network.leave_group(&account, &chat).await?;
     Ok(Json(json!({})))
 }
 
@@ -436,11 +436,9 @@ struct ShowTyping {
 /// that runs the device; elsewhere the device is "disconnected".
 async fn typing(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
     Json(body): Json<ShowTyping>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     core.network.send_typing(&account, &body.chat_id, body.state).await?;
     Ok(Json(json!({})))
 }
@@ -458,11 +456,9 @@ pub(crate) const READ_AT_ONCE: i64 = 256;
 /// Marks a received message, or every unread one of a chat, read on the network.
 async fn read(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
     Json(body): Json<MarkRead>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     let chat = body.chat_id.to_string();
     let messages: Vec<(String, String)> = match &body.event_id {
         Some(event_id) => {
@@ -488,11 +484,9 @@ struct ShowPresence {
 
 async fn presence(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
     Json(body): Json<ShowPresence>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     core.network.send_presence(&account, body.available).await?;
     Ok(Json(json!({})))
 }
@@ -506,11 +500,9 @@ struct CheckNumbers {
 /// kept an hour).
 async fn check_numbers(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
     Json(body): Json<CheckNumbers>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     let results = core.numbers.check(core.network.as_ref(), &account, &body.phones).await?;
     Ok(Json(json!({ "results": results })))
 }
@@ -518,31 +510,25 @@ async fn check_numbers(
 /// A contact's About and picture, as the network shows them to the device.
 async fn contact_profile(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
+    Acting { account, .. }: Acting,
     Path(phone): Path<String>,
-    Query(query): Query<LoginQuery>,
 ) -> Result<Json<Profile>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     let phone: PhoneNumber = phone.parse()?;
     Ok(Json(core.network.contact_profile(&account, &phone).await?))
 }
 
 async fn own_profile(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
 ) -> Result<Json<Profile>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     Ok(Json(core.network.own_profile(&account).await?))
 }
 
 async fn set_profile(
     State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Query(query): Query<LoginQuery>,
+    Acting { account, .. }: Acting,
     Json(change): Json<ProfileChange>,
 ) -> Result<Json<Value>, ProvisionError> {
-    let account = chosen_login(&core, &user, query.login_id).await?;
     core.network.set_profile(&account, change).await?;
     Ok(Json(json!({})))
 }

@@ -1,13 +1,17 @@
 //! `GET|POST /devices/{id}/groups`, `GET|PUT /devices/{id}/groups/{chat_id}`,
 //! `POST …/participants`, `GET|DELETE …/invite`, `POST …/leave`.
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use mxgate_bridge::network::{GroupSettings, MemberAction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use mxgate_bridge::ids::ChatId;
+use ruma::OwnedUserId;
 
 use super::{Group, MemberResult, group_chat, phones};
 use crate::auth::TokenAuth;
@@ -29,6 +33,25 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(participants))
         .routes(routes!(invite, revoke_invite))
         .routes(routes!(leave))
+}
+
+/// What every `/devices/{device_id}/groups/{chat_id}…` route starts from: the caller's
+/// Matrix user (the token is checked before the path is read), the device and the group.
+struct GroupRoute {
+    user: OwnedUserId,
+    device_id: String,
+    chat: ChatId,
+}
+
+impl FromRequestParts<AppState> for GroupRoute {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let TokenAuth(token) = TokenAuth::from_request_parts(parts, state).await?;
+        let user = identity(&token)?;
+        let Path((device_id, chat_id)) = Path::<(String, String)>::from_request_parts(parts, state).await?;
+        Ok(Self { user, device_id, chat: group_chat(&chat_id)? })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -95,13 +118,8 @@ async fn create(
            ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     responses((status = 200, body = Group), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn get(
-    State(state): State<AppState>,
-    TokenAuth(token): TokenAuth,
-    Path((device_id, chat_id)): Path<(String, String)>,
-) -> ApiResult<Json<Group>> {
-    let user = identity(&token)?;
-    let chat = group_chat(&chat_id)?;
+async fn get(State(state): State<AppState>, route: GroupRoute) -> ApiResult<Json<Group>> {
+    let GroupRoute { user, device_id, chat } = route;
     Ok(Json(super::get(&state, &user, &device_id, &chat).await?))
 }
 
@@ -134,12 +152,10 @@ pub struct GroupUpdate {
               (status = 503, body = ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
-    TokenAuth(token): TokenAuth,
-    Path((device_id, chat_id)): Path<(String, String)>,
+    route: GroupRoute,
     Json(body): Json<GroupUpdate>,
 ) -> ApiResult<Json<Group>> {
-    let user = identity(&token)?;
-    let chat = group_chat(&chat_id)?;
+    let GroupRoute { user, device_id, chat } = route;
     if let Some(new) = &body.subject {
         subject(new)?;
     }
@@ -190,12 +206,10 @@ pub struct ParticipantsChanged {
               (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn participants(
     State(state): State<AppState>,
-    TokenAuth(token): TokenAuth,
-    Path((device_id, chat_id)): Path<(String, String)>,
+    route: GroupRoute,
     Json(body): Json<ParticipantsChange>,
 ) -> ApiResult<Json<ParticipantsChanged>> {
-    let user = identity(&token)?;
-    let chat = group_chat(&chat_id)?;
+    let GroupRoute { user, device_id, chat } = route;
     if body.phones.is_empty() {
         return Err(ApiError::unprocessable("phones names at least one number"));
     }
@@ -217,13 +231,8 @@ pub struct InviteLink {
     responses((status = 200, body = InviteLink), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
-async fn invite(
-    State(state): State<AppState>,
-    TokenAuth(token): TokenAuth,
-    Path((device_id, chat_id)): Path<(String, String)>,
-) -> ApiResult<Json<InviteLink>> {
-    let user = identity(&token)?;
-    let chat = group_chat(&chat_id)?;
+async fn invite(State(state): State<AppState>, route: GroupRoute) -> ApiResult<Json<InviteLink>> {
+    let GroupRoute { user, device_id, chat } = route;
     Ok(Json(InviteLink { invite_url: super::invite_link(&state, &user, &device_id, &chat, false).await? }))
 }
 
@@ -235,13 +244,8 @@ async fn invite(
     responses((status = 200, body = InviteLink), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
               (status = 503, body = ErrorBody)))]
-async fn revoke_invite(
-    State(state): State<AppState>,
-    TokenAuth(token): TokenAuth,
-    Path((device_id, chat_id)): Path<(String, String)>,
-) -> ApiResult<Json<InviteLink>> {
-    let user = identity(&token)?;
-    let chat = group_chat(&chat_id)?;
+async fn revoke_invite(State(state): State<AppState>, route: GroupRoute) -> ApiResult<Json<InviteLink>> {
+    let GroupRoute { user, device_id, chat } = route;
     Ok(Json(InviteLink { invite_url: super::invite_link(&state, &user, &device_id, &chat, true).await? }))
 }
 
@@ -251,13 +255,8 @@ async fn revoke_invite(
            ("chat_id" = String, Path, description = "The group's JID", pattern = r"^[0-9]{6,20}(-[0-9]{1,12})?@g\.us$")),
     responses((status = 200, body = Message), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn leave(
-    State(state): State<AppState>,
-    TokenAuth(token): TokenAuth,
-    Path((device_id, chat_id)): Path<(String, String)>,
-) -> ApiResult<Json<Message>> {
-    let user = identity(&token)?;
-    let chat = group_chat(&chat_id)?;
+async fn leave(State(state): State<AppState>, route: GroupRoute) -> ApiResult<Json<Message>> {
+    let GroupRoute { user, device_id, chat } = route;
     super::leave(&state, &user, &device_id, &chat).await?;
     Ok(Json(Message::new("Left the group")))
 }

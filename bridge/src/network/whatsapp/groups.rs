@@ -10,6 +10,7 @@ use whatsapp_rust::features::{
 use whatsapp_rust::types::events::{GroupUpdate, PictureUpdate};
 use whatsapp_rust::wacore::stanza::groups::{GroupNotificationAction as Action, GroupParticipantInfo};
 
+use super::messages::phone_of;
 use super::session::{Session, person};
 use super::{Inner, group_jid, refused};
 use crate::ids::{ChatId, PhoneNumber};
@@ -28,10 +29,6 @@ fn group_error(chat: &ChatId, error: GroupError) -> NetworkError {
         }
         _ => refused(error),
     }
-}
-
-fn phone_of(jid: &Jid, pn: Option<&Jid>) -> Option<PhoneNumber> {
-    [Some(jid), pn].into_iter().flatten().filter(|j| j.is_pn()).find_map(|j| j.user.parse().ok())
 }
 
 fn info_of(chat: ChatId, metadata: GroupMetadata) -> GroupInfo {

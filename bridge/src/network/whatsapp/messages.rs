@@ -26,7 +26,7 @@ use crate::network::{
 
 /// The phone number behind a JID; WhatsApp may address people by LID, with the number
 /// beside it.
-fn phone_of(jid: &Jid, alt: Option<&Jid>) -> Option<PhoneNumber> {
+pub(super) fn phone_of(jid: &Jid, alt: Option<&Jid>) -> Option<PhoneNumber> {
     [Some(jid), alt].into_iter().flatten().filter(|j| j.is_pn()).find_map(|j| j.user.parse().ok())
 }
 
