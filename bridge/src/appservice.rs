@@ -166,7 +166,9 @@ async fn handle_event(core: &Arc<Core>, event: &PushedEvent, raw: &Value) -> Res
         {
             commands::accept_invite(core, sender, room).await
         }
-        kind if content::SENT_EVENT_TYPES.contains(&kind) => outbox::enqueue(core, raw, sender, room).await,
+        kind if content::SENT_EVENT_TYPES.contains(&kind) => {
+            outbox::enqueue(&core.db, raw, sender, room).await.map(drop).map_err(Into::into)
+        }
         "m.room.message" => match store::management_room_owner(&core.db, room.as_str()).await? {
             Some(owner) if owner == sender.as_str() => {
                 // A command is not run twice: its effects (a login, a reply) are not idempotent.
@@ -175,7 +177,7 @@ async fn handle_event(core: &Arc<Core>, event: &PushedEvent, raw: &Value) -> Res
                 }
                 Ok(())
             }
-            _ => outbox::enqueue(core, raw, sender, room).await,
+            _ => outbox::enqueue(&core.db, raw, sender, room).await.map(drop).map_err(Into::into),
         },
         _ => Ok(()),
     }

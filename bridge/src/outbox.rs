@@ -74,18 +74,16 @@ pub struct Outbox {
 }
 
 /// Queues `event` (an `m.room.message`, `m.sticker`, `m.reaction` or `m.room.redaction`
-/// in `room`) if it is the portal owner's and not queued yet. Returns once the queue has it.
-pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId) -> Result<(), BridgeError> {
-    let Some(event_id) = event["event_id"].as_str() else { return Ok(()) };
-    let Some(portal) = store::portal_by_room(&core.db, room.as_str()).await? else { return Ok(()) };
-    let Some(login) = store::login(&core.db, &portal.account_id).await? else { return Ok(()) };
-    if login.owner != sender.as_str() {
-        return Ok(());
-    }
+/// in `room`) if it is the portal owner's and not queued yet, and wakes the process that
+/// runs the device. Returns once the queue has it. Callable from any process on the
+/// database: the API queues its sends here as soon as the homeserver took them, the
+/// homeserver's push finds them queued. Whether this call queued it.
+pub async fn enqueue(db: &Db, event: &Value, sender: &UserId, room: &RoomId) -> Result<bool, sqlx::Error> {
+    let Some(event_id) = event["event_id"].as_str() else { return Ok(false) };
     // What the account wrote on its phone came from the network: it is there already.
     // A deletion for the identity alone stays in Matrix.
     if event["content"][crate::SOURCE_FIELD].is_object() || event["content"][crate::LOCAL_ONLY_FIELD] == true {
-        return Ok(());
+        return Ok(false);
     }
     let mut content = event["content"].clone();
     // Room versions before 11 carry a redaction's target beside its content.
@@ -93,28 +91,30 @@ pub async fn enqueue(core: &Core, event: &Value, sender: &UserId, room: &RoomId)
         content["redacts"] = event["redacts"].clone();
     }
     let stored = json!({ "type": event["type"], "content": content }).to_string();
-    sqlx::query(
+    // One statement: only a portal's owner's event is queued, and only once; the device
+    // comes back when this call queued it.
+    let queued: Option<String> = sqlx::query_scalar(
         "INSERT INTO bridge_outbox (event_id, room_id, account_id, chat_id, sender, event, network_id, state, attempts,
                                     next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+         SELECT $1, p.room_id, p.account_id, p.chat_id, $2, $3, $4, $5, 0, $6, $6
+         FROM bridge_portals p JOIN bridge_logins l ON l.account_id = p.account_id
+         WHERE p.room_id = $7 AND l.owner = $2
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING account_id",
     )
     .bind(event_id)
-    .bind(room.as_str())
-    .bind(&portal.account_id)
-    .bind(&portal.chat_id)
     .bind(sender.as_str())
     .bind(stored)
-    .bind(core.network.new_message_id())
+    .bind(crate::network::random_message_id())
     .bind(QUEUED)
     .bind(now_ms())
-    .bind(now_ms())
-    .execute(&core.db.pool)
+    .bind(room.as_str())
+    .fetch_optional(&db.pool)
     .await?;
-    match portal.account_id.parse().is_ok_and(|account| core.leases.runs(&account)) {
-        true => core.outbox.wake.notify_one(),
-        false => wake::notify(&core.db, wake::SEND_QUEUED, &portal.account_id).await,
+    if let Some(account) = &queued {
+        wake::notify(db, wake::SEND_QUEUED, account).await;
     }
-    Ok(())
+    Ok(queued.is_some())
 }
 
 /// Events queued and not yet sent nor failed.
@@ -223,13 +223,22 @@ pub fn spawn_sender(core: Arc<Core>) {
                         let (core, busy) = (core.clone(), busy.clone());
                         tokio::spawn(async move {
                             // Read again now that this lane is ours: the pass's rows may predate the
-                            // end of the lane's previous drain, and would send its events again.
-                            match due(&core, Some(&account)).await {
-                                Ok(rows) if rows.first().is_some_and(|r| r.next_attempt_at <= now_ms()) => {
-                                    drain(&core, rows).await
+                            // end of the lane's previous drain, and would send its events again. And
+                            // again after each drain: what was queued meanwhile goes out next, without
+                            // waiting for a pass of this loop.
+                            loop {
+                                match due(&core, Some(&account)).await {
+                                    Ok(rows) if rows.first().is_some_and(|r| r.next_attempt_at <= now_ms()) => {
+                                        if !drain(&core, rows).await {
+                                            break;
+                                        }
+                                    }
+                                    Ok(_) => break,
+                                    Err(error) => {
+                                        tracing::warn!(error = %error, "cannot read the send queue; retrying");
+                                        break;
+                                    }
                                 }
-                                Ok(_) => {}
-                                Err(error) => tracing::warn!(error = %error, "cannot read the send queue; retrying"),
                             }
                             busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&account);
                             core.outbox.wake.notify_one();
@@ -263,13 +272,14 @@ fn spawn_reporter(core: Arc<Core>) {
 }
 
 /// Sends one device's queued events in order; a send that must be retried later holds
-/// the ones after it, so the contact sees them in the order they were written.
-async fn drain(core: &Core, rows: Vec<Row>) {
+/// the ones after it, so the contact sees them in the order they were written. Whether
+/// every row finished (the lane may go on).
+async fn drain(core: &Core, rows: Vec<Row>) -> bool {
     for row in rows {
         let outcome = send(core, &row).await;
         let finished = match &outcome {
             // Left queued, untouched, for the process that holds the device now.
-            Err(BridgeError::NotHere) => return,
+            Err(BridgeError::NotHere) => return false,
             Ok(()) => mark_sent(core, &row).await.map(|()| true),
             Err(error) if error.is_transient() && now_ms() - row.created_at < RETRY_WINDOW_MS => {
                 tracing::warn!(event = %row.event_id, attempts = row.attempts + 1, error = %error,
@@ -286,15 +296,16 @@ async fn drain(core: &Core, rows: Vec<Row>) {
                 wake::notify(&core.db, wake::SEND_FINISHED, &row.event_id).await;
                 core.outbox.finished.notify_one();
             }
-            Ok(false) => return,
+            Ok(false) => return false,
             Err(error) => {
                 // The row stays queued and goes out again under the same id: at most a duplicate
                 // the recipient's client drops, never a loss.
                 tracing::error!(event = %row.event_id, error = %error, "cannot record a send; it will be retried");
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
+use ruma::{OwnedUserId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,7 +22,6 @@ use crate::network::{
     AccountId, ConnectionState, GroupInfo, GroupSettings, LoginMethod, MemberAction, NetworkError, Profile,
     ProfileChange, Typing,
 };
-use crate::outbox;
 use crate::portal::{PortalInfo, ensure_portal};
 use crate::store;
 
@@ -39,7 +38,6 @@ pub fn router() -> Router<Arc<Core>> {
         .route("/_matrix/provision/v3/logout/{login_id}", post(logout))
         .route("/_matrix/provision/v3/create_dm/{identifier}", post(create_dm))
         .route("/_matrix/provision/v3/join_group", post(join_group))
-        .route("/_matrix/provision/v3/send", post(queue_send))
         .route("/_matrix/provision/v3/typing", post(typing))
         .route("/_matrix/provision/v3/read", post(read))
         .route("/_matrix/provision/v3/presence", post(presence))
@@ -530,33 +528,5 @@ async fn set_profile(
     Json(change): Json<ProfileChange>,
 ) -> Result<Json<Value>, ProvisionError> {
     core.network.set_profile(&account, change).await?;
-    Ok(Json(json!({})))
-}
-
-/// An event the caller just put in one of its portals.
-#[derive(Deserialize)]
-struct QueueSend {
-    room_id: OwnedRoomId,
-    event_id: OwnedEventId,
-    #[serde(rename = "type")]
-    kind: String,
-    content: Value,
-}
-
-/// Queues a portal event for the network now rather than when the homeserver pushes it,
-/// which may be late, to another process, or (rarely) never; the push then finds it queued.
-/// Only the portal owner's events are queued, as from the push.
-async fn queue_send(
-    State(core): State<Arc<Core>>,
-    Caller(user): Caller,
-    Json(body): Json<QueueSend>,
-) -> Result<Json<Value>, ProvisionError> {
-    let sent = body.kind == "m.room.message" || crate::content::SENT_EVENT_TYPES.contains(&body.kind.as_str());
-    if !sent {
-        let types = crate::content::SENT_EVENT_TYPES.join(", ");
-        return Err(invalid(format!("only m.room.message, {types} events are sent")));
-    }
-    let event = json!({ "event_id": body.event_id, "type": body.kind, "content": body.content });
-    outbox::enqueue(&core, &event, &user, &body.room_id).await?;
     Ok(Json(json!({})))
 }

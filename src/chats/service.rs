@@ -134,15 +134,10 @@ pub async fn history(
         Page::After(token) => (Some(token.as_str()), false),
     };
     let client = &state.homeserver.client;
-    let answer = client.messages(user, &room, from, backwards, limit, &timeline_filter()).await.map_err(|e| {
-        // A token the homeserver does not know is the caller's to fix.
-        match e {
-            mxgate_bridge::matrix::MatrixError::Refused { status: 400, .. } => {
-                ApiError::BadRequest("before and after take the tokens of an earlier page".into())
-            }
-            e => HomeserverError::from(e).into(),
-        }
-    })?;
+    let answer = client
+        .messages(user, &room, from, backwards, limit, &timeline_filter())
+        .await
+        .map_err(cursor_refused("before and after take the tokens of an earlier page"))?;
     let chunk = answer["chunk"].as_array().map(Vec::as_slice).unwrap_or_default();
     let mut messages = Vec::with_capacity(chunk.len());
     for event in chunk {
@@ -158,6 +153,14 @@ pub async fn history(
         false => (token("start"), token("end")),
     };
     Ok(HistoryPage { messages, before, after })
+}
+
+/// A paging token or cursor the homeserver does not know (its 400) is the caller's to fix.
+fn cursor_refused(hint: &'static str) -> impl FnOnce(mxgate_bridge::matrix::MatrixError) -> ApiError {
+    move |error| match error {
+        mxgate_bridge::matrix::MatrixError::Refused { status: 400, .. } => ApiError::BadRequest(hint.into()),
+        error => HomeserverError::from(error).into(),
+    }
 }
 
 /// The homeserver's search over the device's chats (or one), newest first.
@@ -186,12 +189,12 @@ pub async fn search(
         "order_by": "recent",
         "filter": { "rooms": rooms, "types": TYPES },
     } } });
-    let answer = state.homeserver.client.search(user, criteria, next_batch).await.map_err(|e| match e {
-        mxgate_bridge::matrix::MatrixError::Refused { status: 400, .. } => {
-            ApiError::BadRequest("cursor is the next_cursor of an earlier page".into())
-        }
-        e => HomeserverError::from(e).into(),
-    })?;
+    let answer = state
+        .homeserver
+        .client
+        .search(user, criteria, next_batch)
+        .await
+        .map_err(cursor_refused("cursor is the next_cursor of an earlier page"))?;
     let found = &answer["search_categories"]["room_events"];
     let mut results = Vec::new();
     for hit in found["results"].as_array().map(Vec::as_slice).unwrap_or_default() {

@@ -4,6 +4,7 @@ use mxgate_bridge::content::{self, MatrixEvent};
 use mxgate_bridge::ids::{ChatId, GroupInvite, PhoneNumber};
 use mxgate_bridge::matrix::MatrixError;
 use mxgate_bridge::network::{MediaKind, Structured};
+use mxgate_bridge::outbox;
 use mxgate_bridge::store as bridge_store;
 use reqwest::Method;
 use ruma::{EventId, OwnedRoomId, OwnedUserId, RoomId};
@@ -339,14 +340,20 @@ pub async fn queue_and_wait(
     kind: &str,
     content: &Value,
 ) -> Outcome {
-    // The send queue takes it now; waiting for the homeserver's push to the bridge would
-    // leave the send to that push's timing (or to a transaction the homeserver strands).
-    let queued = json!({ "room_id": room, "event_id": event_id, "type": kind, "content": content });
-    if let Err(error) = state.bridge.call(Method::POST, "send", user, &[], Some(queued)).await {
-        tracing::warn!(event = %event_id, error = %error, "the bridge did not queue a send; its push will");
-    }
+    // The send queue takes it now, in the database every process shares; waiting for the
+    // homeserver's push to the bridge would leave the send to that push's timing (or to a
+    // transaction the homeserver strands).
+    let place = state.send_statuses.follow(event_id.as_str());
+    let queued = json!({ "event_id": event_id, "type": kind, "content": content });
+    let unseen = match outbox::enqueue(&state.db, &queued, user, room).await {
+        Ok(queued) => queued,
+        Err(error) => {
+            tracing::warn!(event = %event_id, error = %error, "a send was not queued; the homeserver's push will queue it");
+            false
+        }
+    };
     let timeout = Duration::from_secs(state.config.send_timeout_secs);
-    match state.send_statuses.wait(&state.db, event_id.as_str(), timeout).await {
+    match place.outcome(&state.db, timeout, unseen).await {
         Some(SendStatus::Sent { network_message_id }) => {
             Outcome { status: "sent", message_id: Some(network_message_id), error: None }
         }

@@ -48,7 +48,7 @@ impl Waiting {
 }
 
 /// One request's place among the waiting, given up when it stops waiting.
-struct Place<'a> {
+pub struct Place<'a> {
     waiting: &'a Waiting,
     event_id: &'a str,
     wake: Arc<Notify>,
@@ -95,24 +95,35 @@ impl SendStatuses {
         self.finished.clone()
     }
 
-    /// The outcome of `event_id`, or `None` when it has none within `timeout`.
-    pub async fn wait(&self, db: &Db, event_id: &str, timeout: Duration) -> Option<SendStatus> {
+    /// Starts following `event_id`'s send: from now on, its end wakes the returned place.
+    /// Taken before the send is queued, so no wake-up can come before it.
+    pub fn follow<'a>(&'a self, event_id: &'a str) -> Place<'a> {
+        Place::take(&self.waiting, event_id)
+    }
+}
+
+impl Place<'_> {
+    /// The outcome of the send, or `None` when it has none within `timeout`. With
+    /// `unseen`, it cannot have ended yet (this request queued it after following it), so
+    /// the record is first read when something wakes it.
+    pub async fn outcome(&self, db: &Db, timeout: Duration, unseen: bool) -> Option<SendStatus> {
         let deadline = tokio::time::Instant::now() + timeout;
-        // Taken before the first read, so a send finishing between a read and the wait
-        // leaves a wake-up behind.
-        let place = Place::take(&self.waiting, event_id);
+        let mut read = !unseen;
         loop {
-            match outbox::finished(db, event_id).await {
-                Ok(Some(finished)) => return Some(finished.outcome.into()),
-                Ok(None) => {}
-                Err(error) => tracing::warn!(event = event_id, error = %error, "cannot read the send queue"),
+            if read {
+                match outbox::finished(db, self.event_id).await {
+                    Ok(Some(finished)) => return Some(finished.outcome.into()),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(event = self.event_id, error = %error, "cannot read the send queue"),
+                }
             }
+            read = true;
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return None;
             }
             tokio::select! {
-                () = place.wake.notified() => {}
+                () = self.wake.notified() => {}
                 () = tokio::time::sleep_until(deadline.min(now + POLL)) => {}
             }
         }
@@ -148,7 +159,7 @@ mod tests {
         let (db, _dir) = store().await;
         queue(&db, "$elsewhere", "sent").await;
         let statuses = SendStatuses::default();
-        let status = statuses.wait(&db, "$elsewhere", Duration::from_secs(30)).await;
+        let status = statuses.follow("$elsewhere").outcome(&db, Duration::from_secs(30), false).await;
         assert_eq!(status, Some(SendStatus::Sent { network_message_id: "3EB0AA".into() }));
     }
 
@@ -170,6 +181,7 @@ mod tests {
     async fn a_send_still_queued_has_no_outcome() {
         let (db, _dir) = store().await;
         queue(&db, "$slow", "queued").await;
-        assert_eq!(SendStatuses::default().wait(&db, "$slow", Duration::ZERO).await, None);
+        let statuses = SendStatuses::default();
+        assert_eq!(statuses.follow("$slow").outcome(&db, Duration::ZERO, false).await, None);
     }
 }

@@ -574,7 +574,7 @@ async fn every_kind_and_signal_reaches_the_contact_as_whatsapp_shows_it_and_the_
 async fn votes_cross_both_ways_and_a_call_is_turned_down(linked: &Linked, contact: &Phone) {
     use whatsapp_rust::Jid;
     use whatsapp_rust::types::events::Event;
-    use whatsapp_rust::wacore::poll::{PollVoteCiphertext, compute_option_hash};
+    use whatsapp_rust::wacore::poll::compute_option_hash;
     use whatsapp_rust::wacore::stanza::call::{OfferParams, build_offer};
     use whatsapp_rust::wacore::types::call::CallAction;
     let hooked = WebhookReceiver::start().await;
@@ -627,50 +627,14 @@ async fn votes_cross_both_ways_and_a_call_is_turned_down(linked: &Linked, contac
         "org.matrix.msc3381.poll.response": { "answers": [tue] },
     });
     room.send_raw("org.matrix.msc3381.poll.response", response).await.unwrap();
-    let got = contact
-        .wait_for(
-            "the vote",
-            |e| matches!(e, Event::Messages(b) if b.first().is_some_and(|m| m.message.poll_update_message.is_set())),
-        )
-        .await;
-    let Event::Messages(batch) = &*got else { unreachable!() };
-    let update = batch.first().unwrap().message.poll_update_message.as_option().unwrap();
-    assert_eq!(update.poll_creation_message_key.as_option().unwrap().id.as_deref(), Some(created.message_id.as_str()));
-    let vote = update.vote.as_option().unwrap();
-    let ciphertext = PollVoteCiphertext {
-        enc_payload: vote.enc_payload.as_deref().unwrap(),
-        enc_iv: vote.enc_iv.as_deref().unwrap(),
-    };
-    let hashes = contact
-        .client
-        .polls()
-        .decrypt_vote(ciphertext, &secret, &created.message_id, &contact.jid(), &Jid::pn(DEVICE))
-        .await
-        .unwrap();
+    let hashes = next_vote(contact, "the vote", &secret, &created.message_id).await;
     assert_eq!(hashes, [compute_option_hash("Tue").to_vec()]);
 
     // The device changes its vote through the API.
     let path = format!("/api/v1/devices/{DEVICE}/messages/{}/vote", theirs["id"].as_str().unwrap());
     let voted = linked.app.bearer(Method::POST, &path, &linked.token).json(&json!({ "options": ["Mon"] }));
     assert_eq!(expect(voted, StatusCode::OK).await["status"], "sent");
-    let got = contact
-        .wait_for(
-            "the second vote",
-            |e| matches!(e, Event::Messages(b) if b.first().is_some_and(|m| m.message.poll_update_message.is_set())),
-        )
-        .await;
-    let Event::Messages(batch) = &*got else { unreachable!() };
-    let vote = batch.first().unwrap().message.poll_update_message.as_option().unwrap().vote.as_option().unwrap();
-    let ciphertext = PollVoteCiphertext {
-        enc_payload: vote.enc_payload.as_deref().unwrap(),
-        enc_iv: vote.enc_iv.as_deref().unwrap(),
-    };
-    let hashes = contact
-        .client
-        .polls()
-        .decrypt_vote(ciphertext, &secret, &created.message_id, &contact.jid(), &Jid::pn(DEVICE))
-        .await
-        .unwrap();
+    let hashes = next_vote(contact, "the second vote", &secret, &created.message_id).await;
     assert_eq!(hashes, [compute_option_hash("Mon").to_vec()]);
 
     let offer = build_offer(&OfferParams {
@@ -698,6 +662,29 @@ async fn votes_cross_both_ways_and_a_call_is_turned_down(linked: &Linked, contac
     let call = payload("call", "CALL0001".into()).await;
     assert_eq!((&call["video"], &call["rejected"]), (&json!(true), &json!(true)), "{call}");
     linked.app.quiet().await;
+}
+
+/// The options (their hashes) of the next vote on poll `poll_id` the contact's client
+/// receives, opened with the poll's `secret`.
+async fn next_vote(contact: &Phone, what: &str, secret: &[u8], poll_id: &str) -> Vec<Vec<u8>> {
+    use whatsapp_rust::Jid;
+    use whatsapp_rust::types::events::Event;
+    use whatsapp_rust::wacore::poll::PollVoteCiphertext;
+    let got = contact
+        .wait_for(
+            what,
+            |e| matches!(e, Event::Messages(b) if b.first().is_some_and(|m| m.message.poll_update_message.is_set())),
+        )
+        .await;
+    let Event::Messages(batch) = &*got else { unreachable!() };
+    let update = batch.first().unwrap().message.poll_update_message.as_option().unwrap();
+    assert_eq!(update.poll_creation_message_key.as_option().unwrap().id.as_deref(), Some(poll_id));
+    let vote = update.vote.as_option().unwrap();
+    let ciphertext = PollVoteCiphertext {
+        enc_payload: vote.enc_payload.as_deref().unwrap(),
+        enc_iv: vote.enc_iv.as_deref().unwrap(),
+    };
+    contact.client.polls().decrypt_vote(ciphertext, secret, poll_id, &contact.jid(), &Jid::pn(DEVICE)).await.unwrap()
 }
 
 /// Marking read, typing and presence reach the contact's client, through the API and

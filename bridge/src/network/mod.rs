@@ -4,7 +4,7 @@
 //! Received messages are the connector's to make durable: it is given the bridge's
 //! [`Inbox`] when it is built and commits every message there *before* it lets the network
 //! forget it (WhatsApp's ack), so a crash between the two replays, never loses. Sends go
-//! the other way under an id from [`Network::new_message_id`], fixed before the first try.
+//! the other way under an id from [`random_message_id`], fixed when the send is queued.
 
 mod group;
 pub mod sim;
@@ -333,7 +333,8 @@ pub enum NetworkEvent {
     LoggedOut(AccountId),
 }
 
-/// A message id in WhatsApp's own shape (`3EB0` and 18 hex digits), random.
+/// A message id in WhatsApp's own shape (`3EB0` and 18 hex digits), random: what a
+/// device sends under.
 pub fn random_message_id() -> NetworkMessageId {
     format!("3EB0{}", hex::encode_upper(rand::random::<[u8; 9]>()))
 }
@@ -483,11 +484,8 @@ pub trait Network: Send + Sync + 'static {
     /// Resolves an invite and joins the group unless `account` is already a member.
     async fn join_group(&self, account: &AccountId, invite: &GroupInvite) -> Result<GroupInfo, NetworkError>;
 
-    /// A fresh id for a message `account` will send. The bridge stores it before the
-    /// first attempt, so every retry of one message goes out under the same id.
-    fn new_message_id(&self) -> NetworkMessageId;
-
-    /// Sends `message` (or an action) under `id` (from [`Network::new_message_id`]).
+    /// Sends `message` (or an action) under `id` (from [`random_message_id`], stored with
+    /// the queued send before the first attempt).
     /// Sending the same id again after a failure or a crash is how a retry is made;
     /// recipients keep one.
     async fn send(
@@ -564,6 +562,17 @@ pub struct NumberCheck {
     pub jid: Option<String>,
     /// A WhatsApp Business account.
     pub business: bool,
+}
+
+impl NumberCheck {
+    pub fn new(phone: &PhoneNumber, on_whatsapp: bool, business: bool) -> Self {
+        Self {
+            phone: phone.clone(),
+            on_whatsapp,
+            jid: on_whatsapp.then(|| ChatId::Direct(phone.clone()).to_string()),
+            business: on_whatsapp && business,
+        }
+    }
 }
 
 /// What a chat is shown the device is doing.

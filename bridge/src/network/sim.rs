@@ -710,10 +710,6 @@ impl Network for SimNetwork {
         self.tell(told).await
     }
 
-    fn new_message_id(&self) -> NetworkMessageId {
-        random_message_id()
-    }
-
     async fn send(
         &self,
         account: &AccountId,
@@ -833,15 +829,7 @@ impl Network for SimNetwork {
         let business = self.locked().business.clone();
         Ok(phones
             .iter()
-            .map(|phone| {
-                let on_whatsapp = !is_unregistered(phone);
-                NumberCheck {
-                    phone: phone.clone(),
-                    on_whatsapp,
-                    jid: on_whatsapp.then(|| ChatId::Direct(phone.clone()).to_string()),
-                    business: on_whatsapp && business.contains(phone),
-                }
-            })
+            .map(|phone| NumberCheck::new(phone, !is_unregistered(phone), business.contains(phone)))
             .collect())
     }
 

@@ -436,10 +436,6 @@ impl Network for WhatsAppNetwork {
         groups::leave(&*self.session(account)?, chat).await
     }
 
-    fn new_message_id(&self) -> NetworkMessageId {
-        super::random_message_id()
-    }
-
     async fn send(
         &self,
         account: &AccountId,
@@ -538,13 +534,7 @@ impl Network for WhatsAppNetwork {
                         .flatten()
                         .any(|j| j.is_pn() && j.user == phone.as_str())
                 });
-                let on_whatsapp = answer.is_some_and(|r| r.is_registered);
-                NumberCheck {
-                    phone: phone.clone(),
-                    on_whatsapp,
-                    jid: on_whatsapp.then(|| person(phone).to_string()),
-                    business: on_whatsapp && answer.is_some_and(|r| r.is_business),
-                }
+                NumberCheck::new(phone, answer.is_some_and(|r| r.is_registered), answer.is_some_and(|r| r.is_business))
             })
             .collect())
     }
