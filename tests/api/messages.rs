@@ -180,6 +180,8 @@ async fn a_replayed_appservice_transaction_sends_nothing_twice() {
     }
     let wrong = app.http.put(format!("{}/_matrix/app/v1/transactions/txn-3", app.bridge_url)).bearer_auth("nope");
     expect(wrong.json(&json!({ "events": [] })), StatusCode::FORBIDDEN).await;
+    // A transaction is answered once its events are queued; the send goes out after.
+    app.quiet().await;
     let outbox = app.sim_outbox(DEVICE).await;
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     assert_eq!(outbox[0]["text"], "only once");
