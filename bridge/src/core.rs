@@ -29,8 +29,6 @@ pub enum BridgeError {
     Id(#[from] crate::ids::IdError),
     #[error("{0} logins are in progress for this identity already; finish or cancel one first")]
     TooManyLogins(usize),
-    #[error("the device runs in another mxgate process now")]
-    NotHere,
 }
 
 impl BridgeError {
@@ -41,7 +39,6 @@ impl BridgeError {
             Self::Matrix(MatrixError::Refused { status, .. }) => *status == 429 || *status >= 500,
             Self::Matrix(_) | Self::Database(_) => true,
             Self::Network(error) => matches!(error, NetworkError::Disconnected),
-            Self::NotHere => true,
             Self::Invalid(_) | Self::Id(_) | Self::TooManyLogins(_) => false,
         }
     }
@@ -90,7 +87,7 @@ impl Core {
         network: Arc<dyn Network>,
         device_changes: mpsc::UnboundedSender<DeviceChange>,
     ) -> Self {
-        let matrix = MatrixClient::new(server.homeserver_url.clone(), config.bridge_as_token.clone());
+        let matrix = MatrixClient::new(server.homeserver_url.clone(), config.bridge_as_token.clone(), "bridge");
         let leases = Leases::new(db.clone(), config.advertised_url(), Duration::from_secs(config.lease_secs));
         let bot = UserId::parse(format!("@{}:{}", config.bot_localpart, server.server_name))
             .expect("the bot localpart and server name make a valid user id");

@@ -155,3 +155,9 @@ impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
         }
     }
 }
+
+/// `$first, $first+1, …`: the placeholders of `count` values, for an `IN (…)` list or a
+/// row of a multi-row `VALUES`.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}

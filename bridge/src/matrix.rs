@@ -59,6 +59,8 @@ pub struct MatrixClient {
     http: reqwest::Client,
     base: Url,
     as_token: Secret,
+    /// Whose calls these are in `mxgate_homeserver_requests_total`: `bridge` or `api`.
+    appservice: &'static str,
 }
 
 /// `text` as one URL path segment. Form encoding writes a space as `+`, which a path
@@ -68,12 +70,20 @@ pub fn segment(text: &str) -> String {
 }
 
 impl MatrixClient {
-    pub fn new(base: Url, as_token: Secret) -> Self {
+    pub fn new(base: Url, as_token: Secret, appservice: &'static str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("reqwest client with default TLS builds");
-        Self { http, base, as_token }
+        Self { http, base, as_token, appservice }
+    }
+
+    /// Counts a call in `mxgate_homeserver_requests_total`, by endpoint: what a message
+    /// costs the homeserver is read there (README lists it).
+    fn count(&self, method: &Method, url: &Url) {
+        let labels =
+            [("appservice", self.appservice.to_owned()), ("method", method.to_string()), ("endpoint", endpoint(url))];
+        metrics::counter!("mxgate_homeserver_requests_total", &labels).increment(1);
     }
 
     pub fn base(&self) -> &Url {
@@ -93,6 +103,7 @@ impl MatrixClient {
         if let Some(user) = acting {
             url.query_pairs_mut().append_pair("user_id", user.as_str());
         }
+        self.count(&method, &url);
         let mut request = self.http.request(method, url);
         request = match auth {
             Auth::Appservice => request.bearer_auth(self.as_token.expose()),
@@ -317,6 +328,7 @@ impl MatrixClient {
     ) -> Result<OwnedMxcUri, MatrixError> {
         let mut url = self.base.join("/_matrix/media/v3/upload").map_err(|e| MatrixError::Malformed(e.to_string()))?;
         url.query_pairs_mut().append_pair("filename", file_name).append_pair("user_id", uploader.as_str());
+        self.count(&Method::POST, &url);
         let response = self
             .http
             .post(url)
@@ -392,6 +404,7 @@ impl MatrixClient {
                 .append_pair("height", &height.to_string())
                 .append_pair("method", "scale");
         }
+        self.count(&Method::GET, &url);
         let response = self
             .http
             .get(url)
@@ -424,6 +437,50 @@ impl MatrixClient {
     }
 }
 
+/// The path segments of the client-server API this client calls; any other segment is an
+/// id, a transaction or an event type, written `{}` so the metric's labels stay few.
+const LITERAL_SEGMENTS: &[&str] = &[
+    "_matrix",
+    "client",
+    "media",
+    "v1",
+    "v3",
+    "versions",
+    "register",
+    "createRoom",
+    "rooms",
+    "send",
+    "state",
+    "invite",
+    "join",
+    "leave",
+    "kick",
+    "event",
+    "redact",
+    "receipt",
+    "messages",
+    "search",
+    "upload",
+    "download",
+    "thumbnail",
+    "profile",
+    "displayname",
+    "avatar_url",
+    "user",
+    "account_data",
+    "appservice",
+    "ping",
+];
+
+/// `url`'s path with ids as `{}`: `/_matrix/client/v3/rooms/{}/send/{}/{}`.
+fn endpoint(url: &Url) -> String {
+    url.path_segments()
+        .into_iter()
+        .flatten()
+        .map(|segment| if LITERAL_SEGMENTS.contains(&segment) { segment } else { "{}" })
+        .fold(String::new(), |path, segment| path + "/" + segment)
+}
+
 async fn read(response: reqwest::Response) -> Result<Value, MatrixError> {
     let status = response.status();
     let bytes = response.bytes().await.map_err(|e| MatrixError::Unreachable(e.to_string()))?;
@@ -439,4 +496,20 @@ fn parse_field<T>(answer: &Value, field: &str, parse: impl Fn(&str) -> Option<T>
         .as_str()
         .and_then(parse)
         .ok_or_else(|| MatrixError::Malformed(format!("answer without a valid {field}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_names_no_id() {
+        let base = Url::parse("http://127.0.0.1:8008").unwrap();
+        let send =
+            base.join("/_matrix/client/v3/rooms/%21abc%3Ax/send/m.room.message/3EB0AA?user_id=%40a%3Ax").unwrap();
+        assert_eq!(endpoint(&send), "/_matrix/client/v3/rooms/{}/send/{}/{}");
+        let profile = base.join("/_matrix/client/v3/profile/%40p%3Ax/displayname").unwrap();
+        assert_eq!(endpoint(&profile), "/_matrix/client/v3/profile/{}/displayname");
+        assert_eq!(endpoint(&base.join("/_matrix/client/versions").unwrap()), "/_matrix/client/versions");
+    }
 }

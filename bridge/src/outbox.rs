@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
@@ -112,7 +112,7 @@ pub async fn enqueue(db: &Db, event: &Value, sender: &UserId, room: &RoomId) -> 
     .fetch_optional(&db.pool)
     .await?;
     if let Some(account) = &queued {
-        wake::notify(db, wake::SEND_QUEUED, account).await;
+        wake::notify(db, wake::SEND_QUEUED, &[account]);
     }
     Ok(queued.is_some())
 }
@@ -148,6 +148,32 @@ pub struct Finished {
     pub chat_id: String,
     /// Unix seconds.
     pub finished_at: i64,
+}
+
+/// What a finished send's wake-up (`wake::SEND_FINISHED`) says: its event, and the
+/// network's message id when it was sent, so a request waiting in any process has its
+/// answer without reading the record. A failure's reason is read from the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub event_id: String,
+    pub sent_as: Option<String>,
+}
+
+impl Notice {
+    fn subject(&self) -> String {
+        match &self.sent_as {
+            Some(id) => format!("{} {id}", self.event_id),
+            None => self.event_id.clone(),
+        }
+    }
+
+    /// A notice from its subject; neither an event id nor a message id holds a space.
+    pub fn parse(subject: &str) -> Self {
+        match subject.split_once(' ') {
+            Some((event_id, id)) => Self { event_id: event_id.to_owned(), sent_as: Some(id.to_owned()) },
+            None => Self { event_id: subject.to_owned(), sent_as: None },
+        }
+    }
 }
 
 /// How the send of `event_id` ended, once it has: the record the API reads, whichever
@@ -271,48 +297,132 @@ fn spawn_reporter(core: Arc<Core>) {
     });
 }
 
+/// How many sends are recorded in one transaction at most, and how long the first of them
+/// waits for others: recording each alone cost its lane four round trips to the database,
+/// and under load sends come in bursts (the homeserver answers a room's events in batches).
+/// A crash before the record sends them again under the same ids, which recipients drop.
+const RECORD_BATCH: usize = 32;
+const RECORD_WAIT: Duration = Duration::from_millis(10);
+
+/// How long a lease check stands for the sends after it: shorter than a renewal holds at
+/// the shortest lease (two thirds of a second), so the lease cannot have run out since,
+/// and a device taken over by a new link elsewhere is noticed at most that much later.
+const FENCE: Duration = Duration::from_millis(250);
+
 /// Sends one device's queued events in order; a send that must be retried later holds
 /// the ones after it, so the contact sees them in the order they were written. Whether
 /// every row finished (the lane may go on).
 async fn drain(core: &Core, rows: Vec<Row>) -> bool {
+    let mut sent = Unrecorded::default();
+    let mut checked: Option<Instant> = None;
     for row in rows {
-        let outcome = send(core, &row).await;
-        let finished = match &outcome {
+        // A reply, reaction, edit or deletion looks up the messages it acts on.
+        if !row.stands_alone() && !sent.record(core).await {
+            return false;
+        }
+        if checked.is_none_or(|at| at.elapsed() >= FENCE) {
+            // Fencing: a process that stalled past its lease must not send beside the new owner.
             // Left queued, untouched, for the process that holds the device now.
-            Err(BridgeError::NotHere) => return false,
-            Ok(()) => mark_sent(core, &row).await.map(|()| true),
+            match core.leases.holds(&row.account_id).await {
+                Ok(true) => checked = Some(Instant::now()),
+                Ok(false) => {
+                    sent.record(core).await;
+                    return false;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot check a lease; sending later");
+                    sent.record(core).await;
+                    return false;
+                }
+            }
+        }
+        match send(core, &row).await {
+            Ok(()) => {
+                sent.push(row);
+                if sent.full() && !sent.record(core).await {
+                    return false;
+                }
+            }
             Err(error) if error.is_transient() && now_ms() - row.created_at < RETRY_WINDOW_MS => {
                 tracing::warn!(event = %row.event_id, attempts = row.attempts + 1, error = %error,
                     "message not sent yet; will retry");
-                reschedule(&core.db, &row, error).await.map(|()| false)
+                if sent.record(core).await
+                    && let Err(error) = reschedule(&core.db, &row, &error).await
+                {
+                    tracing::error!(event = %row.event_id, error = %error, "cannot reschedule a send");
+                }
+                return false;
             }
             Err(error) => {
                 tracing::warn!(event = %row.event_id, error = %error, "message not sent to the network");
-                mark_failed(core, &row, error).await.map(|()| true)
-            }
-        };
-        match finished {
-            Ok(true) => {
-                wake::notify(&core.db, wake::SEND_FINISHED, &row.event_id).await;
-                core.outbox.finished.notify_one();
-            }
-            Ok(false) => return false,
-            Err(error) => {
-                // The row stays queued and goes out again under the same id: at most a duplicate
-                // the recipient's client drops, never a loss.
-                tracing::error!(event = %row.event_id, error = %error, "cannot record a send; it will be retried");
-                return false;
+                if !sent.record(core).await {
+                    return false;
+                }
+                if let Err(error) = mark_failed(core, &row, &error).await {
+                    tracing::error!(event = %row.event_id, error = %error, "cannot record a failed send");
+                    return false;
+                }
+                let notice = Notice { event_id: row.event_id, sent_as: None };
+                wake_waiters(core, &[notice]);
             }
         }
     }
-    true
+    sent.record(core).await
+}
+
+impl Row {
+    /// A message that refers to no earlier one: it can go out before those are recorded.
+    fn stands_alone(&self) -> bool {
+        serde_json::from_str::<Value>(&self.event)
+            .is_ok_and(|e| e["type"] == "m.room.message" && e["content"]["m.relates_to"].is_null())
+    }
+}
+
+/// Sends the network took and the queue has not recorded yet.
+#[derive(Default)]
+struct Unrecorded {
+    rows: Vec<Row>,
+    since: Option<Instant>,
+}
+
+impl Unrecorded {
+    fn push(&mut self, row: Row) {
+        self.since.get_or_insert_with(Instant::now);
+        self.rows.push(row);
+    }
+
+    fn full(&self) -> bool {
+        self.rows.len() >= RECORD_BATCH || self.since.is_some_and(|at| at.elapsed() >= RECORD_WAIT)
+    }
+
+    /// Records them sent and tells whoever waits; whether that worked. If not, they stay
+    /// queued and go out again under the same ids: at most a duplicate the recipient's
+    /// client drops, never a loss.
+    async fn record(&mut self, core: &Core) -> bool {
+        if self.rows.is_empty() {
+            return true;
+        }
+        let rows = std::mem::take(&mut self.rows);
+        self.since = None;
+        if let Err(error) = mark_sent(core, &rows).await {
+            tracing::error!(sends = rows.len(), error = %error, "cannot record sends; they will be retried");
+            return false;
+        }
+        let notices: Vec<Notice> =
+            rows.into_iter().map(|row| Notice { event_id: row.event_id, sent_as: Some(row.network_id) }).collect();
+        wake_waiters(core, &notices);
+        true
+    }
+}
+
+/// Wakes the requests waiting for these sends, in any process, and the status reporter.
+fn wake_waiters(core: &Core, notices: &[Notice]) {
+    let subjects: Vec<String> = notices.iter().map(Notice::subject).collect();
+    wake::notify(&core.db, wake::SEND_FINISHED, &subjects);
+    core.outbox.finished.notify_one();
 }
 
 async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
-    // Fencing: a process that stalled past its lease must not send beside the new owner.
-    if !core.leases.holds(&row.account_id).await? {
-        return Err(BridgeError::NotHere);
-    }
     let event: Value =
         serde_json::from_str(&row.event).map_err(|e| BridgeError::Invalid(format!("unreadable queued event: {e}")))?;
     let sender = UserId::parse(&row.sender).map_err(|e| BridgeError::Invalid(e.to_string()))?;
@@ -431,28 +541,34 @@ fn reported_at(core: &Core) -> Option<i64> {
     (!core.config.message_status_events).then(now)
 }
 
-async fn mark_sent(core: &Core, row: &Row) -> Result<(), sqlx::Error> {
+async fn mark_sent(core: &Core, rows: &[Row]) -> Result<(), sqlx::Error> {
     let mut tx = core.db.pool.begin().await?;
-    sqlx::query(
-        "UPDATE bridge_outbox SET state = $2, attempts = attempts + 1, finished_at = $3, reported_at = $4
-         WHERE seq = $1",
-    )
-    .bind(row.seq)
+    let seqs = crate::db::placeholders(5, rows.len());
+    let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE bridge_outbox SET state = $1, attempts = attempts + 1, finished_at = $2, reported_at = $3
+         WHERE state = $4 AND seq IN ({seqs})"
+    )))
     .bind(SENT)
     .bind(now())
     .bind(reported_at(core))
-    .execute(&mut *tx)
-    .await?;
-    let message = MessageRow {
-        event_id: row.event_id.clone(),
-        room_id: row.room_id.clone(),
-        account_id: row.account_id.clone(),
-        chat_id: row.chat_id.clone(),
-        network_id: row.network_id.clone(),
-        direction: "out".into(),
-        sender: None,
-    };
-    store::insert_message_in(&mut tx, &message).await?;
+    .bind(QUEUED);
+    for row in rows {
+        update = update.bind(row.seq);
+    }
+    update.execute(&mut *tx).await?;
+    let messages: Vec<MessageRow> = rows
+        .iter()
+        .map(|row| MessageRow {
+            event_id: row.event_id.clone(),
+            room_id: row.room_id.clone(),
+            account_id: row.account_id.clone(),
+            chat_id: row.chat_id.clone(),
+            network_id: row.network_id.clone(),
+            direction: "out".into(),
+            sender: None,
+        })
+        .collect();
+    store::insert_messages_in(&mut tx, &messages).await?;
     tx.commit().await
 }
 

@@ -210,25 +210,36 @@ pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error
 
 /// [`insert_message`] on a connection of the caller's, e.g. inside its transaction.
 pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    insert_messages_in(conn, std::slice::from_ref(row)).await
+}
+
+/// Several messages in one statement.
+pub async fn insert_messages_in(conn: &mut sqlx::AnyConnection, rows: &[MessageRow]) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 10;
+    let values: Vec<String> =
+        (0..rows.len()).map(|n| format!("({})", crate::db::placeholders(1 + n * COLUMNS, COLUMNS))).collect();
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, sender,
                                       created_at, bridged_ms, read_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&row.event_id)
-    .bind(&row.room_id)
-    .bind(&row.account_id)
-    .bind(&row.chat_id)
-    .bind(&row.network_id)
-    .bind(&row.direction)
-    .bind(&row.sender)
-    .bind(now())
-    .bind(crate::db::now_ms())
-    // Only a received message waits to be read.
-    .bind((row.direction != "in" || row.sender.is_none()).then(now))
-    .execute(conn)
-    .await
-    .map(drop)
+         VALUES {}",
+        values.join(", ")
+    )));
+    let (now, now_ms) = (now(), crate::db::now_ms());
+    for row in rows {
+        insert = insert
+            .bind(&row.event_id)
+            .bind(&row.room_id)
+            .bind(&row.account_id)
+            .bind(&row.chat_id)
+            .bind(&row.network_id)
+            .bind(&row.direction)
+            .bind(&row.sender)
+            .bind(now)
+            .bind(now_ms)
+            // Only a received message waits to be read.
+            .bind((row.direction != "in" || row.sender.is_none()).then_some(now));
+    }
+    insert.execute(conn).await.map(drop)
 }
 
 /// When the message behind `event_id` was bridged, in unix milliseconds (none for a

@@ -5,9 +5,10 @@
 //! notifying process itself are woken directly, on SQLite too, and not again by their
 //! own `NOTIFY`.
 //!
-//! A notification names what it is about (an event id), so a listener that waits for one
-//! thing among many wakes only the waiter concerned: a finished send wakes the request
-//! waiting for it, not every request waiting for a send.
+//! A notification names what it is about (an event id, say), so a listener that waits for
+//! one thing among many wakes only the waiter concerned: a finished send wakes the request
+//! waiting for it, not every request waiting for a send. Several subjects go in one
+//! `NOTIFY`, so a batch of finished sends costs one round trip.
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -32,9 +33,11 @@ static LOCAL: Mutex<Vec<(&str, OnNotice)>> = Mutex::new(Vec::new());
 /// Marks this process's own notifications, which its listeners have already had.
 static PROCESS: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string());
 
-/// Tells every process listening on `channel` that `subject` has news: this one directly,
-/// the others (on PostgreSQL) by `NOTIFY`.
-pub async fn notify(db: &Db, channel: &str, subject: &str) {
+/// Tells every process listening on `channel` that each of `subjects` has news: this one
+/// directly, before returning; the others (on PostgreSQL) by `NOTIFY`, in the background,
+/// so the caller does not wait for a round trip its own work does not need. A subject
+/// holds no newline.
+pub fn notify<S: AsRef<str>>(db: &Db, channel: &'static str, subjects: &[S]) {
     let local: Vec<OnNotice> = LOCAL
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -42,17 +45,42 @@ pub async fn notify(db: &Db, channel: &str, subject: &str) {
         .filter(|(c, _)| *c == channel)
         .map(|(_, on)| on.clone())
         .collect();
-    for on in local {
-        on(subject);
+    for subject in subjects {
+        for on in &local {
+            on(subject.as_ref());
+        }
     }
     if db.dialect != Dialect::Postgres {
         return;
     }
-    let payload = format!("{}:{subject}", *PROCESS);
-    if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(&db.pool).await {
-        // The listeners' polling picks the work up.
-        tracing::debug!(channel, error = %error, "notification not sent");
+    let (db, payloads) = (db.clone(), payloads(subjects));
+    tokio::spawn(async move {
+        for payload in payloads {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(&db.pool).await;
+            if let Err(error) = sent {
+                // The listeners' polling picks the work up.
+                tracing::debug!(channel, error = %error, "notification not sent");
+            }
+        }
+    });
+}
+
+/// PostgreSQL refuses a payload of 8,000 bytes or more.
+const PAYLOAD_BYTES: usize = 7_000;
+
+/// `subjects` as few payloads as fit, each `<process>:<subject>\n<subject>…`.
+fn payloads<S: AsRef<str>>(subjects: &[S]) -> Vec<String> {
+    let mut payloads: Vec<String> = Vec::new();
+    for subject in subjects.iter().map(AsRef::as_ref) {
+        match payloads.last_mut() {
+            Some(payload) if payload.len() + 1 + subject.len() <= PAYLOAD_BYTES => {
+                payload.push('\n');
+                payload.push_str(subject);
+            }
+            _ => payloads.push(format!("{}:{subject}", *PROCESS)),
+        }
     }
+    payloads
 }
 
 /// Wakes every waiter of `wake` on each notification of `channel`, for as long as the
@@ -81,9 +109,9 @@ pub fn listen_with(db: &Db, channel: &'static str, on: OnNotice) {
                         // recv reconnects by itself after a lost connection; an error is not
                         // worth more than a fresh listener.
                         while let Ok(notice) = listener.recv().await {
-                            let (from, subject) = notice.payload().split_once(':').unwrap_or(("", notice.payload()));
+                            let (from, subjects) = notice.payload().split_once(':').unwrap_or(("", notice.payload()));
                             if from != PROCESS.as_str() {
-                                on(subject);
+                                subjects.split('\n').for_each(|subject| on(subject));
                             }
                         }
                     }
@@ -94,4 +122,19 @@ pub fn listen_with(db: &Db, channel: &'static str, on: OnNotice) {
             tokio::time::sleep(Duration::from_millis(crate::queue::backoff_ms(attempt) as u64)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_subjects_share_a_payload_until_it_is_full() {
+        let subjects: Vec<String> = (0..1_000).map(|n| format!("$event{n:04}:mxgate.test")).collect();
+        let payloads = payloads(&subjects);
+        assert!(payloads.len() > 1 && payloads.len() < 10, "{} payloads", payloads.len());
+        assert!(payloads.iter().all(|p| p.len() <= PAYLOAD_BYTES));
+        let carried: Vec<&str> = payloads.iter().flat_map(|p| p.split_once(':').unwrap().1.split('\n')).collect();
+        assert_eq!(carried, subjects.iter().map(String::as_str).collect::<Vec<_>>());
+    }
 }

@@ -39,7 +39,7 @@ pub struct Homeserver {
 
 impl Homeserver {
     pub fn new(config: HomeserverConfig) -> Self {
-        let client = MatrixClient::new(config.server.homeserver_url.clone(), config.api_as_token.clone());
+        let client = MatrixClient::new(config.server.homeserver_url.clone(), config.api_as_token.clone(), "api");
         Self { client, config, admin_token: Mutex::new(None) }
     }
 

@@ -345,15 +345,16 @@ pub async fn queue_and_wait(
     // transaction the homeserver strands).
     let place = state.send_statuses.follow(event_id.as_str());
     let queued = json!({ "event_id": event_id, "type": kind, "content": content });
-    let unseen = match outbox::enqueue(&state.db, &queued, user, room).await {
-        Ok(queued) => queued,
+    let timeout = Duration::from_secs(state.config.send_timeout_secs);
+    let outcome = match outbox::enqueue(&state.db, &queued, user, room).await {
+        Ok(true) => place.next_outcome(&state.db, timeout).await,
+        Ok(false) => place.outcome(&state.db, timeout).await,
         Err(error) => {
             tracing::warn!(event = %event_id, error = %error, "a send was not queued; the homeserver's push will queue it");
-            false
+            place.outcome(&state.db, timeout).await
         }
     };
-    let timeout = Duration::from_secs(state.config.send_timeout_secs);
-    match place.outcome(&state.db, timeout, unseen).await {
+    match outcome {
         Some(SendStatus::Sent { network_message_id }) => {
             Outcome { status: "sent", message_id: Some(network_message_id), error: None }
         }

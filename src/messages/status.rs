@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mxgate_bridge::outbox::{self, Outcome};
+use mxgate_bridge::outbox::{self, Notice, Outcome};
 use mxgate_bridge::wake;
 use tokio::sync::Notify;
 
@@ -37,12 +37,22 @@ pub struct SendStatuses {
 }
 
 #[derive(Default)]
-struct Waiting(Mutex<HashMap<String, Vec<Arc<Notify>>>>);
+struct Waiting(Mutex<HashMap<String, Vec<Arc<Waiter>>>>);
+
+/// One waiting request: woken when its send finishes, with the message id when it was sent.
+#[derive(Default)]
+struct Waiter {
+    wake: Notify,
+    sent_as: Mutex<Option<String>>,
+}
 
 impl Waiting {
-    fn wake(&self, event_id: &str) {
-        for waiter in self.0.lock().unwrap_or_else(|e| e.into_inner()).get(event_id).into_iter().flatten() {
-            waiter.notify_one();
+    fn wake(&self, notice: Notice) {
+        for waiter in self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&notice.event_id).into_iter().flatten() {
+            if let Some(id) = &notice.sent_as {
+                *waiter.sent_as.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
+            }
+            waiter.wake.notify_one();
         }
     }
 }
@@ -51,14 +61,20 @@ impl Waiting {
 pub struct Place<'a> {
     waiting: &'a Waiting,
     event_id: &'a str,
-    wake: Arc<Notify>,
+    waiter: Arc<Waiter>,
 }
 
 impl<'a> Place<'a> {
     fn take(waiting: &'a Waiting, event_id: &'a str) -> Self {
-        let wake = Arc::new(Notify::new());
-        waiting.0.lock().unwrap_or_else(|e| e.into_inner()).entry(event_id.to_owned()).or_default().push(wake.clone());
-        Self { waiting, event_id, wake }
+        let waiter = Arc::new(Waiter::default());
+        waiting
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(event_id.to_owned())
+            .or_default()
+            .push(waiter.clone());
+        Self { waiting, event_id, waiter }
     }
 }
 
@@ -66,7 +82,7 @@ impl Drop for Place<'_> {
     fn drop(&mut self) {
         let mut waiting = self.waiting.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waiters) = waiting.get_mut(self.event_id) {
-            waiters.retain(|w| !Arc::ptr_eq(w, &self.wake));
+            waiters.retain(|w| !Arc::ptr_eq(w, &self.waiter));
             if waiters.is_empty() {
                 waiting.remove(self.event_id);
             }
@@ -82,8 +98,8 @@ impl SendStatuses {
     /// Has waiting sends read the record as soon as any process finishes their send.
     pub fn listen(&self, db: &Db) {
         let (finished, waiting) = (self.finished.clone(), self.waiting.clone());
-        let on = move |event_id: &str| {
-            waiting.wake(event_id);
+        let on = move |subject: &str| {
+            waiting.wake(Notice::parse(subject));
             finished.notify_waiters();
             finished.notify_one();
         };
@@ -103,30 +119,54 @@ impl SendStatuses {
 }
 
 impl Place<'_> {
-    /// The outcome of the send, or `None` when it has none within `timeout`. With
-    /// `unseen`, it cannot have ended yet (this request queued it after following it), so
-    /// the record is first read when something wakes it.
-    pub async fn outcome(&self, db: &Db, timeout: Duration, unseen: bool) -> Option<SendStatus> {
+    /// The outcome of the send, or `None` when it has none within `timeout`.
+    pub async fn outcome(&self, db: &Db, timeout: Duration) -> Option<SendStatus> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut read = !unseen;
         loop {
-            if read {
-                match outbox::finished(db, self.event_id).await {
-                    Ok(Some(finished)) => return Some(finished.outcome.into()),
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(event = self.event_id, error = %error, "cannot read the send queue"),
-                }
+            if let Some(status) = self.read(db).await {
+                return Some(status);
             }
-            read = true;
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
+            if !self.pause(deadline).await {
                 return None;
             }
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep_until(deadline.min(now + POLL)) => {}
+        }
+    }
+
+    /// [`Self::outcome`] of a send queued after it was followed, which cannot have ended
+    /// yet: the first read waits for a wake-up (or the poll).
+    pub async fn next_outcome(&self, db: &Db, timeout: Duration) -> Option<SendStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if !self.pause(deadline).await {
+            return None;
+        }
+        self.outcome(db, deadline - tokio::time::Instant::now()).await
+    }
+
+    /// The outcome a wake-up brought, else the record's.
+    async fn read(&self, db: &Db) -> Option<SendStatus> {
+        if let Some(id) = self.waiter.sent_as.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Some(SendStatus::Sent { network_message_id: id });
+        }
+        match outbox::finished(db, self.event_id).await {
+            Ok(finished) => finished.map(|f| f.outcome.into()),
+            Err(error) => {
+                tracing::warn!(event = self.event_id, error = %error, "cannot read the send queue");
+                None
             }
         }
+    }
+
+    /// Waits for a wake-up or the next poll; false once `deadline` has passed.
+    async fn pause(&self, deadline: tokio::time::Instant) -> bool {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        tokio::select! {
+            () = self.waiter.wake.notified() => {}
+            () = tokio::time::sleep_until(deadline.min(now + POLL)) => {}
+        }
+        true
     }
 }
 
@@ -159,7 +199,7 @@ mod tests {
         let (db, _dir) = store().await;
         queue(&db, "$elsewhere", "sent").await;
         let statuses = SendStatuses::default();
-        let status = statuses.follow("$elsewhere").outcome(&db, Duration::from_secs(30), false).await;
+        let status = statuses.follow("$elsewhere").outcome(&db, Duration::from_secs(30)).await;
         assert_eq!(status, Some(SendStatus::Sent { network_message_id: "3EB0AA".into() }));
     }
 
@@ -169,10 +209,10 @@ mod tests {
         let waiting = Waiting::default();
         let (mine, again, other) =
             (Place::take(&waiting, "$mine"), Place::take(&waiting, "$mine"), Place::take(&waiting, "$other"));
-        waiting.wake("$mine");
-        assert!(mine.wake.notified().now_or_never().is_some());
-        assert!(again.wake.notified().now_or_never().is_some());
-        assert!(other.wake.notified().now_or_never().is_none());
+        waiting.wake(Notice::parse("$mine"));
+        assert!(mine.waiter.wake.notified().now_or_never().is_some());
+        assert!(again.waiter.wake.notified().now_or_never().is_some());
+        assert!(other.waiter.wake.notified().now_or_never().is_none());
         drop((mine, again));
         assert_eq!(waiting.0.lock().unwrap().len(), 1, "a request that stopped waiting leaves no place behind");
     }
@@ -182,6 +222,18 @@ mod tests {
         let (db, _dir) = store().await;
         queue(&db, "$slow", "queued").await;
         let statuses = SendStatuses::default();
-        assert_eq!(statuses.follow("$slow").outcome(&db, Duration::ZERO, false).await, None);
+        assert_eq!(statuses.follow("$slow").outcome(&db, Duration::ZERO).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_brings_the_message_id_of_a_sent_send() {
+        // Still queued in the record: the answer can only have come with the wake-up.
+        let (db, _dir) = store().await;
+        queue(&db, "$fast", "queued").await;
+        let statuses = SendStatuses::default();
+        let place = statuses.follow("$fast");
+        statuses.waiting.wake(Notice::parse("$fast 3EB0BB"));
+        let status = place.next_outcome(&db, Duration::from_secs(30)).await;
+        assert_eq!(status, Some(SendStatus::Sent { network_message_id: "3EB0BB".into() }));
     }
 }

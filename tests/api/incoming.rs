@@ -425,3 +425,60 @@ async fn what_the_account_writes_on_its_phone_is_the_identitys_in_matrix_and_a_m
     let read = app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/chats/{CONTACT}/read"), token);
     assert_eq!(expect(read, StatusCode::OK).await, json!({ "read": 1 }), "only the contact's message");
 }
+
+/// The homeserver calls mxgate made so far, by appservice, method and endpoint, from its
+/// metrics; without the health checks' own pings (`/versions`), which a test's waiting makes.
+async fn homeserver_calls(app: &TestApp) -> std::collections::BTreeMap<String, u64> {
+    let metrics = app.request(Method::GET, "/metrics").bearer_auth(&app.metrics_token).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    text.lines()
+        .filter_map(|line| line.strip_prefix("mxgate_homeserver_requests_total{"))
+        .filter(|line| !line.contains("/versions"))
+        .map(|line| {
+            let (labels, count) = line.rsplit_once("} ").unwrap();
+            (labels.to_owned(), count.parse().unwrap())
+        })
+        .collect()
+}
+
+/// README's list of homeserver calls per incoming message, held to: once a chat's portal
+/// and a sender's puppet exist, a message is one event and nothing else — no profile
+/// lookup, invite, join or `m.direct` update again, in a direct chat or a group, and the
+/// API's forwarding to the webhook calls the homeserver not at all.
+#[tokio::test]
+async fn a_message_in_a_known_chat_costs_the_homeserver_one_call() {
+    // Its own process: the metrics are the process's, and other tests run beside this one.
+    let app = TestApp::start_process().await;
+    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
+    link_device(&app, &token, DEVICE).await;
+    let receiver = WebhookReceiver::start().await;
+    app.add_webhook(&token, &receiver.url).await;
+    let group = json!({ "name": "Team", "members": [CONTACT, DEVICE] });
+    let group = expect(app.request(Method::POST, "/sim/groups").json(&group), StatusCode::OK).await;
+    let chats = [json!({}), json!({ "group_jid": group["jid"] })];
+    // The first message of each chat makes its portal and the sender's puppet.
+    for chat in &chats {
+        app.inject(DEVICE, CONTACT, json!({ "text": "first", "group_jid": chat["group_jid"] })).await;
+    }
+    receiver.wait_for(2).await;
+    app.quiet().await;
+    let before = homeserver_calls(&app).await;
+
+    const LATER: u64 = 3;
+    for n in 0..LATER {
+        for chat in &chats {
+            app.inject(DEVICE, CONTACT, json!({ "text": format!("later {n}"), "group_jid": chat["group_jid"] })).await;
+        }
+    }
+    receiver.wait_for(2 + 2 * LATER as usize).await;
+    app.quiet().await;
+    let after = homeserver_calls(&app).await;
+
+    let made: Vec<(String, u64)> = after
+        .iter()
+        .map(|(call, count)| (call.clone(), count - before.get(call).copied().unwrap_or(0)))
+        .filter(|(_, made)| *made > 0)
+        .collect();
+    let event = r#"appservice="bridge",method="PUT",endpoint="/_matrix/client/v3/rooms/{}/send/{}/{}""#;
+    assert_eq!(made, vec![(event.to_owned(), 2 * LATER)], "every call since the first messages");
+}

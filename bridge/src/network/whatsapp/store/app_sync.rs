@@ -8,7 +8,8 @@ use whatsapp_rust::wacore::appstate::hash::HashState;
 use whatsapp_rust::wacore::appstate::processor::AppStateMutationMAC;
 use whatsapp_rust::wacore::store::traits::{AppStateSyncKey, AppSyncStore};
 
-use super::{IN_CHUNK, Result, SqlStore, db_error, json_error, placeholders, to_array};
+use super::{IN_CHUNK, Result, SqlStore, db_error, json_error, to_array};
+use crate::db::placeholders;
 
 #[async_trait]
 impl AppSyncStore for SqlStore {

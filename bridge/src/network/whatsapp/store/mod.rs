@@ -147,11 +147,6 @@ fn row_error(error: RowError) -> StoreError {
     StoreError::Serialization(Box::new(error))
 }
 
-/// `$first, $first+1, …`: the placeholders of an `IN (…)` list of `count` values.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-}
-
 /// The columns hold `BIGINT`; wacore's ids are `u32`.
 fn to_u32(what: &'static str, value: i64) -> Result<u32> {
     u32::try_from(value).map_err(|_| row_error(RowError::OutOfRange { what, value }))

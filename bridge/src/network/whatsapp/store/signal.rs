@@ -7,7 +7,8 @@ use sqlx::AssertSqlSafe;
 use whatsapp_rust::bytes::Bytes;
 use whatsapp_rust::wacore::store::traits::SignalStore;
 
-use super::{IN_CHUNK, Result, SqlStore, db_error, placeholders, to_array, to_u32};
+use super::{IN_CHUNK, Result, SqlStore, db_error, to_array, to_u32};
+use crate::db::placeholders;
 
 const PUT_IDENTITY: &str = "INSERT INTO wa_identities (device, address, identity_key) VALUES ($1, $2, $3)
      ON CONFLICT (device, address) DO UPDATE SET identity_key = excluded.identity_key";
