@@ -235,7 +235,13 @@ pub fn spawn_sender(core: Arc<Core>) {
         spawn_reporter(core.clone());
     }
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
-    wake::listen(&core.db, wake::SEND_QUEUED, core.outbox.wake.clone());
+    // A device run here needs no NOTIFY: this sender is woken directly. Weak, as the
+    // registry outlives a bridge stopped in a test.
+    let here = Arc::downgrade(&core);
+    let owns = move |account: &str| {
+        here.upgrade().zip(account.parse().ok()).is_some_and(|(core, account)| core.leases.runs(&account))
+    };
+    wake::listen(&core.db, wake::SEND_QUEUED, core.outbox.wake.clone(), Arc::new(owns));
     tokio::spawn(async move {
         loop {
             match due(&core, None).await {

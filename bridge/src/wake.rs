@@ -3,7 +3,8 @@
 //! of at its next poll. A notification sent while nobody listens (a listener
 //! reconnecting) is lost, which is why every loop woken here also polls. Listeners in the
 //! notifying process itself are woken directly, on SQLite too, and not again by their
-//! own `NOTIFY`.
+//! own `NOTIFY`; what only this process handles (a send for a device it runs) is not sent
+//! to the others at all.
 //!
 //! A notification names what it is about (an event id, say), so a listener that waits for
 //! one thing among many wakes only the waiter concerned: a finished send wakes the request
@@ -27,8 +28,18 @@ pub const SEND_FINISHED: &str = "mxgate_send_finished";
 /// What a listener does with a notification's subject.
 pub type OnNotice = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// This process's listeners, by channel.
-static LOCAL: Mutex<Vec<(&str, OnNotice)>> = Mutex::new(Vec::new());
+/// Whether a subject is this process's alone (a device it runs): no other process is told.
+pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// One of this process's listeners.
+struct Local {
+    channel: &'static str,
+    on: OnNotice,
+    owns: Option<Owns>,
+}
+
+/// This process's listeners.
+static LOCAL: Mutex<Vec<Local>> = Mutex::new(Vec::new());
 
 /// Marks this process's own notifications, which its listeners have already had.
 static PROCESS: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string());
@@ -38,22 +49,25 @@ static PROCESS: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple(
 /// so the caller does not wait for a round trip its own work does not need. A subject
 /// holds no newline.
 pub fn notify<S: AsRef<str>>(db: &Db, channel: &'static str, subjects: &[S]) {
-    let local: Vec<OnNotice> = LOCAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|(c, _)| *c == channel)
-        .map(|(_, on)| on.clone())
-        .collect();
+    let (on, owns): (Vec<OnNotice>, Vec<Owns>) = {
+        let local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
+        let here = local.iter().filter(|l| l.channel == channel);
+        (here.clone().map(|l| l.on.clone()).collect(), here.filter_map(|l| l.owns.clone()).collect())
+    };
     for subject in subjects {
-        for on in &local {
+        for on in &on {
             on(subject.as_ref());
         }
     }
     if db.dialect != Dialect::Postgres {
         return;
     }
-    let (db, payloads) = (db.clone(), payloads(subjects));
+    let elsewhere: Vec<&str> =
+        subjects.iter().map(AsRef::as_ref).filter(|subject| !owns.iter().any(|owns| owns(subject))).collect();
+    if elsewhere.is_empty() {
+        return;
+    }
+    let (db, payloads) = (db.clone(), payloads(&elsewhere));
     tokio::spawn(async move {
         for payload in payloads {
             let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(&db.pool).await;
@@ -84,22 +98,24 @@ fn payloads<S: AsRef<str>>(subjects: &[S]) -> Vec<String> {
 }
 
 /// Wakes every waiter of `wake` on each notification of `channel`, for as long as the
-/// process runs.
-pub fn listen(db: &Db, channel: &'static str, wake: Arc<Notify>) {
-    listen_with(
-        db,
-        channel,
-        Arc::new(move |_: &str| {
-            wake.notify_waiters();
-            wake.notify_one();
-        }),
-    );
+/// process runs. A subject `owns` says is this process's is not sent to the others.
+pub fn listen(db: &Db, channel: &'static str, wake: Arc<Notify>, owns: Owns) {
+    let on: OnNotice = Arc::new(move |_: &str| {
+        wake.notify_waiters();
+        wake.notify_one();
+    });
+    register(db, Local { channel, on, owns: Some(owns) });
 }
 
 /// Calls `on` with the subject of each notification of `channel`, for as long as the
 /// process runs.
 pub fn listen_with(db: &Db, channel: &'static str, on: OnNotice) {
-    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push((channel, on.clone()));
+    register(db, Local { channel, on, owns: None });
+}
+
+fn register(db: &Db, local: Local) {
+    let (channel, on) = (local.channel, local.on.clone());
+    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push(local);
     let Some(url) = db.listen_url.clone() else { return };
     tokio::spawn(async move {
         for attempt in 1_i64.. {
