@@ -30,6 +30,10 @@ pub fn held_by(first: u8) -> String {
     format!("SELECT account_id FROM bridge_leases WHERE process_id = ${first} AND expires_at > ${}", first + 1)
 }
 
+/// How long after another process's lease runs out the keeper looks: that process's own
+/// row, written just before its leases, has run out by then too.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(100);
+
 pub struct Leases {
     db: Db,
     /// This process, as the others see it in `bridge_processes`: its bridge's URL, so a
@@ -152,6 +156,15 @@ impl Leases {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.db.pool)
         .await
+    }
+
+    /// When the first lease another process holds runs out, if any is held.
+    async fn next_expiry_elsewhere(&self) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar("SELECT MIN(expires_at) FROM bridge_leases WHERE process_id <> $1 AND expires_at > $2")
+            .bind(&self.process)
+            .bind(now_ms())
+            .fetch_one(&self.db.pool)
+            .await
     }
 
     /// How many devices each live process should run: all of them, shared evenly.
@@ -279,12 +292,23 @@ pub async fn keep(core: &Arc<Core>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Runs [`keep`] every third of the lease time for as long as the process runs.
+/// Runs [`keep`] every third of the lease time for as long as the process runs, and as
+/// soon as another process's lease runs out when that comes sooner: a live process renews
+/// a period or more ahead, so only a dead one's leases run out before the next round, and
+/// its devices move at once instead of up to a period later.
 pub fn spawn_keeper(core: Arc<Core>) {
     tokio::spawn(async move {
         let period = Duration::from_millis(core.leases.period_ms() as u64);
         loop {
-            tokio::time::sleep(period).await;
+            let next = match core.leases.next_expiry_elsewhere().await {
+                Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64) + EXPIRY_MARGIN,
+                Ok(None) => period,
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot read the other processes' leases");
+                    period
+                }
+            };
+            tokio::time::sleep(next.min(period)).await;
             if let Err(error) = keep(&core).await {
                 tracing::warn!(error = %error, "cannot renew the device leases; retrying");
             }
