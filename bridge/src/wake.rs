@@ -35,7 +35,7 @@ pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 struct Local {
     channel: &'static str,
     on: OnNotice,
-    owns: Option<Owns>,
+    owns: Owns,
 }
 
 /// This process's listeners.
@@ -52,7 +52,7 @@ pub fn notify<S: AsRef<str>>(db: &Db, channel: &'static str, subjects: &[S]) {
     let (on, owns): (Vec<OnNotice>, Vec<Owns>) = {
         let local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
         let here = local.iter().filter(|l| l.channel == channel);
-        (here.clone().map(|l| l.on.clone()).collect(), here.filter_map(|l| l.owns.clone()).collect())
+        (here.clone().map(|l| l.on.clone()).collect(), here.map(|l| l.owns.clone()).collect())
     };
     for subject in subjects {
         for on in &on {
@@ -104,13 +104,13 @@ pub fn listen(db: &Db, channel: &'static str, wake: Arc<Notify>, owns: Owns) {
         wake.notify_waiters();
         wake.notify_one();
     });
-    register(db, Local { channel, on, owns: Some(owns) });
+    register(db, Local { channel, on, owns });
 }
 
 /// Calls `on` with the subject of each notification of `channel`, for as long as the
-/// process runs.
-pub fn listen_with(db: &Db, channel: &'static str, on: OnNotice) {
-    register(db, Local { channel, on, owns: None });
+/// process runs. A subject `owns` says is this process's is not sent to the others.
+pub fn listen_with(db: &Db, channel: &'static str, on: OnNotice, owns: Owns) {
+    register(db, Local { channel, on, owns });
 }
 
 fn register(db: &Db, local: Local) {

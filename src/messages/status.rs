@@ -47,6 +47,10 @@ struct Waiter {
 }
 
 impl Waiting {
+    fn has(&self, event_id: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(event_id)
+    }
+
     fn wake(&self, notice: Notice) {
         for waiter in self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&notice.event_id).into_iter().flatten() {
             if let Some(id) = &notice.sent_as {
@@ -103,7 +107,11 @@ impl SendStatuses {
             finished.notify_waiters();
             finished.notify_one();
         };
-        wake::listen_with(db, wake::SEND_FINISHED, Arc::new(on));
+        // A send whose request waits here needs no NOTIFY: it is woken directly. Another
+        // request for the same event elsewhere (a retry with the same key) polls.
+        let waiting = self.waiting.clone();
+        let owns = move |subject: &str| waiting.has(&Notice::parse(subject).event_id);
+        wake::listen_with(db, wake::SEND_FINISHED, Arc::new(on), Arc::new(owns));
     }
 
     /// Woken when any send finishes, for others that follow outcomes (late statuses).

@@ -6,7 +6,7 @@ use matrix_sdk::ruma::events::relation::Annotation;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
+use crate::common::{TestApp, WebhookReceiver, eventually, expect, expect_error};
 
 const DEVICE: &str = "237600000411";
 const CONTACT: &str = "237698700411";
@@ -14,8 +14,7 @@ const CONTACT: &str = "237698700411";
 #[tokio::test]
 async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_api_and_from_matrix() {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;
     let action =

@@ -16,8 +16,7 @@ async fn checks(app: &TestApp) -> Vec<Value> {
 #[tokio::test]
 async fn fifty_numbers_are_checked_in_one_query_and_answered_again_from_what_was_kept() {
     let app = TestApp::with(Options { checks_per_minute: 110, ..Options::default() }).await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     for business in ["237698700810", "237698700811"] {
         expect(app.request(Method::POST, "/sim/business").json(&json!({ "phone": business })), StatusCode::OK).await;
     }
@@ -76,8 +75,7 @@ async fn a_device_sets_its_profile_and_another_sees_it_and_the_contacts_its_chat
     const SHOP: &str = "237600000482";
     const CONTACT: &str = "237698700482";
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     link_device(&app, &token, SHOP).await;
     let on = |device: &str, path: &str| format!("/api/v1/devices/{device}/{path}");
 

@@ -18,8 +18,7 @@ const STRANGER: &str = "000698700463";
 #[tokio::test]
 async fn a_group_is_made_and_administered_and_its_portal_and_webhooks_follow_each_change() {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let hook = WebhookReceiver::start().await;
     let events = json!(["group.created", "group.updated", "group.participants"]);
     let body = json!({ "url": hook.url, "events": events });

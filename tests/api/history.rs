@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::history::{Conversation, reads_back};
-use crate::common::{TestApp, WebhookReceiver, eventually, expect, link_device};
+use crate::common::{TestApp, WebhookReceiver, eventually, expect};
 
 const DEVICE: &str = "237600000471";
 const CONTACT: &str = "237698700471";
@@ -16,8 +16,7 @@ const OLDER: &str = "237698700472";
 #[tokio::test]
 async fn a_conversation_of_120_messages_reads_back_from_matrix_as_the_webhooks_had_it() {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     let hook = json!({ "url": receiver.url, "events": ["message", "message.edited", "message.reaction"] });
     expect(app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&hook), StatusCode::CREATED).await;

@@ -125,8 +125,7 @@ async fn every_kind_goes_out_as_the_network_shows_it_and_bad_combinations_change
 #[tokio::test]
 async fn a_multipart_send_takes_kind_and_json_fields_too() {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let url = format!("/api/v1/devices/{DEVICE}/message");
     let voice = reqwest::multipart::Form::new()
         .text("contact", CONTACT)

@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp, expect, link_device};
+use crate::common::{Options, TestApp, expect};
 
 const DEVICE: &str = "237600000070";
 
@@ -63,8 +63,7 @@ async fn a_credential_creates_only_so_many_identities_an_hour() {
 async fn a_token_sends_only_so_many_messages_a_minute_counted_per_recipient() {
     // Two a minute: one more every 30 s, far longer than a send takes.
     let app = TestApp::with(Options { limits: (100_000, 100_000, 2), ..Options::default() }).await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let path = format!("/api/v1/devices/{DEVICE}/message");
     let send =
         |contact: &str| app.bearer(Method::POST, &path, &token).json(&json!({ "contact": contact, "text": "hi" }));

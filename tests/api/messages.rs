@@ -10,8 +10,7 @@ const DEVICE: &str = "237600000001";
 
 async fn linked() -> (TestApp, String) {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     (app, token)
 }
 

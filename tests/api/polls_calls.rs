@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
+use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, expect_error};
 
 const DEVICE: &str = "237600000451";
 const CONTACT: &str = "237698700451";
@@ -12,8 +12,7 @@ const CONTACT: &str = "237698700451";
 #[tokio::test]
 async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays_on_whatsapp() {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let everything = WebhookReceiver::start().await;
     let hook = json!({ "url": everything.url, "events": ["message", "poll.vote", "call", "message.deleted"] });
     expect(app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&hook), StatusCode::CREATED).await;
@@ -122,8 +121,7 @@ async fn votes_cross_both_ways_a_call_is_told_and_a_message_deleted_for_me_stays
 #[tokio::test]
 async fn with_reject_calls_a_call_is_turned_down_as_it_rings() {
     let app = TestApp::with(Options { reject_calls: true, ..Options::default() }).await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     let hook = json!({ "url": receiver.url, "events": ["call"] });
     expect(app.bearer(Method::POST, "/api/v1/webhooks", &token).json(&hook), StatusCode::CREATED).await;

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, link_device};
+use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect};
 
 const DEVICE: &str = "237600000003";
 const CONTACT: &str = "237698000111";
@@ -16,8 +16,7 @@ async fn after_kill_9_and_restart_devices_are_restored_and_queued_deliveries_go_
     // could be minutes away; this story is about the restart, not the backoff.
     let options = Options { webhook_retry_max_delay: Duration::from_secs(1), ..Options::default() };
     let mut app = TestApp::start_process_with(options).await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     let hook = app.add_webhook(&token, &receiver.url).await;
     receiver.set_down(true);

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, WebhookReceiver, expect, expect_error, link_device};
+use crate::common::{TestApp, WebhookReceiver, expect, expect_error};
 
 const DEVICE: &str = "237600000431";
 const CONTACT: &str = "237698700431";
@@ -29,8 +29,7 @@ async fn inject(app: &TestApp, text: &str) -> String {
 #[tokio::test]
 async fn a_device_marks_a_chat_or_one_message_read_types_and_shows_itself_online() {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;
     let post = |path: &str| app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/{path}"), &token);
@@ -105,8 +104,7 @@ async fn typing_and_reading_in_a_matrix_client_reach_the_network() {
     use matrix_sdk::ruma::api::client::receipt::create_receipt::v3::ReceiptType;
     use matrix_sdk::ruma::events::receipt::ReceiptThread;
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url).await;
     let ids = [inject(&app, "one").await, inject(&app, "two").await, inject(&app, "three").await];

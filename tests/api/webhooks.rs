@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, expect_error, link_device};
+use crate::common::{Options, TestApp, WebhookReceiver, eventually, expect, expect_error};
 
 const DEVICE: &str = "237600000020";
 const CONTACT: &str = "237698000020";
@@ -20,8 +20,7 @@ struct Hooked {
 impl Hooked {
     async fn start(options: Options) -> Self {
         let app = TestApp::with(options).await;
-        let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-        link_device(&app, &token, DEVICE).await;
+        let token = app.token_with_device(DEVICE).await;
         let receiver = WebhookReceiver::start().await;
         let webhook_id = app.add_webhook(&token, &receiver.url).await["id"].as_str().unwrap().to_owned();
         Self { app, token, receiver, webhook_id }
@@ -109,8 +108,7 @@ async fn nth(receiver: &WebhookReceiver, n: usize) -> crate::common::Received {
 #[tokio::test]
 async fn deliveries_are_signed_per_standard_webhooks_over_the_timestamp_and_a_rotated_secret_signs_through_its_grace() {
     let app = TestApp::start().await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     let created = app.add_webhook(&token, &receiver.url).await;
     let first = created["secret"].as_str().unwrap().to_owned();
@@ -246,8 +244,7 @@ async fn a_proxy_in_the_environment_is_not_used_for_deliveries() {
     // the operator's; the receiver is named `localhost`, which NO_PROXY does not cover.
     environment.extend(["NO_PROXY", "no_proxy"].map(|name| (name, "127.0.0.1".to_owned())));
     let app = TestApp::start_process_with(Options { environment, ..Options::default() }).await;
-    let token = app.admin_token(false).await["token"].as_str().unwrap().to_owned();
-    link_device(&app, &token, DEVICE).await;
+    let token = app.token_with_device(DEVICE).await;
     let receiver = WebhookReceiver::start().await;
     app.add_webhook(&token, &receiver.url.replace("127.0.0.1", "localhost")).await;
     let body = json!({ "device_id": DEVICE, "from": CONTACT, "text": "straight to the receiver" });
