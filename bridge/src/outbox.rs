@@ -322,27 +322,29 @@ async fn drain(core: &Core, rows: Vec<Row>) -> bool {
     let mut sent = Unrecorded::default();
     let mut checked: Option<Instant> = None;
     for row in rows {
+        let event: Result<Value, _> = serde_json::from_str(&row.event);
         // A reply, reaction, edit or deletion looks up the messages it acts on.
-        if !row.stands_alone() && !sent.record(core).await {
+        if !event.as_ref().is_ok_and(stands_alone) && !sent.record(core).await {
             return false;
         }
         if checked.is_none_or(|at| at.elapsed() >= FENCE) {
-            // Fencing: a process that stalled past its lease must not send beside the new owner.
-            // Left queued, untouched, for the process that holds the device now.
-            match core.leases.holds(&row.account_id).await {
-                Ok(true) => checked = Some(Instant::now()),
-                Ok(false) => {
-                    sent.record(core).await;
-                    return false;
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error, "cannot check a lease; sending later");
-                    sent.record(core).await;
-                    return false;
-                }
+            // Fencing: a process that stalled past its lease must not send beside the new
+            // owner. Left queued, untouched, for the process that holds the device now.
+            let held = core.leases.holds(&row.account_id).await.unwrap_or_else(|error| {
+                tracing::warn!(error = %error, "cannot check a lease; sending later");
+                false
+            });
+            if !held {
+                sent.record(core).await;
+                return false;
             }
+            checked = Some(Instant::now());
         }
-        match send(core, &row).await {
+        let outcome = match &event {
+            Ok(event) => send(core, &row, event).await,
+            Err(error) => Err(BridgeError::Invalid(format!("unreadable queued event: {error}"))),
+        };
+        match outcome {
             Ok(()) => {
                 sent.push(row);
                 if sent.full() && !sent.record(core).await {
@@ -376,12 +378,9 @@ async fn drain(core: &Core, rows: Vec<Row>) -> bool {
     sent.record(core).await
 }
 
-impl Row {
-    /// A message that refers to no earlier one: it can go out before those are recorded.
-    fn stands_alone(&self) -> bool {
-        serde_json::from_str::<Value>(&self.event)
-            .is_ok_and(|e| e["type"] == "m.room.message" && e["content"]["m.relates_to"].is_null())
-    }
+/// A message that refers to no earlier one: it can go out before those are recorded.
+fn stands_alone(event: &Value) -> bool {
+    event["type"] == "m.room.message" && event["content"]["m.relates_to"].is_null()
 }
 
 /// Sends the network took and the queue has not recorded yet.
@@ -428,9 +427,8 @@ fn wake_waiters(core: &Core, notices: &[Notice]) {
     core.outbox.finished.notify_one();
 }
 
-async fn send(core: &Core, row: &Row) -> Result<(), BridgeError> {
-    let event: Value =
-        serde_json::from_str(&row.event).map_err(|e| BridgeError::Invalid(format!("unreadable queued event: {e}")))?;
+/// Sends `row`, whose queued event is `event`, to the network.
+async fn send(core: &Core, row: &Row, event: &Value) -> Result<(), BridgeError> {
     let sender = UserId::parse(&row.sender).map_err(|e| BridgeError::Invalid(e.to_string()))?;
     let outgoing = match content::parse_outgoing(event["type"].as_str().unwrap_or_default(), &event["content"])? {
         MatrixOutgoing::Message(parsed) => {

@@ -205,15 +205,11 @@ pub struct MessageRow {
 }
 
 pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error> {
-    insert_message_in(&mut *db.pool.acquire().await?, row).await
+    insert_messages_in(&mut *db.pool.acquire().await?, std::slice::from_ref(row)).await
 }
 
-/// [`insert_message`] on a connection of the caller's, e.g. inside its transaction.
-pub async fn insert_message_in(conn: &mut sqlx::AnyConnection, row: &MessageRow) -> Result<(), sqlx::Error> {
-    insert_messages_in(conn, std::slice::from_ref(row)).await
-}
-
-/// Several messages in one statement.
+/// Several messages in one statement, on a connection of the caller's (e.g. inside its
+/// transaction).
 pub async fn insert_messages_in(conn: &mut sqlx::AnyConnection, rows: &[MessageRow]) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 10;
     let values: Vec<String> =

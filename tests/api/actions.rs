@@ -6,7 +6,7 @@ use matrix_sdk::ruma::events::relation::Annotation;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, WebhookReceiver, eventually, expect, expect_error};
+use crate::common::{TestApp, eventually, expect, expect_error};
 
 const DEVICE: &str = "237600000411";
 const CONTACT: &str = "237698700411";
@@ -14,9 +14,7 @@ const CONTACT: &str = "237698700411";
 #[tokio::test]
 async fn a_message_is_reacted_to_edited_and_deleted_by_its_event_id_through_the_api_and_from_matrix() {
     let app = TestApp::start().await;
-    let token = app.token_with_device(DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (token, receiver) = app.token_with_receiver(DEVICE).await;
     let action =
         |method: Method, path: String| app.bearer(method, &format!("/api/v1/devices/{DEVICE}/messages/{path}"), &token);
 

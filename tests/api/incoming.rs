@@ -451,9 +451,7 @@ async fn homeserver_calls(app: &TestApp) -> std::collections::BTreeMap<String, u
 async fn a_message_in_a_known_chat_costs_the_homeserver_one_call() {
     // Its own process: the metrics are the process's, and other tests run beside this one.
     let app = TestApp::start_process().await;
-    let token = app.token_with_device(DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (_, receiver) = app.token_with_receiver(DEVICE).await;
     let group = json!({ "name": "Team", "members": [CONTACT, DEVICE] });
     let group = expect(app.request(Method::POST, "/sim/groups").json(&group), StatusCode::OK).await;
     let chats = [json!({}), json!({ "group_jid": group["jid"] })];

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, WebhookReceiver, expect, expect_error};
+use crate::common::{TestApp, expect, expect_error};
 
 const DEVICE: &str = "237600000431";
 const CONTACT: &str = "237698700431";
@@ -29,9 +29,7 @@ async fn inject(app: &TestApp, text: &str) -> String {
 #[tokio::test]
 async fn a_device_marks_a_chat_or_one_message_read_types_and_shows_itself_online() {
     let app = TestApp::start().await;
-    let token = app.token_with_device(DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (token, receiver) = app.token_with_receiver(DEVICE).await;
     let post = |path: &str| app.bearer(Method::POST, &format!("/api/v1/devices/{DEVICE}/{path}"), &token);
     let chat = format!("{CONTACT}@s.whatsapp.net");
 
@@ -104,9 +102,7 @@ async fn typing_and_reading_in_a_matrix_client_reach_the_network() {
     use matrix_sdk::ruma::api::client::receipt::create_receipt::v3::ReceiptType;
     use matrix_sdk::ruma::events::receipt::ReceiptThread;
     let app = TestApp::start().await;
-    let token = app.token_with_device(DEVICE).await;
-    let receiver = WebhookReceiver::start().await;
-    app.add_webhook(&token, &receiver.url).await;
+    let (token, receiver) = app.token_with_receiver(DEVICE).await;
     let ids = [inject(&app, "one").await, inject(&app, "two").await, inject(&app, "three").await];
     let delivered: Vec<Value> = receiver.wait_for(3).await.iter().map(|d| d.json()).collect();
     let event_of =

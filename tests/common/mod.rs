@@ -447,6 +447,15 @@ impl TestApp {
         token
     }
 
+    /// [`Self::token_with_device`], with a webhook of the token's to a new receiver.
+    #[allow(dead_code)]
+    pub async fn token_with_receiver(&self, device: &str) -> (String, WebhookReceiver) {
+        let token = self.token_with_device(device).await;
+        let receiver = WebhookReceiver::start().await;
+        self.add_webhook(&token, &receiver.url).await;
+        (token, receiver)
+    }
+
     /// Waits until the durable queues (inbox, send queue, webhook deliveries) are empty, so
     /// a test counts what happened once nothing is still on its way. Patient: a delivery in
     /// flight when mxgate was killed waits out its claim (half a minute) before it goes again.
