@@ -11,7 +11,8 @@
 //! still fails after its retry window (or that the network refuses outright) ends as a
 //! FAIL status with the reason.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,11 +66,13 @@ struct Row {
 const COLUMNS: &str = "seq, event_id, room_id, account_id, chat_id, sender, event, network_id, state, attempts, \
                        next_attempt_at, last_error, created_at";
 
-/// Wakes the sender when something is queued, here or (on PostgreSQL) in another process;
-/// and the reporter of status events when a send finished here.
+/// This process's sending lanes, one per device with queued events; and the status
+/// reporter's wake-up when a send finished here.
 #[derive(Default)]
 pub struct Outbox {
-    wake: Arc<Notify>,
+    /// Devices whose lane runs, each with whether more was queued since the lane last read
+    /// its queue: an enqueue wakes its device's lane alone, not a scan of every queue.
+    lanes: Mutex<HashMap<String, bool>>,
     finished: Notify,
 }
 
@@ -227,59 +230,80 @@ async fn unreported(db: &Db) -> Result<Vec<Row>, sqlx::Error> {
     .await
 }
 
-/// Sends the queue for as long as the process runs: one task per device with queued
-/// events, each in order; woken by each enqueue (in any process, on PostgreSQL), and every
-/// second for retries.
+/// Sends the queue for as long as the process runs: one lane per device with queued
+/// events, each in order; started by each enqueue (in any process, on PostgreSQL) for its
+/// device, and by a pass over every queue each second, for retries and for devices this
+/// process has just taken over.
 pub fn spawn_sender(core: Arc<Core>) {
     if core.config.message_status_events {
         spawn_reporter(core.clone());
     }
-    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
-    // A device run here needs no NOTIFY: this sender is woken directly. Weak, as the
-    // registry outlives a bridge stopped in a test.
+    // Weak, as the registry of listeners outlives a bridge stopped in a test.
     let here = Arc::downgrade(&core);
-    let owns = move |account: &str| {
-        here.upgrade().zip(account.parse().ok()).is_some_and(|(core, account)| core.leases.runs(&account))
+    let runs = move |account: &str| {
+        here.upgrade().zip(account.parse().ok()).filter(|(core, account)| core.leases.runs(account)).map(|(c, _)| c)
     };
-    wake::listen(&core.db, wake::SEND_QUEUED, core.outbox.wake.clone(), Arc::new(owns));
+    let owns = runs.clone();
+    let on = move |account: &str| {
+        if let Some(core) = runs(account) {
+            start_lane(&core, account);
+        }
+    };
+    // A device run here needs no NOTIFY: its lane is started directly.
+    wake::listen(&core.db, wake::SEND_QUEUED, Arc::new(on), Arc::new(move |a: &str| owns(a).is_some()));
     tokio::spawn(async move {
         loop {
             match due(&core, None).await {
                 Ok(rows) => {
                     for (account, rows) in queue::lanes(rows, |row| row.account_id.clone()) {
-                        if rows[0].next_attempt_at > now_ms()
-                            || !busy.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone())
-                        {
-                            continue;
+                        if rows[0].next_attempt_at <= now_ms() {
+                            start_lane(&core, &account);
                         }
-                        let (core, busy) = (core.clone(), busy.clone());
-                        tokio::spawn(async move {
-                            // Read again now that this lane is ours: the pass's rows may predate the
-                            // end of the lane's previous drain, and would send its events again. And
-                            // again after each drain: what was queued meanwhile goes out next, without
-                            // waiting for a pass of this loop.
-                            loop {
-                                match due(&core, Some(&account)).await {
-                                    Ok(rows) if rows.first().is_some_and(|r| r.next_attempt_at <= now_ms()) => {
-                                        if !drain(&core, rows).await {
-                                            break;
-                                        }
-                                    }
-                                    Ok(_) => break,
-                                    Err(error) => {
-                                        tracing::warn!(error = %error, "cannot read the send queue; retrying");
-                                        break;
-                                    }
-                                }
-                            }
-                            busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&account);
-                            core.outbox.wake.notify_one();
-                        });
                     }
                 }
                 Err(error) => tracing::warn!(error = %error, "cannot read the send queue; retrying"),
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), core.outbox.wake.notified()).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// Starts `account`'s lane, or tells the running one to read its queue again.
+fn start_lane(core: &Arc<Core>, account: &str) {
+    match core.outbox.lanes.lock().unwrap_or_else(|e| e.into_inner()).entry(account.to_owned()) {
+        Entry::Occupied(mut running) => {
+            running.insert(true);
+            return;
+        }
+        Entry::Vacant(idle) => {
+            idle.insert(false);
+        }
+    }
+    let (core, account) = (core.clone(), account.to_owned());
+    tokio::spawn(async move {
+        // The lane reads its queue when it starts, and again while a read came back full or
+        // something was queued since the last one. It ends when a read found nothing due
+        // and nothing was queued since; a drain that stopped (a retry later, a lost lease)
+        // ends it too, and the pass each second takes the device up again.
+        loop {
+            core.outbox.lanes.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone(), false);
+            let read_again = match due(&core, Some(&account)).await {
+                Ok(rows) if rows.first().is_some_and(|r| r.next_attempt_at <= now_ms()) => {
+                    let full = rows.len() as i64 == PASS_ROWS;
+                    drain(&core, rows).await.then_some(full)
+                }
+                Ok(_) => Some(false),
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot read the send queue; retrying");
+                    None
+                }
+            };
+            let mut lanes = core.outbox.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            let queued_since = lanes.get(&account) == Some(&true);
+            if !read_again.is_some_and(|full| full || queued_since) {
+                lanes.remove(&account);
+                return;
+            }
         }
     });
 }

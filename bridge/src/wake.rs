@@ -15,7 +15,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
 
 use crate::db::{Db, Dialect};
 
@@ -28,7 +27,8 @@ pub const SEND_FINISHED: &str = "mxgate_send_finished";
 /// What a listener does with a notification's subject.
 pub type OnNotice = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// Whether a subject is this process's alone (a device it runs): no other process is told.
+/// Whether a subject is this process's alone (a device it runs, a send a request here
+/// waits for): no other process is told.
 pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// One of this process's listeners.
@@ -97,25 +97,10 @@ fn payloads<S: AsRef<str>>(subjects: &[S]) -> Vec<String> {
     payloads
 }
 
-/// Wakes every waiter of `wake` on each notification of `channel`, for as long as the
-/// process runs. A subject `owns` says is this process's is not sent to the others.
-pub fn listen(db: &Db, channel: &'static str, wake: Arc<Notify>, owns: Owns) {
-    let on: OnNotice = Arc::new(move |_: &str| {
-        wake.notify_waiters();
-        wake.notify_one();
-    });
-    register(db, Local { channel, on, owns });
-}
-
 /// Calls `on` with the subject of each notification of `channel`, for as long as the
 /// process runs. A subject `owns` says is this process's is not sent to the others.
-pub fn listen_with(db: &Db, channel: &'static str, on: OnNotice, owns: Owns) {
-    register(db, Local { channel, on, owns });
-}
-
-fn register(db: &Db, local: Local) {
-    let (channel, on) = (local.channel, local.on.clone());
-    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push(local);
+pub fn listen(db: &Db, channel: &'static str, on: OnNotice, owns: Owns) {
+    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push(Local { channel, on: on.clone(), owns });
     let Some(url) = db.listen_url.clone() else { return };
     tokio::spawn(async move {
         for attempt in 1_i64.. {

@@ -111,7 +111,7 @@ impl SendStatuses {
         // request for the same event elsewhere (a retry with the same key) polls.
         let waiting = self.waiting.clone();
         let owns = move |subject: &str| waiting.has(&Notice::parse(subject).event_id);
-        wake::listen_with(db, wake::SEND_FINISHED, Arc::new(on), Arc::new(owns));
+        wake::listen(db, wake::SEND_FINISHED, Arc::new(on), Arc::new(owns));
     }
 
     /// Woken when any send finishes, for others that follow outcomes (late statuses).
