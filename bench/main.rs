@@ -153,10 +153,13 @@ where
     Figure::new(name, latencies, seconds)
 }
 
-/// How many turns each side of [`in_turns`] gets.
+/// How many turns each side of [`in_turns`] gets, and how long each runs: Synapse answers
+/// a room's sends in batches (16 every 250–300 ms here), so a turn of 1 s held three or
+/// four batches, and where a turn cut one moved a ratio by several percent.
 const TURNS: usize = 5;
+const TURN: Duration = Duration::from_secs(4);
 
-/// A figure and its baseline measured in turns (`TURNS` each, `WINDOW` in all per side),
+/// A figure and its baseline measured in turns (`TURNS` of `TURN` each per side),
 /// CPU metered per side: whatever Synapse and the machine do in the background (Synapse
 /// slows as the room fills, catches up on appservice transactions, rotates its
 /// notification counts) falls on both alike, where one after the other it fell on the
@@ -170,7 +173,7 @@ async fn in_turns(mxgate: &[u32], synapse: u32, figure: (&str, Request), baselin
         let order = if turn % 2 == 0 { [1, 0] } else { [0, 1] };
         for side in order {
             let meter = CpuMeter::start(mxgate, synapse);
-            let (taken, took) = run_for(&sides[side].1, WINDOW / TURNS as u32, turn * 100_000).await;
+            let (taken, took) = run_for(&sides[side].1, TURN, turn * 100_000).await;
             let spent = meter.per_op(1);
             for (total, part) in cpu[side].iter_mut().zip(spent) {
                 *total += part;
