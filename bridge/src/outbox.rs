@@ -11,7 +11,6 @@
 //! still fails after its retry window (or that the network refuses outright) ends as a
 //! FAIL status with the reason.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -203,12 +202,12 @@ pub async fn finished(db: &Db, event_id: &str) -> Result<Option<Finished>, sqlx:
     }))
 }
 
-/// Queued events of the devices this process holds (of one of them, with `account`); the
-/// others' go out from their owners.
-async fn due(core: &Core, account: Option<&str>) -> Result<Vec<Row>, sqlx::Error> {
+/// `account`'s queued events, if this process holds the device; another process's go out
+/// from it.
+async fn due(core: &Core, account: &str) -> Result<Vec<Row>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 AND account_id IN ({})
-           AND account_id = COALESCE($4, account_id) ORDER BY seq LIMIT $5",
+        "SELECT {COLUMNS} FROM bridge_outbox WHERE state = $1 AND account_id IN ({}) AND account_id = $4
+         ORDER BY seq LIMIT $5",
         held_by(2)
     )))
     .bind(QUEUED)
@@ -216,6 +215,22 @@ async fn due(core: &Core, account: Option<&str>) -> Result<Vec<Row>, sqlx::Error
     .bind(now_ms())
     .bind(account)
     .bind(PASS_ROWS)
+    .fetch_all(&core.db.pool)
+    .await
+}
+
+/// The devices this process holds whose next queued event is due: the lanes to start. A
+/// send to be retried later holds the ones queued after it, so only each queue's first
+/// event counts.
+async fn due_lanes(core: &Core) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT account_id FROM bridge_outbox WHERE next_attempt_at <= $3 AND seq IN (
+           SELECT MIN(seq) FROM bridge_outbox WHERE state = $1 AND account_id IN ({}) GROUP BY account_id)",
+        held_by(2)
+    )))
+    .bind(QUEUED)
+    .bind(core.leases.process())
+    .bind(now_ms())
     .fetch_all(&core.db.pool)
     .await
 }
@@ -240,27 +255,19 @@ pub fn spawn_sender(core: Arc<Core>) {
     }
     // Weak, as the registry of listeners outlives a bridge stopped in a test.
     let here = Arc::downgrade(&core);
-    let runs = move |account: &str| {
-        here.upgrade().zip(account.parse().ok()).filter(|(core, account)| core.leases.runs(account)).map(|(c, _)| c)
-    };
-    let owns = runs.clone();
-    let on = move |account: &str| {
-        if let Some(core) = runs(account) {
-            start_lane(&core, account);
-        }
-    };
     // A device run here needs no NOTIFY: its lane is started directly.
-    wake::listen(&core.db, wake::SEND_QUEUED, Arc::new(on), Arc::new(move |a: &str| owns(a).is_some()));
+    let on = move |account: &str| {
+        let Some(core) = here.upgrade().filter(|core| account.parse().is_ok_and(|a| core.leases.runs(&a))) else {
+            return false;
+        };
+        start_lane(&core, account);
+        true
+    };
+    wake::listen(&core.db, wake::SEND_QUEUED, Arc::new(on));
     tokio::spawn(async move {
         loop {
-            match due(&core, None).await {
-                Ok(rows) => {
-                    for (account, rows) in queue::lanes(rows, |row| row.account_id.clone()) {
-                        if rows[0].next_attempt_at <= now_ms() {
-                            start_lane(&core, &account);
-                        }
-                    }
-                }
+            match due_lanes(&core).await {
+                Ok(accounts) => accounts.iter().for_each(|account| start_lane(&core, account)),
                 Err(error) => tracing::warn!(error = %error, "cannot read the send queue; retrying"),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -270,14 +277,13 @@ pub fn spawn_sender(core: Arc<Core>) {
 
 /// Starts `account`'s lane, or tells the running one to read its queue again.
 fn start_lane(core: &Arc<Core>, account: &str) {
-    match core.outbox.lanes.lock().unwrap_or_else(|e| e.into_inner()).entry(account.to_owned()) {
-        Entry::Occupied(mut running) => {
-            running.insert(true);
+    {
+        let mut lanes = core.outbox.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(queued_since) = lanes.get_mut(account) {
+            *queued_since = true;
             return;
         }
-        Entry::Vacant(idle) => {
-            idle.insert(false);
-        }
+        lanes.insert(account.to_owned(), false);
     }
     let (core, account) = (core.clone(), account.to_owned());
     tokio::spawn(async move {
@@ -287,7 +293,7 @@ fn start_lane(core: &Arc<Core>, account: &str) {
         // ends it too, and the pass each second takes the device up again.
         loop {
             core.outbox.lanes.lock().unwrap_or_else(|e| e.into_inner()).insert(account.clone(), false);
-            let read_again = match due(&core, Some(&account)).await {
+            let read_again = match due(&core, &account).await {
                 Ok(rows) if rows.first().is_some_and(|r| r.next_attempt_at <= now_ms()) => {
                     let full = rows.len() as i64 == PASS_ROWS;
                     drain(&core, rows).await.then_some(full)

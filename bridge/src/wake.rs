@@ -24,18 +24,15 @@ pub const SEND_QUEUED: &str = "mxgate_send_queued";
 /// elsewhere.
 pub const SEND_FINISHED: &str = "mxgate_send_finished";
 
-/// What a listener does with a notification's subject.
-pub type OnNotice = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// Whether a subject is this process's alone (a device it runs, a send a request here
-/// waits for): no other process is told.
-pub type Owns = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// What a listener does with a notification's subject. It answers whether the subject
+/// was this process's alone (a device it runs, a send a request here waits for): when it
+/// was, a notification from this process is not sent to the others.
+pub type OnNotice = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// One of this process's listeners.
 struct Local {
     channel: &'static str,
     on: OnNotice,
-    owns: Owns,
 }
 
 /// This process's listeners.
@@ -49,22 +46,14 @@ static PROCESS: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple(
 /// so the caller does not wait for a round trip its own work does not need. A subject
 /// holds no newline.
 pub fn notify<S: AsRef<str>>(db: &Db, channel: &'static str, subjects: &[S]) {
-    let (on, owns): (Vec<OnNotice>, Vec<Owns>) = {
+    let on: Vec<OnNotice> = {
         let local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
-        let here = local.iter().filter(|l| l.channel == channel);
-        (here.clone().map(|l| l.on.clone()).collect(), here.map(|l| l.owns.clone()).collect())
+        local.iter().filter(|l| l.channel == channel).map(|l| l.on.clone()).collect()
     };
-    for subject in subjects {
-        for on in &on {
-            on(subject.as_ref());
-        }
-    }
-    if db.dialect != Dialect::Postgres {
-        return;
-    }
+    // Every local listener hears every subject, whether or not another one owns it.
     let elsewhere: Vec<&str> =
-        subjects.iter().map(AsRef::as_ref).filter(|subject| !owns.iter().any(|owns| owns(subject))).collect();
-    if elsewhere.is_empty() {
+        subjects.iter().map(AsRef::as_ref).filter(|subject| on.iter().filter(|on| on(subject)).count() == 0).collect();
+    if db.dialect != Dialect::Postgres || elsewhere.is_empty() {
         return;
     }
     let (db, payloads) = (db.clone(), payloads(&elsewhere));
@@ -98,9 +87,9 @@ fn payloads<S: AsRef<str>>(subjects: &[S]) -> Vec<String> {
 }
 
 /// Calls `on` with the subject of each notification of `channel`, for as long as the
-/// process runs. A subject `owns` says is this process's is not sent to the others.
-pub fn listen(db: &Db, channel: &'static str, on: OnNotice, owns: Owns) {
-    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push(Local { channel, on: on.clone(), owns });
+/// process runs.
+pub fn listen(db: &Db, channel: &'static str, on: OnNotice) {
+    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push(Local { channel, on: on.clone() });
     let Some(url) = db.listen_url.clone() else { return };
     tokio::spawn(async move {
         for attempt in 1_i64.. {
@@ -112,7 +101,9 @@ pub fn listen(db: &Db, channel: &'static str, on: OnNotice, owns: Owns) {
                         while let Ok(notice) = listener.recv().await {
                             let (from, subjects) = notice.payload().split_once(':').unwrap_or(("", notice.payload()));
                             if from != PROCESS.as_str() {
-                                subjects.split('\n').for_each(|subject| on(subject));
+                                subjects.split('\n').for_each(|subject| {
+                                    on(subject);
+                                });
                             }
                         }
                     }

@@ -47,17 +47,17 @@ struct Waiter {
 }
 
 impl Waiting {
-    fn has(&self, event_id: &str) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(event_id)
-    }
-
-    fn wake(&self, notice: Notice) {
-        for waiter in self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&notice.event_id).into_iter().flatten() {
+    /// Wakes the requests waiting for the notice's send; whether there were any.
+    fn wake(&self, notice: Notice) -> bool {
+        let waiting = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(waiters) = waiting.get(&notice.event_id) else { return false };
+        for waiter in waiters {
             if let Some(id) = &notice.sent_as {
                 *waiter.sent_as.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
             }
             waiter.wake.notify_one();
         }
+        true
     }
 }
 
@@ -102,16 +102,15 @@ impl SendStatuses {
     /// Has waiting sends read the record as soon as any process finishes their send.
     pub fn listen(&self, db: &Db) {
         let (finished, waiting) = (self.finished.clone(), self.waiting.clone());
-        let on = move |subject: &str| {
-            waiting.wake(Notice::parse(subject));
-            finished.notify_waiters();
-            finished.notify_one();
-        };
         // A send whose request waits here needs no NOTIFY: it is woken directly. Another
         // request for the same event elsewhere (a retry with the same key) polls.
-        let waiting = self.waiting.clone();
-        let owns = move |subject: &str| waiting.has(&Notice::parse(subject).event_id);
-        wake::listen(db, wake::SEND_FINISHED, Arc::new(on), Arc::new(owns));
+        let on = move |subject: &str| {
+            let here = waiting.wake(Notice::parse(subject));
+            finished.notify_waiters();
+            finished.notify_one();
+            here
+        };
+        wake::listen(db, wake::SEND_FINISHED, Arc::new(on));
     }
 
     /// Woken when any send finishes, for others that follow outcomes (late statuses).
