@@ -659,11 +659,15 @@ async fn main() {
             let bench = Bench::start(Options::default(), "237600000100").await;
             return print_rows(&[&bench.send_path(" (status events off)").await]);
         }
+        Ok("steady") => {
+            let bench = Bench::start(Options::default(), "237600000100").await;
+            return print_rows(&[&Row { figure: bench.steady().await, baseline: None }]);
+        }
         Ok("cluster") => {
             let synapse = synapse_on_postgres().expect("the cluster figures need MXGATE_TEST_POSTGRES");
             return print_rows(&cluster_rows(synapse).await.iter().collect::<Vec<_>>());
         }
-        Ok(other) => panic!("MXGATE_BENCH_ONLY is send or cluster, not {other}"),
+        Ok(other) => panic!("MXGATE_BENCH_ONLY is send, steady or cluster, not {other}"),
         Err(_) => {}
     }
     let total = Instant::now();
