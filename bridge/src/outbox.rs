@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::content::{self, MatrixOutgoing};
 use crate::core::{BridgeError, Core};
-use crate::db::{Db, now, now_ms};
+use crate::db::{Db, Dialect, now, now_ms};
 use crate::lease::held_by;
 use crate::network::{NetworkMessageId, Outgoing, OutgoingMessage, Structured, Target};
 use crate::queue;
@@ -575,21 +575,8 @@ fn reported_at(core: &Core) -> Option<i64> {
     (!core.config.message_status_events).then(now)
 }
 
+/// Records `rows` sent: their queue rows, and the messages the bridge knows by event.
 async fn mark_sent(core: &Core, rows: &[Row]) -> Result<(), sqlx::Error> {
-    let mut tx = core.db.pool.begin().await?;
-    let seqs = crate::db::placeholders(5, rows.len());
-    let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE bridge_outbox SET state = $1, attempts = attempts + 1, finished_at = $2, reported_at = $3
-         WHERE state = $4 AND seq IN ({seqs})"
-    )))
-    .bind(SENT)
-    .bind(now())
-    .bind(reported_at(core))
-    .bind(QUEUED);
-    for row in rows {
-        update = update.bind(row.seq);
-    }
-    update.execute(&mut *tx).await?;
     let messages: Vec<MessageRow> = rows
         .iter()
         .map(|row| MessageRow {
@@ -602,8 +589,31 @@ async fn mark_sent(core: &Core, rows: &[Row]) -> Result<(), sqlx::Error> {
             sender: None,
         })
         .collect();
-    store::insert_messages_in(&mut tx, &messages).await?;
-    tx.commit().await
+    let update = format!(
+        "UPDATE bridge_outbox SET state = $1, attempts = attempts + 1, finished_at = $2, reported_at = $3
+         WHERE state = $4 AND seq IN ({})",
+        crate::db::placeholders(5, rows.len())
+    );
+    let bind_update = |sql: String| {
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(SENT).bind(now()).bind(reported_at(core)).bind(QUEUED);
+        rows.iter().fold(query, |query, row| query.bind(row.seq))
+    };
+    match core.db.dialect {
+        // One statement, one round trip where a transaction takes four: the device's next
+        // sends wait for this record.
+        Dialect::Postgres => {
+            let insert = store::messages_insert(messages.len(), 5 + rows.len());
+            let record = bind_update(format!("WITH sent AS ({update}) {insert}"));
+            store::bind_messages(record, &messages).execute(&core.db.pool).await.map(drop)
+        }
+        // SQLite has no UPDATE in a WITH clause; its round trips stay in the process.
+        Dialect::Sqlite => {
+            let mut tx = core.db.pool.begin().await?;
+            bind_update(update).execute(&mut *tx).await?;
+            store::insert_messages_in(&mut tx, &messages).await?;
+            tx.commit().await
+        }
+    }
 }
 
 async fn reschedule(db: &Db, row: &Row, error: &BridgeError) -> Result<(), sqlx::Error> {

@@ -211,18 +211,32 @@ pub async fn insert_message(db: &Db, row: &MessageRow) -> Result<(), sqlx::Error
 /// Several messages in one statement, on a connection of the caller's (e.g. inside its
 /// transaction).
 pub async fn insert_messages_in(conn: &mut sqlx::AnyConnection, rows: &[MessageRow]) -> Result<(), sqlx::Error> {
+    let insert = sqlx::query(sqlx::AssertSqlSafe(messages_insert(rows.len(), 1)));
+    bind_messages(insert, rows).execute(conn).await.map(drop)
+}
+
+/// `INSERT INTO bridge_messages` of `rows` messages, their values from parameter `$first`
+/// on, for [`bind_messages`] to bind; a statement may begin with a query of its own.
+pub fn messages_insert(rows: usize, first: usize) -> String {
     const COLUMNS: usize = 10;
     let values: Vec<String> =
-        (0..rows.len()).map(|n| format!("({})", crate::db::placeholders(1 + n * COLUMNS, COLUMNS))).collect();
-    let mut insert = sqlx::query(sqlx::AssertSqlSafe(format!(
+        (0..rows).map(|n| format!("({})", crate::db::placeholders(first + n * COLUMNS, COLUMNS))).collect();
+    format!(
         "INSERT INTO bridge_messages (event_id, room_id, account_id, chat_id, network_id, direction, sender,
                                       created_at, bridged_ms, read_at)
          VALUES {}",
         values.join(", ")
-    )));
+    )
+}
+
+/// Binds the values of [`messages_insert`], after whatever `query` bound before them.
+pub fn bind_messages<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    rows: &'q [MessageRow],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let (now, now_ms) = (now(), crate::db::now_ms());
     for row in rows {
-        insert = insert
+        query = query
             .bind(&row.event_id)
             .bind(&row.room_id)
             .bind(&row.account_id)
@@ -235,7 +249,7 @@ pub async fn insert_messages_in(conn: &mut sqlx::AnyConnection, rows: &[MessageR
             // Only a received message waits to be read.
             .bind((row.direction != "in" || row.sender.is_none()).then_some(now));
     }
-    insert.execute(conn).await.map(drop)
+    query
 }
 
 /// When the message behind `event_id` was bridged, in unix milliseconds (none for a
