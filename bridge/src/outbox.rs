@@ -333,9 +333,9 @@ fn spawn_reporter(core: Arc<Core>) {
     });
 }
 
-/// How many sends are recorded in one transaction at most, and how long the first of them
-/// waits for others: recording each alone cost its lane four round trips to the database,
-/// and under load sends come in bursts (the homeserver answers a room's events in batches).
+/// How many sends are recorded together at most, and how long the first of them waits for
+/// others: recording each alone cost its lane a round trip to the database per send, and
+/// under load sends come in bursts (the homeserver answers a room's events in batches).
 /// A crash before the record sends them again under the same ids, which recipients drop.
 const RECORD_BATCH: usize = 32;
 const RECORD_WAIT: Duration = Duration::from_millis(10);
