@@ -50,9 +50,17 @@ pub fn notify<S: AsRef<str>>(db: &Db, channel: &'static str, subjects: &[S]) {
         let local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
         local.iter().filter(|l| l.channel == channel).map(|l| l.on.clone()).collect()
     };
-    // Every local listener hears every subject, whether or not another one owns it.
-    let elsewhere: Vec<&str> =
-        subjects.iter().map(AsRef::as_ref).filter(|subject| on.iter().filter(|on| on(subject)).count() == 0).collect();
+    let mut elsewhere: Vec<&str> = Vec::new();
+    for subject in subjects.iter().map(AsRef::as_ref) {
+        // Every local listener hears every subject, whether or not another one owns it.
+        let mut owned = false;
+        for on in &on {
+            owned |= on(subject);
+        }
+        if !owned {
+            elsewhere.push(subject);
+        }
+    }
     if db.dialect != Dialect::Postgres || elsewhere.is_empty() {
         return;
     }
@@ -101,9 +109,9 @@ pub fn listen(db: &Db, channel: &'static str, on: OnNotice) {
                         while let Ok(notice) = listener.recv().await {
                             let (from, subjects) = notice.payload().split_once(':').unwrap_or(("", notice.payload()));
                             if from != PROCESS.as_str() {
-                                subjects.split('\n').for_each(|subject| {
+                                for subject in subjects.split('\n') {
                                     on(subject);
-                                });
+                                }
                             }
                         }
                     }
