@@ -62,8 +62,9 @@ for db in $(psql "$pg" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 
   psql "$pg" -qc "DROP DATABASE IF EXISTS $db" >/dev/null
 done
 log "store tests on PostgreSQL ($pg)"
-# The device leases' SQL, with processes racing for devices (bridge/src/lease.rs).
-MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --lib -- lease::
+# The device leases' SQL, with processes racing for devices (bridge/src/lease.rs), and the
+# wake-ups between processes (bridge/src/wake.rs).
+MXGATE_TEST_POSTGRES="$pg" quiet_test cargo test -q --workspace --lib -- lease:: wake::
 # The paced story (80 sends outliving Synapse's 60 s push) tests timing against Synapse, not the
 # store, and takes 90 s: it runs on SQLite only; the send queue's SQL runs here in every send story.
 # --workspace, as above: the same feature set, so the PostgreSQL pass reuses the SQLite pass's

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::{AnyPool, ConnectOptions, Connection};
 
 use crate::secret::Secret;
 
@@ -41,6 +41,9 @@ pub struct Db {
     pub listen_url: Option<Secret>,
 }
 
+/// How long a pooled connection may sit idle before it is tested when handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 impl Db {
     /// Connects without migrating; `migrate` is a separate, explicit step.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
@@ -64,6 +67,19 @@ impl Db {
                 Dialect::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: a second round trip per
+            // query. Only one idle long enough to have been dropped by the server (or a
+            // proxy) is tested; a connection that breaks in use fails its query, which every
+            // caller here retries or reports.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {

@@ -11,12 +11,15 @@
 //! waiting for it, not every request waiting for a send. Several subjects go in one
 //! `NOTIFY`, so a batch of finished sends costs one round trip.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
+use tokio::sync::watch;
 
 use crate::db::{Db, Dialect};
+use crate::secret::Secret;
 
 /// A send was queued for a device another process may run (`outbox`).
 pub const SEND_QUEUED: &str = "mxgate_send_queued";
@@ -94,39 +97,134 @@ fn payloads<S: AsRef<str>>(subjects: &[S]) -> Vec<String> {
     payloads
 }
 
+/// This process's listening connection to each database (by URL), told of every
+/// listener added. One connection listens on every channel: PostgreSQL wakes each
+/// listening backend of the database for every `NOTIFY`, whatever its channel, so a
+/// connection per channel made each notification wake twice as many.
+static LISTENING: LazyLock<Mutex<HashMap<String, watch::Sender<Vec<Local>>>>> = LazyLock::new(Mutex::default);
+
 /// Calls `on` with the subject of each notification of `channel`, for as long as the
 /// process runs.
 pub fn listen(db: &Db, channel: &'static str, on: OnNotice) {
     LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push(Local { channel, on: on.clone() });
     let Some(url) = db.listen_url.clone() else { return };
-    tokio::spawn(async move {
-        for attempt in 1_i64.. {
-            match PgListener::connect(url.expose()).await {
-                Ok(mut listener) => match listener.listen(channel).await {
-                    Ok(()) => {
-                        // recv reconnects by itself after a lost connection; an error is not
-                        // worth more than a fresh listener.
-                        while let Ok(notice) = listener.recv().await {
-                            let (from, subjects) = notice.payload().split_once(':').unwrap_or(("", notice.payload()));
-                            if from != PROCESS.as_str() {
-                                for subject in subjects.split('\n') {
-                                    on(subject);
-                                }
-                            }
-                        }
-                    }
-                    Err(error) => tracing::warn!(channel, error = %error, "cannot listen; polling only"),
-                },
-                Err(error) => tracing::warn!(channel, error = %error, "cannot connect to listen; polling only"),
+    let mut listening = LISTENING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(listeners) = listening.get(url.expose()) {
+        listeners.send_modify(|listeners| listeners.push(Local { channel, on }));
+        return;
+    }
+    let (listeners, added) = watch::channel(vec![Local { channel, on }]);
+    listening.insert(url.expose().to_owned(), listeners);
+    tokio::spawn(receive(url, added));
+}
+
+/// Hands each notification to the listeners of its channel, for as long as the process
+/// runs; listens again, with every channel, when a listener is added (at start-up).
+async fn receive(url: Secret, mut listeners: watch::Receiver<Vec<Local>>) {
+    let mut failures = 0;
+    loop {
+        let mut channels: Vec<&'static str> = listeners.borrow_and_update().iter().map(|l| l.channel).collect();
+        channels.sort_unstable();
+        channels.dedup();
+        let listening = match PgListener::connect(url.expose()).await {
+            Ok(mut listener) => listener.listen_all(channels).await.map(|()| listener),
+            Err(error) => Err(error),
+        };
+        let stopped = match listening {
+            Ok(listener) => {
+                failures = 0;
+                hand_over(listener, &mut listeners).await
             }
-            tokio::time::sleep(Duration::from_millis(crate::queue::backoff_ms(attempt) as u64)).await;
+            Err(error) => Stopped::Failed(error),
+        };
+        match stopped {
+            Stopped::Added => {}
+            Stopped::Failed(error) => {
+                tracing::warn!(error = %error, "cannot listen for other processes' notifications; polling only");
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(crate::queue::backoff_ms(failures) as u64)).await;
+            }
+            Stopped::Closed => return,
         }
-    });
+    }
+}
+
+/// Why a listening connection was given up.
+enum Stopped {
+    /// A listener was added, perhaps on a channel not listened to yet.
+    Added,
+    /// The connection failed; `recv` reconnects by itself after a lost connection, so an
+    /// error is not worth more than a fresh connection.
+    Failed(sqlx::Error),
+    /// The registry is gone.
+    Closed,
+}
+
+async fn hand_over(mut listener: PgListener, listeners: &mut watch::Receiver<Vec<Local>>) -> Stopped {
+    loop {
+        // The connection is dropped with a read cut short, never read from again.
+        let notice = tokio::select! {
+            added = listeners.changed() => return if added.is_ok() { Stopped::Added } else { Stopped::Closed },
+            notice = listener.recv() => notice,
+        };
+        let notice = match notice {
+            Ok(notice) => notice,
+            Err(error) => return Stopped::Failed(error),
+        };
+        let (from, subjects) = notice.payload().split_once(':').unwrap_or(("", notice.payload()));
+        if from == PROCESS.as_str() {
+            continue;
+        }
+        let on: Vec<OnNotice> =
+            listeners.borrow().iter().filter(|l| l.channel == notice.channel()).map(|l| l.on.clone()).collect();
+        for subject in subjects.split('\n') {
+            for on in &on {
+                on(subject);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On PostgreSQL only (the PostgreSQL pass of `make test` runs it): SQLite has no
+    /// other process to hear from.
+    #[tokio::test]
+    async fn one_connection_hears_each_channel_from_other_processes_only() {
+        let Ok(server) = std::env::var("MXGATE_TEST_POSTGRES") else { return };
+        let db = Db::connect(&server).await.unwrap();
+        let heard: Arc<Mutex<Vec<(&'static str, String)>>> = Arc::default();
+        let channels = ["mxgate_test_wake_a", "mxgate_test_wake_b"];
+        for channel in channels {
+            let heard = heard.clone();
+            let on = move |subject: &str| {
+                heard.lock().unwrap().push((channel, subject.to_owned()));
+                false
+            };
+            listen(&db, channel, Arc::new(on));
+        }
+        let say = |channel: &'static str, payload: String| {
+            sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(&db.pool)
+        };
+        // What is said before the connection listens is lost, so the other process says it
+        // again until it is heard; this process's own notification goes first each time.
+        let last = (channels[1], "last".to_owned());
+        for _ in 0..600 {
+            if heard.lock().unwrap().contains(&last) {
+                break;
+            }
+            say(channels[0], format!("{}:mine", *PROCESS)).await.unwrap();
+            say(channels[0], "other:one\ntwo".into()).await.unwrap();
+            say(channels[1], "other:last".into()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let heard = heard.lock().unwrap().clone();
+        let expected = [(channels[0], "one".to_owned()), (channels[0], "two".to_owned()), last];
+        assert!(heard.iter().all(|h| expected.contains(h)), "{heard:?}");
+        assert!(expected.iter().all(|e| heard.contains(e)), "{heard:?}");
+    }
 
     #[test]
     fn many_subjects_share_a_payload_until_it_is_full() {

@@ -28,15 +28,17 @@ pub fn status_id(event_id: &str) -> String {
     format!("send-status:{event_id}")
 }
 
-/// Follows `event_id`, sent by `identity`, until it ends.
-pub async fn remember(db: &Db, identity: &str, event_id: &str) -> Result<(), sqlx::Error> {
+/// Follows `event_id`, sent by `identity`, until it ends; its end wakes this process's
+/// pass.
+pub async fn remember(state: &AppState, identity: &str, event_id: &str) -> Result<(), sqlx::Error> {
+    state.send_statuses.gave_up(event_id);
     sqlx::query(
         "INSERT INTO pending_sends (event_id, identity, created_at) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(event_id)
     .bind(identity)
     .bind(crate::db::now())
-    .execute(&db.pool)
+    .execute(&state.db.pool)
     .await
     .map(drop)
 }
@@ -82,7 +84,7 @@ async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
         .bind(crate::db::now() - FOLLOW_SECS)
         .execute(&db.pool)
         .await?;
-    let mut queued = 0;
+    let mut queued = Vec::new();
     for (event_id, identity) in followed(db).await? {
         let Some(finished) = outbox::finished(db, &event_id).await? else { continue };
         let is_direct = bridge_store::portal_by_room(db, &finished.room_id).await?.is_some_and(|p| p.is_direct);
@@ -107,7 +109,8 @@ async fn pass(state: &AppState) -> Result<usize, sqlx::Error> {
         let event = Event { identity: &identity, event_id: &id, kind: EventType::MessageStatus, payload };
         delivery::enqueue(db, event).await?;
         sqlx::query("DELETE FROM pending_sends WHERE event_id = $1").bind(&event_id).execute(&db.pool).await?;
-        queued += 1;
+        queued.push(event_id);
     }
-    Ok(queued)
+    state.send_statuses.reported(queued.iter().map(String::as_str), Duration::from_secs(FOLLOW_SECS as u64));
+    Ok(queued.len())
 }

@@ -360,7 +360,7 @@ pub async fn queue_and_wait(
         }
         Some(SendStatus::Failed { reason }) => Outcome { status: "failed", message_id: None, error: Some(reason) },
         None => {
-            if let Err(error) = super::late::remember(&state.db, user.as_str(), event_id.as_str()).await {
+            if let Err(error) = super::late::remember(state, user.as_str(), event_id.as_str()).await {
                 tracing::warn!(event = %event_id, error = %error, "a pending send's late status will not be reported");
             }
             let error = Some("WhatsApp has not confirmed the message yet".to_owned());

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mxgate_bridge::outbox::{self, Notice, Outcome};
 use mxgate_bridge::wake;
@@ -29,8 +29,13 @@ impl From<Outcome> for SendStatus {
 /// event and no homeserver push is needed for it.
 #[derive(Default)]
 pub struct SendStatuses {
-    /// Woken when any send finishes, in this process or (on PostgreSQL) any other.
+    /// Woken when a send that a request here gave up waiting for finishes, in this
+    /// process or (on PostgreSQL) any other.
     finished: Arc<Notify>,
+    /// The sends requests here gave up waiting for, until their late status is queued,
+    /// with when: only their end wakes the late-status pass. Woken for every finished
+    /// send, the pass read the database once per send in every process that heard of it.
+    given_up: Arc<Mutex<HashMap<String, Instant>>>,
     /// The requests waiting, by event id: a finished send wakes its own waiters only, so
     /// a send costs one read of the record however many others are waiting.
     waiting: Arc<Waiting>,
@@ -101,21 +106,38 @@ const POLL: Duration = Duration::from_millis(500);
 impl SendStatuses {
     /// Has waiting sends read the record as soon as any process finishes their send.
     pub fn listen(&self, db: &Db) {
-        let (finished, waiting) = (self.finished.clone(), self.waiting.clone());
+        let (finished, waiting, given_up) = (self.finished.clone(), self.waiting.clone(), self.given_up.clone());
         // A send whose request waits here needs no NOTIFY: it is woken directly. Another
         // request for the same event elsewhere (a retry with the same key) polls.
         let on = move |subject: &str| {
-            let here = waiting.wake(Notice::parse(subject));
-            finished.notify_waiters();
-            finished.notify_one();
-            here
+            let notice = Notice::parse(subject);
+            if lock(&given_up).contains_key(&notice.event_id) {
+                finished.notify_one();
+            }
+            waiting.wake(notice)
         };
         wake::listen(db, wake::SEND_FINISHED, Arc::new(on));
     }
 
-    /// Woken when any send finishes, for others that follow outcomes (late statuses).
+    /// Woken when a send given up on here finishes, for the late-status pass.
     pub fn finished(&self) -> Arc<Notify> {
         self.finished.clone()
+    }
+
+    /// Notes that the request waiting for `event_id` answered `pending`: its end wakes the
+    /// late-status pass.
+    pub fn gave_up(&self, event_id: &str) {
+        lock(&self.given_up).insert(event_id.to_owned(), Instant::now());
+    }
+
+    /// Forgets the sends whose late status is queued, and those followed longer than
+    /// `follow` (the pass has stopped following them).
+    pub fn reported<'a>(&self, event_ids: impl IntoIterator<Item = &'a str>, follow: Duration) {
+        let mut given_up = lock(&self.given_up);
+        for event_id in event_ids {
+            given_up.remove(event_id);
+        }
+        given_up.retain(|_, at| at.elapsed() < follow);
     }
 
     /// Starts following `event_id`'s send: from now on, its end wakes the returned place.
@@ -177,6 +199,10 @@ impl Place<'_> {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +248,23 @@ mod tests {
         assert!(other.waiter.wake.notified().now_or_never().is_none());
         drop((mine, again));
         assert_eq!(waiting.0.lock().unwrap().len(), 1, "a request that stopped waiting leaves no place behind");
+    }
+
+    #[tokio::test]
+    async fn only_the_end_of_a_send_given_up_on_wakes_the_late_pass() {
+        use futures::FutureExt;
+        let (db, _dir) = store().await;
+        let statuses = SendStatuses::default();
+        statuses.listen(&db);
+        let late_pass = statuses.finished();
+        statuses.gave_up("$late");
+        wake::notify(&db, wake::SEND_FINISHED, &["$answered 3EB0CC"]);
+        assert!(late_pass.notified().now_or_never().is_none(), "a send answered in time is not the pass's");
+        wake::notify(&db, wake::SEND_FINISHED, &["$late 3EB0DD"]);
+        assert!(late_pass.notified().now_or_never().is_some());
+        statuses.reported(["$late"], Duration::from_secs(3600));
+        wake::notify(&db, wake::SEND_FINISHED, &["$late 3EB0DD"]);
+        assert!(late_pass.notified().now_or_never().is_none(), "a reported send is forgotten");
     }
 
     #[tokio::test]
