@@ -4,6 +4,7 @@
 //! `BIGINT` unix seconds, `BOOLEAN`); only the migrations differ per dialect.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -11,6 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Connection};
 
 use crate::secret::Secret;
+use crate::wake::Listeners;
 
 static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -37,8 +39,10 @@ pub enum DbError {
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
-    /// PostgreSQL's URL, for the `LISTEN` connections of [`crate::wake`]; it may hold a password.
+    /// PostgreSQL's URL, for the `LISTEN` connection of [`crate::wake`]; it may hold a password.
     pub listen_url: Option<Secret>,
+    /// This process's listeners for wake-ups on this database.
+    pub listeners: Arc<Listeners>,
 }
 
 /// How long a pooled connection may sit idle before it is tested when handed out.
@@ -93,7 +97,7 @@ impl Db {
             .connect_with(options)
             .await?;
         let listen_url = (dialect == Dialect::Postgres).then(|| Secret::new(url));
-        Ok(Self { pool, dialect, listen_url })
+        Ok(Self { pool, dialect, listen_url, listeners: Arc::default() })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {

@@ -253,7 +253,7 @@ pub fn spawn_sender(core: Arc<Core>) {
     if core.config.message_status_events {
         spawn_reporter(core.clone());
     }
-    // Weak, as the registry of listeners outlives a bridge stopped in a test.
+    // Weak: the listeners live in the database handle, which the core holds.
     let here = Arc::downgrade(&core);
     // A device run here needs no NOTIFY: its lane is started directly.
     let on = move |account: &str| {

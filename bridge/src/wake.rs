@@ -11,7 +11,6 @@
 //! waiting for it, not every request waiting for a send. Several subjects go in one
 //! `NOTIFY`, so a batch of finished sends costs one round trip.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -38,8 +37,31 @@ struct Local {
     on: OnNotice,
 }
 
-/// This process's listeners.
-static LOCAL: Mutex<Vec<Local>> = Mutex::new(Vec::new());
+/// This process's listeners on one database, held by its [`Db`]: the ones notified
+/// directly, and on PostgreSQL the ones the listening task hands the other processes'
+/// notifications to, told of every listener added.
+pub struct Listeners {
+    local: watch::Sender<Vec<Local>>,
+    /// Held while the listening task is started, so that only one is.
+    starting: Mutex<()>,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        Self { local: watch::Sender::new(Vec::new()), starting: Mutex::default() }
+    }
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners").field("count", &self.local.borrow().len()).finish()
+    }
+}
+
+/// What the listeners of `channel` among `local` do.
+fn of(local: &[Local], channel: &str) -> Vec<OnNotice> {
+    local.iter().filter(|l| l.channel == channel).map(|l| l.on.clone()).collect()
+}
 
 /// Marks this process's own notifications, which its listeners have already had.
 static PROCESS: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string());
@@ -49,10 +71,7 @@ static PROCESS: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple(
 /// so the caller does not wait for a round trip its own work does not need. A subject
 /// holds no newline.
 pub fn notify<S: AsRef<str>>(db: &Db, channel: &'static str, subjects: &[S]) {
-    let on: Vec<OnNotice> = {
-        let local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
-        local.iter().filter(|l| l.channel == channel).map(|l| l.on.clone()).collect()
-    };
+    let on = of(&db.listeners.local.borrow(), channel);
     let mut elsewhere: Vec<&str> = Vec::new();
     for subject in subjects.iter().map(AsRef::as_ref) {
         // Every local listener hears every subject, whether or not another one owns it.
@@ -97,27 +116,20 @@ fn payloads<S: AsRef<str>>(subjects: &[S]) -> Vec<String> {
     payloads
 }
 
-/// This process's listening connection to each database (by URL), told of every
-/// listener added. One connection listens on every channel: PostgreSQL wakes each
-/// listening backend of the database for every `NOTIFY`, whatever its channel, so a
-/// connection per channel made each notification wake twice as many.
-static LISTENING: LazyLock<Mutex<HashMap<String, watch::Sender<Vec<Local>>>>> = LazyLock::new(Mutex::default);
-
-/// Calls `on` with the subject of each notification of `channel`, for as long as the
-/// process runs.
+/// Calls `on` with the subject of each notification of `channel` on `db`, for as long as
+/// the process runs. On PostgreSQL, one connection per process and database listens on
+/// every channel: PostgreSQL wakes each listening backend of the database for every
+/// `NOTIFY`, whatever its channel, so a connection per channel made each notification wake
+/// twice as many.
 pub fn listen(db: &Db, channel: &'static str, on: OnNotice) {
-    LOCAL.lock().unwrap_or_else(|e| e.into_inner()).push(Local { channel, on: on.clone() });
+    let listeners = &db.listeners;
+    listeners.local.send_modify(|local| local.push(Local { channel, on }));
     let Some(url) = db.listen_url.clone() else { return };
-    let mut listening = LISTENING.lock().unwrap_or_else(|e| e.into_inner());
-    // A closed registry's task ended with the runtime it ran on (a test's); its listeners
-    // went with it.
-    if let Some(listeners) = listening.get(url.expose()).filter(|l| !l.is_closed()) {
-        listeners.send_modify(|listeners| listeners.push(Local { channel, on }));
-        return;
+    let _starting = listeners.starting.lock().unwrap_or_else(|e| e.into_inner());
+    // Started with the first listener; again if the runtime it ran on ended (a test's).
+    if listeners.local.receiver_count() == 0 {
+        tokio::spawn(receive(url, listeners.local.subscribe()));
     }
-    let (listeners, added) = watch::channel(vec![Local { channel, on }]);
-    listening.insert(url.expose().to_owned(), listeners);
-    tokio::spawn(receive(url, added));
 }
 
 /// Hands each notification to the listeners of its channel, for as long as the process
@@ -177,8 +189,7 @@ async fn hand_over(mut listener: PgListener, listeners: &mut watch::Receiver<Vec
         if from == PROCESS.as_str() {
             continue;
         }
-        let on: Vec<OnNotice> =
-            listeners.borrow().iter().filter(|l| l.channel == notice.channel()).map(|l| l.on.clone()).collect();
+        let on = of(&listeners.borrow(), notice.channel());
         for subject in subjects.split('\n') {
             for on in &on {
                 on(subject);
