@@ -155,8 +155,11 @@ where
 
 /// How many turns each side of [`in_turns`] gets, and how long each runs: Synapse answers
 /// a room's sends in batches (16 every 250–300 ms here), so a turn of 1 s held three or
-/// four batches, and where a turn cut one moved a ratio by several percent.
-const TURNS: usize = 5;
+/// four batches, and where a turn cut one moved a ratio by several percent. Synapse's CPU
+/// per event still moves by 3–6 % from one turn to the next, so the ratios that sit near
+/// their targets moved by as much from run to run with five turns a side; ten narrow that
+/// spread by about 30 % (1/√2).
+const TURNS: usize = 10;
 const TURN: Duration = Duration::from_secs(4);
 
 /// A figure and its baseline measured in turns (`TURNS` of `TURN` each per side),
