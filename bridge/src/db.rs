@@ -39,10 +39,8 @@ pub enum DbError {
 pub struct Db {
     pub pool: AnyPool,
     pub dialect: Dialect,
-    /// PostgreSQL's URL, for the `LISTEN` connection of [`crate::wake`]; it may hold a password.
-    pub listen_url: Option<Secret>,
     /// This process's listeners for wake-ups on this database.
-    pub listeners: Arc<Listeners>,
+    pub(crate) listeners: Arc<Listeners>,
 }
 
 /// How long a pooled connection may sit idle before it is tested when handed out.
@@ -97,7 +95,7 @@ impl Db {
             .connect_with(options)
             .await?;
         let listen_url = (dialect == Dialect::Postgres).then(|| Secret::new(url));
-        Ok(Self { pool, dialect, listen_url, listeners: Arc::default() })
+        Ok(Self { pool, dialect, listeners: Arc::new(Listeners::new(listen_url)) })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {

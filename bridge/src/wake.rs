@@ -42,13 +42,16 @@ struct Local {
 /// notifications to, told of every listener added.
 pub struct Listeners {
     local: watch::Sender<Vec<Local>>,
+    /// PostgreSQL's URL, for the listening task's connection; it may hold a password.
+    url: Option<Secret>,
     /// Held while the listening task is started, so that only one is.
     starting: Mutex<()>,
 }
 
-impl Default for Listeners {
-    fn default() -> Self {
-        Self { local: watch::Sender::new(Vec::new()), starting: Mutex::default() }
+impl Listeners {
+    /// Listeners on the database at `url` if it is PostgreSQL's; local ones only if not.
+    pub(crate) fn new(url: Option<Secret>) -> Self {
+        Self { local: watch::Sender::new(Vec::new()), url, starting: Mutex::default() }
     }
 }
 
@@ -124,7 +127,7 @@ fn payloads<S: AsRef<str>>(subjects: &[S]) -> Vec<String> {
 pub fn listen(db: &Db, channel: &'static str, on: OnNotice) {
     let listeners = &db.listeners;
     listeners.local.send_modify(|local| local.push(Local { channel, on }));
-    let Some(url) = db.listen_url.clone() else { return };
+    let Some(url) = listeners.url.clone() else { return };
     let _starting = listeners.starting.lock().unwrap_or_else(|e| e.into_inner());
     // Started with the first listener; again if the runtime it ran on ended (a test's).
     if listeners.local.receiver_count() == 0 {
